@@ -1,0 +1,41 @@
+/** What an extent holds: bytes to copy, or a range that reads as zeroes. */
+export type ExtentKind = 'data' | 'zero';
+
+/** A byte range of a disk. Offsets and lengths are in bytes. */
+export interface Extent {
+  offset: number;
+  length: number;
+  kind: ExtentKind;
+}
+
+/** A degraded mode a reader or connector fell into, reported instead of hidden. */
+export interface SyncWarning {
+  /** e.g. `hash-diff` (no change tracking), `cbt-reset` (full sync instead of incremental). */
+  code: string;
+  message: string;
+}
+
+export interface ReadOptions {
+  signal?: AbortSignal;
+}
+
+/**
+ * One disk at one snapshot, optionally relative to a base snapshot: the
+ * nbdkit-plugin shape (size, extents, pread) in TypeScript. Spec v1.
+ */
+export interface ChangedBlockReader {
+  /** Virtual size of the disk in bytes. */
+  readonly diskSize: number;
+  /** The platform's block size in bytes (512 KiB on EBS, 4 MiB objects on Ceph, 512 on CBT...). */
+  readonly granularity: number;
+  /** Degraded modes this reader runs in (empty when none). */
+  readonly warnings?: readonly SyncWarning[];
+  /**
+   * Sorted, non-overlapping extents within `[0, diskSize)`: everything allocated
+   * for a full read, only what changed since the base for an incremental one.
+   */
+  extents(options?: ReadOptions): AsyncIterable<Extent>;
+  /** The bytes of `[offset, offset + length)`; always exactly `length` bytes. */
+  read(offset: number, length: number, options?: ReadOptions): Promise<Uint8Array>;
+  close(): Promise<void>;
+}

@@ -1,0 +1,19 @@
+export interface SinkWriteOptions {
+  signal?: AbortSignal;
+}
+
+/** Where the transfer engine writes a disk: a raw image file, a block device, an NBD export. Spec v1. */
+export interface BlockSink {
+  /** The target's size in bytes, when it is fixed (block devices, NBD exports). */
+  readonly size?: number;
+  /** Called once before the first write with the source disk's size. */
+  open?(diskSize: number): Promise<void>;
+  write(offset: number, data: Uint8Array, options?: SinkWriteOptions): Promise<void>;
+  /** Makes `[offset, offset + length)` read as zeroes, leaving a hole where the target can. */
+  writeZeroes(offset: number, length: number, options?: SinkWriteOptions): Promise<void>;
+  /** Reads back what was written (for verification); optional. */
+  read?(offset: number, length: number, options?: SinkWriteOptions): Promise<Uint8Array>;
+  /** Makes everything written so far durable. */
+  flush(): Promise<void>;
+  close(): Promise<void>;
+}

@@ -1,0 +1,171 @@
+import type { z } from 'zod';
+import { collectSecrets, Redactor } from './config/redact.js';
+import { parseConfig } from './config/parse-config.js';
+import type {
+  ConnectorCapabilities,
+  ConnectorContext,
+  ConnectorSession,
+  NetworkRequirement,
+  SourceConnector,
+  SpecVersion,
+} from './contracts/connector.js';
+import { SUPPORTED_SPEC_VERSIONS } from './contracts/connector.js';
+import type { Logger } from './contracts/logger.js';
+import type { ChangedBlockReader, Extent } from './contracts/reader.js';
+import { SyncproxyError } from './errors/syncproxy-error.js';
+import { redactingLogger, silentLogger } from './logger.js';
+
+/** The context a connector's own `connect` receives: always a logger, and the session's redactor. */
+export interface ResolvedConnectorContext extends ConnectorContext {
+  logger: Logger;
+  /** Knows this config's secrets; use it for anything built from platform answers. */
+  redactor: Redactor;
+}
+
+/** What a connector author writes; {@link defineConnector} turns it into a {@link SourceConnector}. */
+export interface ConnectorDefinition<Config> {
+  id: string;
+  displayName: string;
+  /** The connector package's version. */
+  version: string;
+  /** Defaults to `'v1'`. */
+  specVersion?: SpecVersion;
+  configSchema: z.ZodType<Config>;
+  /** Defaults: `hash` change tracking, no multi-disk snapshots, no mounts, no quiescing. */
+  capabilities?: Partial<ConnectorCapabilities>;
+  networkRequirements?(config: Config): NetworkRequirement[];
+  /** Receives the parsed config; errors it throws are redacted and mapped for you. */
+  connect(config: Config, context: ResolvedConnectorContext): Promise<ConnectorSession>;
+}
+
+const ID_PATTERN = /^[a-z][a-z0-9-]{1,47}$/;
+
+const DEFAULT_CAPABILITIES: ConnectorCapabilities = {
+  changeTracking: 'hash',
+  consistentMultiDiskSnapshot: false,
+  mountsDisks: false,
+  quiescedSnapshots: false,
+};
+
+/**
+ * Makes a connector from its definition. It earns its place:
+ * - validates the definition (id, version, schema, spec version) and fills capability defaults;
+ * - parses the config in `connect()` into typed `config` errors that name the fields;
+ * - wraps the session (and its readers) so every error is a SyncproxyError with
+ *   the platform stamped and no secret of the config in its message, stack,
+ *   cause chain or JSON; the logger handed to the connector redacts too.
+ */
+export function defineConnector<Config>(definition: ConnectorDefinition<Config>): SourceConnector<Config> {
+  validateDefinition(definition);
+  const { id } = definition;
+  const capabilities = Object.freeze({ ...DEFAULT_CAPABILITIES, ...definition.capabilities });
+  const connector: SourceConnector<Config> = {
+    id,
+    displayName: definition.displayName,
+    specVersion: definition.specVersion ?? 'v1',
+    version: definition.version,
+    configSchema: definition.configSchema,
+    capabilities,
+    networkRequirements(config: Config): NetworkRequirement[] {
+      return definition.networkRequirements?.(config) ?? [];
+    },
+    async connect(input: unknown, context: ConnectorContext = {}): Promise<ConnectorSession> {
+      const config = parseConfig(definition.configSchema, input, `${id} config`);
+      const redactor = new Redactor(collectSecrets(definition.configSchema, config));
+      const logger = redactingLogger(context.logger ?? silentLogger, redactor);
+      const guard = errorGuard(id, redactor);
+      const session = await guard('connect', () => definition.connect(config, { ...context, logger, redactor }));
+      return wrapSession(session, guard);
+    },
+  };
+  return Object.freeze(connector);
+}
+
+function validateDefinition(definition: ConnectorDefinition<unknown>): void {
+  const problems: string[] = [];
+  if (typeof definition?.id !== 'string' || !ID_PATTERN.test(definition.id)) {
+    problems.push(`id must match ${ID_PATTERN} (got ${JSON.stringify(definition?.id)})`);
+  }
+  if (typeof definition?.displayName !== 'string' || definition.displayName.trim() === '') {
+    problems.push('displayName must be a non-empty string');
+  }
+  if (typeof definition?.version !== 'string' || !/^\d+\.\d+\.\d+/.test(definition.version)) {
+    problems.push('version must be a semver string');
+  }
+  const schema = definition?.configSchema as { safeParse?: unknown } | undefined;
+  if (typeof schema?.safeParse !== 'function') problems.push('configSchema must be a zod schema');
+  if (typeof definition?.connect !== 'function') problems.push('connect must be a function');
+  if (problems.length > 0) {
+    throw new SyncproxyError(`invalid connector definition: ${problems.join('; ')}`, {
+      code: 'config',
+      retryable: false,
+    });
+  }
+  const spec = definition.specVersion ?? 'v1';
+  if (!(SUPPORTED_SPEC_VERSIONS as readonly string[]).includes(spec)) {
+    throw new SyncproxyError(
+      `connector ${definition.id} targets spec ${spec}, which this core does not support (supported: ${SUPPORTED_SPEC_VERSIONS.join(', ')})`,
+      { code: 'unsupported', retryable: false },
+    );
+  }
+}
+
+type Guard = <T>(operation: string, run: () => Promise<T>) => Promise<T>;
+
+function errorGuard(platform: string, redactor: Redactor): Guard {
+  return async (operation, run) => {
+    try {
+      return await run();
+    } catch (error) {
+      const mapped = redactor.error(error, { operation, platform });
+      if (mapped.platform === undefined) Object.defineProperty(mapped, 'platform', { value: platform });
+      throw mapped;
+    }
+  };
+}
+
+function wrapSession(session: ConnectorSession, guard: Guard): ConnectorSession {
+  return {
+    get warnings() {
+      return session.warnings;
+    },
+    verify: () => guard('verify', () => session.verify()),
+    listHosts: () => guard('listHosts', () => session.listHosts()),
+    prechecks: (host) => guard('prechecks', () => session.prechecks(host)),
+    createSnapshot: (host, options) => guard('createSnapshot', () => session.createSnapshot(host, options)),
+    deleteSnapshot: (snapshot) => guard('deleteSnapshot', () => session.deleteSnapshot(snapshot)),
+    openReader: async (disk, options) =>
+      wrapReader(await guard('openReader', () => session.openReader(disk, options)), guard),
+    close: () => guard('close', () => session.close()),
+  };
+}
+
+function wrapReader(reader: ChangedBlockReader, guard: Guard): ChangedBlockReader {
+  return {
+    get diskSize() {
+      return reader.diskSize;
+    },
+    get granularity() {
+      return reader.granularity;
+    },
+    get warnings() {
+      return reader.warnings;
+    },
+    extents: (options) => guardIterable(reader.extents(options), guard),
+    read: (offset, length, options) => guard('read', () => reader.read(offset, length, options)),
+    close: () => guard('closeReader', () => reader.close()),
+  };
+}
+
+async function* guardIterable(source: AsyncIterable<Extent>, guard: Guard): AsyncGenerator<Extent> {
+  const iterator = source[Symbol.asyncIterator]();
+  try {
+    while (true) {
+      const next = await guard('extents', () => iterator.next());
+      if (next.done) return;
+      yield next.value;
+    }
+  } finally {
+    await iterator.return?.();
+  }
+}

@@ -1,0 +1,107 @@
+const MARKER = Symbol.for('@syncproxy/core/SyncproxyError');
+
+/**
+ * Every error code the SDK raises. Connectors pick the code that says what the
+ * caller should do next; `retryable` says whether trying again may help.
+ */
+export type ErrorCode =
+  | 'config'
+  | 'auth'
+  | 'permission'
+  | 'not-found'
+  | 'throttled'
+  | 'conflict'
+  | 'network'
+  | 'timeout'
+  | 'tls'
+  | 'integrity'
+  | 'unsupported'
+  | 'aborted'
+  | 'platform'
+  | 'protocol'
+  | 'io'
+  | 'no-capacity'
+  | 'cbt-reset'
+  | 'internal';
+
+/** Codes that are worth retrying unless a thrower says otherwise. */
+const RETRYABLE_BY_DEFAULT: ReadonlySet<ErrorCode> = new Set(['throttled', 'network', 'timeout']);
+
+export interface SyncproxyErrorOptions {
+  code: ErrorCode;
+  /** Defaults to true for throttled, network and timeout; false otherwise. */
+  retryable?: boolean;
+  /** Connector id of the platform involved, when there is one. */
+  platform?: string;
+  cause?: unknown;
+  /** Structured, secret-free facts for logs and programs (ids, counts, offsets). */
+  details?: Record<string, unknown>;
+}
+
+/** The JSON form of a {@link SyncproxyError}: what a product may store or send. */
+export interface SyncproxyErrorJson {
+  name: string;
+  code: ErrorCode;
+  message: string;
+  retryable: boolean;
+  platform?: string;
+  details?: Record<string, unknown>;
+  cause?: unknown;
+}
+
+/**
+ * The one error type the SDK throws. Recognise it with
+ * {@link SyncproxyError.isInstance}, which works across copies of the package.
+ */
+export class SyncproxyError extends Error {
+  readonly code: ErrorCode;
+  readonly retryable: boolean;
+  readonly platform: string | undefined;
+  readonly details: Record<string, unknown> | undefined;
+
+  constructor(message: string, options: SyncproxyErrorOptions) {
+    super(message, options.cause === undefined ? undefined : { cause: options.cause });
+    this.name = 'SyncproxyError';
+    this.code = options.code;
+    this.retryable = options.retryable ?? RETRYABLE_BY_DEFAULT.has(options.code);
+    this.platform = options.platform;
+    this.details = options.details;
+    Object.defineProperty(this, MARKER, { value: true });
+  }
+
+  /** True for any SyncproxyError, whichever copy of `@syncproxy/core` made it. */
+  static isInstance(value: unknown): value is SyncproxyError {
+    return typeof value === 'object' && value !== null && (value as Record<symbol, unknown>)[MARKER] === true;
+  }
+
+  /** True when `value` is a SyncproxyError with one of `codes`. */
+  static hasCode(value: unknown, ...codes: ErrorCode[]): value is SyncproxyError {
+    return SyncproxyError.isInstance(value) && codes.includes(value.code);
+  }
+
+  toJSON(): SyncproxyErrorJson {
+    const json: SyncproxyErrorJson = {
+      name: this.name,
+      code: this.code,
+      message: this.message,
+      retryable: this.retryable,
+    };
+    if (this.platform !== undefined) json.platform = this.platform;
+    if (this.details !== undefined) json.details = this.details;
+    if (this.cause !== undefined) json.cause = causeToJson(this.cause);
+    return json;
+  }
+}
+
+function causeToJson(cause: unknown, depth = 0): unknown {
+  if (depth > 8) return '[cause chain truncated]';
+  if (SyncproxyError.isInstance(cause)) return cause.toJSON();
+  if (cause instanceof Error) {
+    const out: Record<string, unknown> = { name: cause.name, message: cause.message };
+    const code = (cause as { code?: unknown }).code;
+    if (typeof code === 'string' || typeof code === 'number') out.code = code;
+    if (cause.cause !== undefined) out.cause = causeToJson(cause.cause, depth + 1);
+    return out;
+  }
+  return typeof cause === 'string' ? cause : String(cause);
+}

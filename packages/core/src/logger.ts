@@ -1,0 +1,35 @@
+import type { LogFields, Logger } from './contracts/logger.js';
+import type { Redactor } from './config/redact.js';
+
+/** A logger that writes nothing. */
+export const silentLogger: Logger = Object.freeze({
+  debug() {},
+  info() {},
+  warn() {},
+  error() {},
+});
+
+const LEVELS = ['debug', 'info', 'warn', 'error'] as const;
+export type LogLevel = (typeof LEVELS)[number];
+
+/** A logger writing one JSON line per entry to stderr (or `write`), at `level` and above. */
+export function createJsonLogger(options: { level?: LogLevel; write?: (line: string) => void } = {}): Logger {
+  const min = LEVELS.indexOf(options.level ?? 'info');
+  const write = options.write ?? ((line: string) => process.stderr.write(`${line}\n`));
+  const at =
+    (level: LogLevel) =>
+    (message: string, fields?: LogFields): void => {
+      if (LEVELS.indexOf(level) < min) return;
+      write(JSON.stringify({ time: new Date().toISOString(), level, message, ...fields }));
+    };
+  return { debug: at('debug'), info: at('info'), warn: at('warn'), error: at('error') };
+}
+
+/** Wraps a logger so that no message or field it receives carries a secret. */
+export function redactingLogger(logger: Logger, redactor: Redactor): Logger {
+  const at =
+    (level: LogLevel) =>
+    (message: string, fields?: LogFields): void =>
+      logger[level](redactor.text(message), fields === undefined ? undefined : redactor.value(fields));
+  return { debug: at('debug'), info: at('info'), warn: at('warn'), error: at('error') };
+}
