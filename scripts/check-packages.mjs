@@ -7,7 +7,9 @@ import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
 const root = join(dirname(fileURLToPath(import.meta.url)), '..');
-const dirs = readdirSync(join(root, 'packages')).filter((d) => existsSync(join(root, 'packages', d, 'package.json')));
+const dirs = readdirSync(join(root, 'packages')).filter((d) =>
+  existsSync(join(root, 'packages', d, 'package.json')),
+);
 const problems = [];
 const bin = (name) => join(root, 'node_modules', '.bin', name);
 
@@ -21,10 +23,12 @@ for (const dir of dirs) {
     if (!pkg.files?.includes(f)) problems.push(`${where}: files must include ${f}`);
   }
   const dot = pkg.exports?.['.'];
-  if (!dot?.import?.types || !dot?.require?.types) problems.push(`${where}: exports["."] needs import/require with types`);
+  if (!dot?.import?.types || !dot?.require?.types)
+    problems.push(`${where}: exports["."] needs import/require with types`);
   if (dir.startsWith('connector-')) {
     if (!pkg.exports?.['./mock']) problems.push(`${where}: connectors export "./mock"`);
-    if (!pkg.peerDependencies?.['@syncproxy/core']) problems.push(`${where}: @syncproxy/core must be a peer dependency`);
+    if (!pkg.peerDependencies?.['@syncproxy/core'])
+      problems.push(`${where}: @syncproxy/core must be a peer dependency`);
   }
   const readme = existsSync(join(abs, 'README.md')) ? readFileSync(join(abs, 'README.md'), 'utf8') : '';
   for (const section of ['## Install', '## Example']) {

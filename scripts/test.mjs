@@ -14,7 +14,9 @@ const setup = join(root, 'scripts', 'setup-system.sh');
 if (existsSync(setup) && !args.includes('--no-setup')) {
   const r = spawnSync('bash', [setup], { stdio: 'inherit', cwd: root });
   if (r.status !== 0) {
-    console.error(`scripts/setup-system.sh failed (exit ${r.status}): the tests that need system software cannot run`);
+    console.error(
+      `scripts/setup-system.sh failed (exit ${r.status}): the tests that need system software cannot run`,
+    );
     process.exit(r.status ?? 1);
   }
 }

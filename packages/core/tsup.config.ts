@@ -2,4 +2,6 @@ import { defineConfig } from 'tsup';
 import { packageConfig } from '../../tsup.base.js';
 
 // p-limit is ESM-only; bundling it keeps the CJS build loadable on Node 20.18.
-export default defineConfig(packageConfig({ index: 'src/index.ts' }, { noExternal: ['p-limit', 'yocto-queue'] }));
+export default defineConfig(
+  packageConfig({ index: 'src/index.ts' }, { noExternal: ['p-limit', 'yocto-queue'] }),
+);

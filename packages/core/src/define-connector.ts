@@ -1,6 +1,6 @@
 import type { z } from 'zod';
-import { collectSecrets, Redactor } from './config/redact.js';
 import { parseConfig } from './config/parse-config.js';
+import { collectSecrets, Redactor } from './config/redact.js';
 import type {
   ConnectorCapabilities,
   ConnectorContext,
@@ -74,7 +74,9 @@ export function defineConnector<Config>(definition: ConnectorDefinition<Config>)
       const redactor = new Redactor(collectSecrets(definition.configSchema, config));
       const logger = redactingLogger(context.logger ?? silentLogger, redactor);
       const guard = errorGuard(id, redactor);
-      const session = await guard('connect', () => definition.connect(config, { ...context, logger, redactor }));
+      const session = await guard('connect', () =>
+        definition.connect(config, { ...context, logger, redactor }),
+      );
       return wrapSession(session, guard);
     },
   };

@@ -1,5 +1,6 @@
 // Contracts (spec v1)
 export type {
+  AnySourceConnector,
   ChangeTracking,
   ConnectorCapabilities,
   ConnectorContext,
@@ -51,7 +52,7 @@ export { createJsonLogger, type LogLevel, redactingLogger, silentLogger } from '
 // Network
 export { type CheckNetworkOptions, checkNetwork, type NetworkCheckResult } from './network/check-network.js';
 export { createDispatcher, type DispatcherOptions, normalizeThumbprint } from './network/dispatcher.js';
-export { overrideLookup } from './network/host-overrides.js';
+export { type LookupCallback, overrideLookup } from './network/host-overrides.js';
 
 // Transfer engine (issue 3): transferDisk, FileSink, hash-diff reader
 

@@ -1,5 +1,5 @@
-import type { LogFields, Logger } from './contracts/logger.js';
 import type { Redactor } from './config/redact.js';
+import type { LogFields, Logger } from './contracts/logger.js';
 
 /** A logger that writes nothing. */
 export const silentLogger: Logger = Object.freeze({
@@ -9,8 +9,9 @@ export const silentLogger: Logger = Object.freeze({
   error() {},
 });
 
-const LEVELS = ['debug', 'info', 'warn', 'error'] as const;
-export type LogLevel = (typeof LEVELS)[number];
+/** Log levels, lowest first. */
+export type LogLevel = 'debug' | 'info' | 'warn' | 'error';
+const LEVELS: readonly LogLevel[] = ['debug', 'info', 'warn', 'error'];
 
 /** A logger writing one JSON line per entry to stderr (or `write`), at `level` and above. */
 export function createJsonLogger(options: { level?: LogLevel; write?: (line: string) => void } = {}): Logger {

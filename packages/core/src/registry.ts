@@ -1,4 +1,4 @@
-import type { SourceConnector } from './contracts/connector.js';
+import type { AnySourceConnector, SourceConnector } from './contracts/connector.js';
 import { SUPPORTED_SPEC_VERSIONS } from './contracts/connector.js';
 import { SyncproxyError } from './errors/syncproxy-error.js';
 
@@ -18,12 +18,12 @@ export interface ConnectorSummary {
 export class ConnectorRegistry {
   private readonly connectors = new Map<string, SourceConnector<unknown>>();
 
-  constructor(connectors: Iterable<SourceConnector<any>> = []) {
+  constructor(connectors: Iterable<AnySourceConnector> = []) {
     for (const connector of connectors) this.register(connector);
   }
 
   /** Adds a connector; refuses a duplicate id and a spec version this core does not support. */
-  register(connector: SourceConnector<any>): this {
+  register(connector: AnySourceConnector): this {
     if (typeof connector?.id !== 'string' || typeof connector.connect !== 'function') {
       throw new SyncproxyError('register refused: not a connector (make it with defineConnector())', {
         code: 'config',
@@ -33,7 +33,11 @@ export class ConnectorRegistry {
     if (!(SUPPORTED_SPEC_VERSIONS as readonly string[]).includes(connector.specVersion)) {
       throw new SyncproxyError(
         `register refused: connector ${connector.id}@${connector.version} targets spec ${String(connector.specVersion)}, which this core does not support (supported: ${SUPPORTED_SPEC_VERSIONS.join(', ')}); upgrade @syncproxy/core or use a connector built for ${SUPPORTED_SPEC_VERSIONS.join('/')}`,
-        { code: 'unsupported', retryable: false, details: { id: connector.id, specVersion: connector.specVersion } },
+        {
+          code: 'unsupported',
+          retryable: false,
+          details: { id: connector.id, specVersion: connector.specVersion },
+        },
       );
     }
     const existing = this.connectors.get(connector.id);
@@ -82,6 +86,6 @@ export class ConnectorRegistry {
 }
 
 /** A new, empty (or pre-filled) registry. */
-export function createRegistry(connectors: Iterable<SourceConnector<any>> = []): ConnectorRegistry {
+export function createRegistry(connectors: Iterable<AnySourceConnector> = []): ConnectorRegistry {
   return new ConnectorRegistry(connectors);
 }

@@ -1,13 +1,14 @@
+import type { z } from 'zod';
 import { SyncproxyError } from '../errors/syncproxy-error.js';
 import { toSyncproxyError } from '../errors/to-syncproxy-error.js';
 import { type JsonSchema, toJSONSchema } from './secret.js';
-import type { z } from 'zod';
 
 /** What a secret is replaced with. */
 export const REDACTED = '[REDACTED]';
 
 /** Object keys whose values are treated as secrets even when no schema says so. */
-const SECRET_KEY = /pass(word|phrase)?$|secret|token|keyring|private_?key|privatekey|credential|authorization|^sk$|cookie/i;
+const SECRET_KEY =
+  /pass(word|phrase)?$|secret|token|keyring|private_?key|privatekey|credential|authorization|^sk$|cookie/i;
 
 /** Secrets shorter than this are redacted by field, not searched for in text (they would match everywhere). */
 const MIN_SECRET_LENGTH = 3;
@@ -69,7 +70,10 @@ export class Redactor {
     const out: Record<string, unknown> = {};
     seen.set(input, out);
     for (const [key, val] of Object.entries(input)) {
-      out[key] = SECRET_KEY.test(key) && (typeof val === 'string' || typeof val === 'number') ? REDACTED : this.walk(val, seen);
+      out[key] =
+        SECRET_KEY.test(key) && (typeof val === 'string' || typeof val === 'number')
+          ? REDACTED
+          : this.walk(val, seen);
     }
     return out;
   }
@@ -158,7 +162,8 @@ function walkSecrets(
   }
   for (const key of ['anyOf', 'oneOf', 'allOf'] as const) {
     const list = resolved?.[key];
-    if (Array.isArray(list)) for (const sub of list) walkSecrets(root, sub as JsonSchema, value, out, depth + 1);
+    if (Array.isArray(list))
+      for (const sub of list) walkSecrets(root, sub as JsonSchema, value, out, depth + 1);
   }
   if (Array.isArray(value)) {
     const items = resolved?.items as JsonSchema | undefined;
@@ -182,7 +187,8 @@ function resolveRef(root: JsonSchema | undefined, node: JsonSchema | undefined):
     const ref = current.$ref as string;
     if (!ref.startsWith('#/')) return current;
     let target: unknown = root;
-    for (const part of ref.slice(2).split('/')) target = (target as Record<string, unknown> | undefined)?.[part];
+    for (const part of ref.slice(2).split('/'))
+      target = (target as Record<string, unknown> | undefined)?.[part];
     current = target as JsonSchema | undefined;
   }
   return current;

@@ -155,3 +155,7 @@ export interface SourceConnector<Config = unknown> {
   /** Validates `config` against `configSchema` and opens a session. */
   connect(config: unknown, context?: ConnectorContext): Promise<ConnectorSession>;
 }
+
+/** A connector of any config type, as a registry holds them. */
+// biome-ignore lint/suspicious/noExplicitAny: a registry holds connectors whose config types differ
+export type AnySourceConnector = SourceConnector<any>;

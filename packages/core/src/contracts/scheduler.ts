@@ -68,7 +68,11 @@ export interface AssignOptions {
 /** Where disk-sync work runs: proxies, bindings, placement and failover. Spec v1. */
 export interface ProxyScheduler {
   registerProxy(input: RegisterProxyInput): Promise<ProxyInfo>;
-  updateSettings(proxyId: string, settings: Partial<ProxySettings>, options?: { force?: boolean }): Promise<ProxyInfo>;
+  updateSettings(
+    proxyId: string,
+    settings: Partial<ProxySettings>,
+    options?: { force?: boolean },
+  ): Promise<ProxyInfo>;
   /** Refused while the proxy has any binding. */
   removeProxy(proxyId: string): Promise<void>;
   bind(proxyId: string, platformId: string): Promise<void>;

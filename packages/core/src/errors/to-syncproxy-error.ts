@@ -17,7 +17,8 @@ const TIMEOUT_CODES = new Set([
   'UND_ERR_HEADERS_TIMEOUT',
   'UND_ERR_BODY_TIMEOUT',
 ]);
-const TLS_CODES = /^(ERR_TLS_|CERT_|DEPTH_ZERO_SELF_SIGNED_CERT|SELF_SIGNED_CERT_IN_CHAIN|UNABLE_TO_(GET|VERIFY)|ERR_SSL_|HOSTNAME_MISMATCH)/;
+const TLS_CODES =
+  /^(ERR_TLS_|CERT_|DEPTH_ZERO_SELF_SIGNED_CERT|SELF_SIGNED_CERT_IN_CHAIN|UNABLE_TO_(GET|VERIFY)|ERR_SSL_|HOSTNAME_MISMATCH)/;
 
 /** The error an AbortSignal's reason becomes. */
 export function abortError(signal?: AbortSignal, what = 'operation'): SyncproxyError {
@@ -30,7 +31,10 @@ export function abortError(signal?: AbortSignal, what = 'operation'): SyncproxyE
  * Turns anything thrown (Node system errors, undici errors, AbortError) into a
  * SyncproxyError. Errors that already are one pass through unchanged.
  */
-export function toSyncproxyError(error: unknown, context: { operation?: string; platform?: string } = {}): SyncproxyError {
+export function toSyncproxyError(
+  error: unknown,
+  context: { operation?: string; platform?: string } = {},
+): SyncproxyError {
   if (SyncproxyError.isInstance(error)) return error;
   const what = context.operation ?? 'operation';
   const base = { platform: context.platform, cause: error };
@@ -44,7 +48,11 @@ export function toSyncproxyError(error: unknown, context: { operation?: string; 
   const code = findCode(error);
   if (code !== undefined) {
     if (TLS_CODES.test(code)) {
-      return new SyncproxyError(`${what} failed: TLS verification failed (${code})`, { ...base, code: 'tls', retryable: false });
+      return new SyncproxyError(`${what} failed: TLS verification failed (${code})`, {
+        ...base,
+        code: 'tls',
+        retryable: false,
+      });
     }
     if (TIMEOUT_CODES.has(code)) {
       return new SyncproxyError(`${what} timed out (${code})`, { ...base, code: 'timeout' });
@@ -52,10 +60,15 @@ export function toSyncproxyError(error: unknown, context: { operation?: string; 
     if (NETWORK_CODES.has(code)) {
       return new SyncproxyError(`${what} failed: network error ${code}`, { ...base, code: 'network' });
     }
-    if (code === 'ENOSPC') return new SyncproxyError(`${what} failed: no space left (ENOSPC)`, { ...base, code: 'io' });
-    if (code === 'ENOENT') return new SyncproxyError(`${what} failed: not found (ENOENT)`, { ...base, code: 'not-found' });
+    if (code === 'ENOSPC')
+      return new SyncproxyError(`${what} failed: no space left (ENOSPC)`, { ...base, code: 'io' });
+    if (code === 'ENOENT')
+      return new SyncproxyError(`${what} failed: not found (ENOENT)`, { ...base, code: 'not-found' });
     if (code === 'EACCES' || code === 'EPERM') {
-      return new SyncproxyError(`${what} failed: permission denied (${code})`, { ...base, code: 'permission' });
+      return new SyncproxyError(`${what} failed: permission denied (${code})`, {
+        ...base,
+        code: 'permission',
+      });
     }
   }
   const message = err instanceof Error ? err.message : String(error);

@@ -42,7 +42,10 @@ export function normalizeThumbprint(thumbprint: string): string {
  */
 export function createDispatcher(options: DispatcherOptions = {}): Dispatcher {
   const timeoutMs = (options.httpTimeoutSec ?? 600) * 1000;
-  const pin = options.pinnedThumbprintSha256 === undefined ? undefined : normalizeThumbprint(options.pinnedThumbprintSha256);
+  const pin =
+    options.pinnedThumbprintSha256 === undefined
+      ? undefined
+      : normalizeThumbprint(options.pinnedThumbprintSha256);
   const base = buildConnector({
     timeout: options.connectTimeoutMs ?? 30_000,
     // With a pin, trust comes from the thumbprint check below, not from the chain.
