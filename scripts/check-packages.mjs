@@ -2,8 +2,9 @@
 // Keeps every package the same shape: dual ESM/CJS exports with types per
 // condition, sideEffects false, files, README sections; then publint and attw.
 import { spawnSync } from 'node:child_process';
-import { existsSync, readdirSync, readFileSync } from 'node:fs';
-import { dirname, join } from 'node:path';
+import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { delimiter, dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
 const root = join(dirname(fileURLToPath(import.meta.url)), '..');
@@ -11,7 +12,8 @@ const dirs = readdirSync(join(root, 'packages')).filter((d) =>
   existsSync(join(root, 'packages', d, 'package.json')),
 );
 const problems = [];
-const bin = (name) => join(root, 'node_modules', '.bin', name);
+// The root's tools (pnpm, publint, attw) come first on PATH.
+const env = { ...process.env, PATH: `${join(root, 'node_modules', '.bin')}${delimiter}${process.env.PATH}` };
 
 for (const dir of dirs) {
   const abs = join(root, 'packages', dir);
@@ -39,14 +41,23 @@ for (const dir of dirs) {
       if (!readme.includes(section)) problems.push(`${where}: README.md lacks a "${section}" section`);
     }
   }
+  // Lint what would be published: the tarball pnpm packs (workspace: ranges rewritten).
+  const packDir = mkdtempSync(join(tmpdir(), 'syncproxy-pack-'));
+  const pack = spawnSync('pnpm', ['pack', '--pack-destination', packDir], { cwd: abs, encoding: 'utf8', env });
+  const tarball = readdirSync(packDir).find((f) => f.endsWith('.tgz'));
+  if (pack.status !== 0 || !tarball) {
+    problems.push(`${where}: pnpm pack failed: ${pack.stderr}`);
+    continue;
+  }
   for (const [tool, args] of [
-    ['publint', ['--strict']],
-    ['attw', ['--pack', '.', '--profile', 'node16']],
+    ['publint', ['--strict', '--pack', 'pnpm']],
+    ['attw', [join(packDir, tarball), '--profile', 'node16']],
   ]) {
-    const r = spawnSync(bin(tool), args, { cwd: abs, encoding: 'utf8' });
+    const r = spawnSync(tool, args, { cwd: abs, encoding: 'utf8', env });
     process.stdout.write(`${where}: ${tool}\n${r.stdout}${r.stderr}`);
     if (r.status !== 0) problems.push(`${where}: ${tool} reported problems (exit ${r.status})`);
   }
+  rmSync(packDir, { recursive: true, force: true });
 }
 
 if (problems.length > 0) {

@@ -41,7 +41,7 @@ attempt() {
   local fsid
   fsid="$(cat /proc/sys/kernel/random/uuid)"
   rm -rf "$dir"
-  mkdir -p "$dir"/{run,log,mon,osd}
+  mkdir -p "$dir"/{run,log,mon,osd/ceph-0}
   chmod 700 "$dir"
   local conf="$dir/ceph.conf"
   cat >"$conf" <<CONF
