@@ -55,5 +55,50 @@ export { createDispatcher, type DispatcherOptions, normalizeThumbprint } from '.
 export { type LookupCallback, overrideLookup } from './network/host-overrides.js';
 
 // Transfer engine (issue 3): transferDisk, FileSink, hash-diff reader
+export { type TransferOptions, type TransferResult, transferDisk } from './transfer/engine.js';
+export type { TransferProgress } from './transfer/progress.js';
+export { FileSink, type FileSinkOptions } from './transfer/file-sink.js';
+export {
+  createHashDiffReader,
+  type HashDiffReader,
+  type HashDiffReaderOptions,
+  type HashDiffStats,
+} from './transfer/hash-diff-reader.js';
+export {
+  DiskManifest,
+  type DiskManifestInit,
+  FileManifestStore,
+  type ManifestEntry,
+  type ManifestStore,
+  readManifest,
+} from './transfer/manifest.js';
+export { type CheckpointStore, FileCheckpointStore, type TransferCheckpoint } from './transfer/checkpoint.js';
+export { TokenBucket, type TokenBucketOptions } from './transfer/token-bucket.js';
+export type { RetryOptions } from './transfer/retry.js';
 
 // Proxy scheduler (issue 6): createProxyScheduler, state stores
+export type {
+  AssignmentFilter,
+  HealthReport,
+  ProxyRecord,
+  SchedulerState,
+  StateStore,
+  StateUpdate,
+  StrandedTask,
+  UpdateSettingsOptions,
+} from './contracts/scheduler.js';
+export { type Clock, createManualClock, type ManualClock, systemClock } from './scheduler/clock.js';
+export { createFileStateStore, type FileStateStoreOptions } from './scheduler/file-store.js';
+export { createMemoryStateStore } from './scheduler/memory-store.js';
+export {
+  createProxyScheduler,
+  DEFAULT_HEARTBEAT_TIMEOUT_MS,
+  type ProxySchedulerOptions,
+} from './scheduler/scheduler.js';
+export {
+  DEFAULT_PROXY_SETTINGS,
+  HARD_MAX_MOUNTED_DISKS,
+  MAX_HTTP_TIMEOUT_SEC,
+  RECOMMENDED_MAX_MOUNTED_DISKS,
+} from './scheduler/settings.js';
+export { parseStateJson, stateToJson } from './scheduler/state.js';

@@ -38,7 +38,13 @@ export class ByteQueue {
     const first = this.chunks[0];
     const at = this.head + index;
     if (first !== undefined && at + 4 <= first.length) return first.readUInt32BE(at);
-    return ((this.byteAt(index) << 24) | (this.byteAt(index + 1) << 16) | (this.byteAt(index + 2) << 8) | this.byteAt(index + 3)) >>> 0;
+    return (
+      ((this.byteAt(index) << 24) |
+        (this.byteAt(index + 1) << 16) |
+        (this.byteAt(index + 2) << 8) |
+        this.byteAt(index + 3)) >>>
+      0
+    );
   }
 
   /**
@@ -82,6 +88,19 @@ export class ByteQueue {
       left -= step;
     }
     return count;
+  }
+
+  /**
+   * Copies the bytes left of the last pushed chunk, for when its buffer is
+   * about to be reused. Earlier chunks are already owned, so a payload that
+   * arrives over many reads is copied once, not once per read.
+   */
+  ownLast(): void {
+    const last = this.chunks.length - 1;
+    if (last < 0) return;
+    const start = last === 0 ? this.head : 0;
+    this.chunks[last] = Buffer.from(this.chunks[last]!.subarray(start));
+    if (last === 0) this.head = 0;
   }
 
   clear(): void {

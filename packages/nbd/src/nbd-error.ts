@@ -16,9 +16,19 @@ const MEANINGS: Record<number, ErrnoMeaning> = {
   [NbdErrno.EINVAL]: { name: 'EINVAL', text: 'invalid argument', code: 'protocol', retryable: false },
   [NbdErrno.ENOSPC]: { name: 'ENOSPC', text: 'no space left on device', code: 'io', retryable: false },
   [NbdErrno.EOVERFLOW]: { name: 'EOVERFLOW', text: 'value too large', code: 'protocol', retryable: false },
-  [NbdErrno.ENOTSUP]: { name: 'ENOTSUP', text: 'operation not supported', code: 'unsupported', retryable: false },
+  [NbdErrno.ENOTSUP]: {
+    name: 'ENOTSUP',
+    text: 'operation not supported',
+    code: 'unsupported',
+    retryable: false,
+  },
   // The server is going away; a new connection (to it or its replacement) may work.
-  [NbdErrno.ESHUTDOWN]: { name: 'ESHUTDOWN', text: 'server is shutting down', code: 'network', retryable: true },
+  [NbdErrno.ESHUTDOWN]: {
+    name: 'ESHUTDOWN',
+    text: 'server is shutting down',
+    code: 'network',
+    retryable: true,
+  },
 };
 
 /** The symbolic name of an NBD errno (`EIO`), or `errno N` for one the protocol does not define. */
@@ -67,5 +77,9 @@ export function nbdCommandError(errno: number, context: NbdCommandErrorContext):
 
 /** A broken promise of the protocol by the server: never retried on the same connection. */
 export function protocolError(message: string, details?: Record<string, unknown>): SyncproxyError {
-  return new SyncproxyError(`NBD protocol error: ${message}`, { code: 'protocol', retryable: false, details });
+  return new SyncproxyError(`NBD protocol error: ${message}`, {
+    code: 'protocol',
+    retryable: false,
+    details,
+  });
 }

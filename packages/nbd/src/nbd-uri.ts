@@ -1,7 +1,9 @@
 import { SyncproxyError } from '@syncproxy/core';
 
 /** Where an NBD server listens. */
-export type NbdAddress = { transport: 'tcp'; host: string; port: number } | { transport: 'unix'; socketPath: string };
+export type NbdAddress =
+  | { transport: 'tcp'; host: string; port: number }
+  | { transport: 'unix'; socketPath: string };
 
 /** An export on a server: what an NBD URI names. */
 export interface NbdTarget {
@@ -24,17 +26,21 @@ export function parseNbdUri(uri: string): NbdTarget {
     url = new URL(uri);
   } catch (cause) {
     // The text itself is not echoed: a URI can carry credentials in its user part.
-    throw new SyncproxyError('invalid NBD URI: not a URI (expected nbd://host[:port]/export or nbd+unix:///export?socket=PATH)', {
-      code: 'config',
-      cause,
-    });
+    throw new SyncproxyError(
+      'invalid NBD URI: not a URI (expected nbd://host[:port]/export or nbd+unix:///export?socket=PATH)',
+      {
+        code: 'config',
+        cause,
+      },
+    );
   }
   const scheme = url.protocol.slice(0, -1);
   // The export name is everything after the first slash of the path, percent-decoded.
   const exportName = decodeURIComponent(url.pathname.replace(/^\//, ''));
   switch (scheme) {
     case 'nbd': {
-      if (url.hostname === '') throw new SyncproxyError('invalid NBD URI: nbd:// needs a host', { code: 'config' });
+      if (url.hostname === '')
+        throw new SyncproxyError('invalid NBD URI: nbd:// needs a host', { code: 'config' });
       const host = url.hostname.replace(/^\[(.*)\]$/, '$1');
       const port = url.port === '' ? NBD_DEFAULT_PORT : Number(url.port);
       return { address: { transport: 'tcp', host, port }, exportName };
@@ -42,12 +48,17 @@ export function parseNbdUri(uri: string): NbdTarget {
     case 'nbd+unix': {
       const socketPath = url.searchParams.get('socket');
       if (!socketPath) {
-        throw new SyncproxyError('invalid NBD URI: nbd+unix:// needs a ?socket=PATH query', { code: 'config' });
-      }
-      if (url.hostname !== '') {
-        throw new SyncproxyError('invalid NBD URI: nbd+unix:// takes no host (write nbd+unix:///export?socket=PATH)', {
+        throw new SyncproxyError('invalid NBD URI: nbd+unix:// needs a ?socket=PATH query', {
           code: 'config',
         });
+      }
+      if (url.hostname !== '') {
+        throw new SyncproxyError(
+          'invalid NBD URI: nbd+unix:// takes no host (write nbd+unix:///export?socket=PATH)',
+          {
+            code: 'config',
+          },
+        );
       }
       return { address: { transport: 'unix', socketPath }, exportName };
     }
@@ -58,9 +69,13 @@ export function parseNbdUri(uri: string): NbdTarget {
       });
     case 'nbd+vsock':
     case 'nbds+vsock':
-      throw new SyncproxyError(`NBD URI scheme ${scheme}:// (vsock) is not supported`, { code: 'unsupported' });
+      throw new SyncproxyError(`NBD URI scheme ${scheme}:// (vsock) is not supported`, {
+        code: 'unsupported',
+      });
     default:
-      throw new SyncproxyError(`invalid NBD URI: scheme ${scheme}:// is not nbd:// or nbd+unix://`, { code: 'config' });
+      throw new SyncproxyError(`invalid NBD URI: scheme ${scheme}:// is not nbd:// or nbd+unix://`, {
+        code: 'config',
+      });
   }
 }
 

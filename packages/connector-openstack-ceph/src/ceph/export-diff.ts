@@ -46,7 +46,7 @@ const BANNER_BYTES = 12;
  * (the `p` record of v2 is only in the code).
  */
 export async function* parseExportDiff(
-  source: AsyncIterable<Uint8Array>,
+  source: AsyncIterable<Uint8Array> | Iterable<Uint8Array>,
   options: ParseExportDiffOptions = {},
 ): AsyncGenerator<ExportDiffRecord, void, undefined> {
   const maxPiece = Math.max(1, options.maxPieceBytes ?? 1024 * 1024);
@@ -78,7 +78,10 @@ export async function* parseExportDiff(
       const payload = version === 2 ? await input.u64(`the length of a '${tag}' record`) : undefined;
       const expect = (length: number): void => {
         if (payload !== undefined && payload !== length) {
-          throw protocolError(`'${tag}' record claims ${payload} payload bytes, its fields need ${length}`, at);
+          throw protocolError(
+            `'${tag}' record claims ${payload} payload bytes, its fields need ${length}`,
+            at,
+          );
         }
       };
       switch (tag) {
@@ -86,10 +89,15 @@ export async function* parseExportDiff(
         case 't': {
           const nameLength = await input.u32(`the name length of a '${tag}' record`);
           if (nameLength > maxName) {
-            throw protocolError(`'${tag}' record names a snapshot of ${nameLength} bytes (limit ${maxName})`, at);
+            throw protocolError(
+              `'${tag}' record names a snapshot of ${nameLength} bytes (limit ${maxName})`,
+              at,
+            );
           }
           expect(4 + nameLength);
-          const name = Buffer.from(await input.take(nameLength, `the name of a '${tag}' record`)).toString('utf8');
+          const name = Buffer.from(await input.take(nameLength, `the name of a '${tag}' record`)).toString(
+            'utf8',
+          );
           yield tag === 'f' ? { type: 'from-snap', name } : { type: 'to-snap', name };
           break;
         }
@@ -97,7 +105,10 @@ export async function* parseExportDiff(
           expect(8);
           sizeBytes = await input.u64("the image size of an 's' record");
           if (described > sizeBytes) {
-            throw protocolError(`image size ${sizeBytes} is below data already described up to ${described}`, at);
+            throw protocolError(
+              `image size ${sizeBytes} is below data already described up to ${described}`,
+              at,
+            );
           }
           yield { type: 'size', sizeBytes };
           break;
@@ -127,7 +138,10 @@ export async function* parseExportDiff(
             );
           }
           if (sizeBytes !== undefined && offset + length > sizeBytes) {
-            throw protocolError(`'${tag}' record ${offset}+${length} ends beyond the image size ${sizeBytes}`, at);
+            throw protocolError(
+              `'${tag}' record ${offset}+${length} ends beyond the image size ${sizeBytes}`,
+              at,
+            );
           }
           described = offset + length;
           if (tag === 'z') {
@@ -137,7 +151,11 @@ export async function* parseExportDiff(
           if (length > 0) yield { type: 'write', offset, length };
           let done = 0;
           while (done < length) {
-            const bytes = await input.takeUpTo(Math.min(maxPiece, length - done), "the data of a 'w' record");
+            const bytes = await input.takeUpTo(
+              Math.min(maxPiece, length - done),
+              "the data of a 'w' record",
+              length - done,
+            );
             yield { type: 'data', offset: offset + done, bytes };
             done += bytes.byteLength;
           }
@@ -175,10 +193,11 @@ class ByteQueue {
   position = 0;
 
   constructor(
-    source: AsyncIterable<Uint8Array>,
+    source: AsyncIterable<Uint8Array> | Iterable<Uint8Array>,
     private readonly signal: AbortSignal | undefined,
   ) {
-    this.iterator = source[Symbol.asyncIterator]();
+    this.iterator =
+      Symbol.asyncIterator in source ? source[Symbol.asyncIterator]() : toAsync(source[Symbol.iterator]());
   }
 
   private get available(): number {
@@ -228,8 +247,8 @@ class ByteQueue {
   }
 
   /** Between 1 and `max` bytes, as a view of the current chunk. */
-  async takeUpTo(max: number, what: string): Promise<Uint8Array> {
-    if (!(await this.pull())) throw this.truncated(what, max);
+  async takeUpTo(max: number, what: string, missing = max): Promise<Uint8Array> {
+    if (!(await this.pull())) throw this.truncated(what, missing);
     const count = Math.min(max, this.available);
     const view = this.chunk.subarray(this.at, this.at + count);
     this.at += count;
@@ -273,4 +292,11 @@ class ByteQueue {
       await this.iterator.return?.();
     }
   }
+}
+
+function toAsync(iterator: Iterator<Uint8Array>): AsyncIterator<Uint8Array> {
+  return {
+    next: async () => iterator.next(),
+    return: async () => iterator.return?.() ?? { done: true, value: undefined },
+  };
 }

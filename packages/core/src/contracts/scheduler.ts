@@ -119,7 +119,11 @@ export interface HealthReport {
 export interface ProxyScheduler {
   /** Refused (`conflict`) when the id is already registered. */
   registerProxy(input: RegisterProxyInput): Promise<ProxyInfo>;
-  updateSettings(proxyId: string, settings: Partial<ProxySettings>, options?: UpdateSettingsOptions): Promise<ProxyInfo>;
+  updateSettings(
+    proxyId: string,
+    settings: Partial<ProxySettings>,
+    options?: UpdateSettingsOptions,
+  ): Promise<ProxyInfo>;
   /** Refused while the proxy has any binding. */
   removeProxy(proxyId: string): Promise<void>;
   /** Binding twice is a no-op. */

@@ -73,7 +73,8 @@ export function createManualClock(startMs = 0): ManualClock {
       };
     },
     async advance(ms) {
-      if (!Number.isFinite(ms) || ms < 0) throw new RangeError(`advance(${ms}): ms must be a finite number >= 0`);
+      if (!Number.isFinite(ms) || ms < 0)
+        throw new RangeError(`advance(${ms}): ms must be a finite number >= 0`);
       const until = now + ms;
       for (let timer = nextDue(until); timer; timer = nextDue(until)) {
         timers.delete(timer);

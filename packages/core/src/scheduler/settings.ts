@@ -38,14 +38,23 @@ export const proxySettingsPatchSchema = z.strictObject({
  */
 export function parseSettingsPatch(input: unknown, force: boolean): Partial<ProxySettings> {
   const patch = parseConfig(proxySettingsPatchSchema, input ?? {}, 'proxy settings');
-  if (patch.maxMountedDisks !== undefined && patch.maxMountedDisks > RECOMMENDED_MAX_MOUNTED_DISKS && !force) {
+  if (
+    patch.maxMountedDisks !== undefined &&
+    patch.maxMountedDisks > RECOMMENDED_MAX_MOUNTED_DISKS &&
+    !force
+  ) {
     throw new SyncproxyError(
       `invalid proxy settings: maxMountedDisks: ${patch.maxMountedDisks} is above the recommended maximum of ${RECOMMENDED_MAX_MOUNTED_DISKS} (it needs a bigger proxy); pass { force: true } to accept it`,
       {
         code: 'config',
         retryable: false,
         details: {
-          issues: [{ path: 'maxMountedDisks', message: `above the recommended maximum of ${RECOMMENDED_MAX_MOUNTED_DISKS}` }],
+          issues: [
+            {
+              path: 'maxMountedDisks',
+              message: `above the recommended maximum of ${RECOMMENDED_MAX_MOUNTED_DISKS}`,
+            },
+          ],
         },
       },
     );

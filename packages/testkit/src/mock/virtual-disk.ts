@@ -136,7 +136,11 @@ export class VirtualDisk implements DiskView {
    * when omitted), sorted and coalesced: `data` where the target holds data,
    * `zero` where it was discarded. Without a base: every allocated block.
    */
-  changedExtents(base: DiskSnapshot | undefined, target?: DiskSnapshot, options: ChangedExtentsOptions = {}): Extent[] {
+  changedExtents(
+    base: DiskSnapshot | undefined,
+    target?: DiskSnapshot,
+    options: ChangedExtentsOptions = {},
+  ): Extent[] {
     const to = target === undefined ? this.#blocks : target.blocks;
     const granularity = options.granularityBytes ?? this.blockSizeBytes;
     if (!Number.isSafeInteger(granularity) || granularity < 1 || granularity % this.blockSizeBytes !== 0) {
@@ -163,7 +167,8 @@ export class VirtualDisk implements DiskView {
       // must send its bytes, zero or not.
       let hasData = granules.get(granule)!;
       if (!hasData && perGranule > 1) {
-        for (let i = granule * perGranule; i < (granule + 1) * perGranule && !hasData; i++) hasData = to.has(i);
+        for (let i = granule * perGranule; i < (granule + 1) * perGranule && !hasData; i++)
+          hasData = to.has(i);
       }
       pushExtent(extents, granule * granularity, granularity, hasData ? 'data' : 'zero', this.sizeBytes);
     }
@@ -184,7 +189,9 @@ export class VirtualDisk implements DiskView {
     assertCount(offset, `${what} offset`);
     assertCount(length, `${what} length`);
     if (offset + length > this.sizeBytes) {
-      throw new RangeError(`${what} of [${offset}, ${offset + length}) is beyond the disk size ${this.sizeBytes}`);
+      throw new RangeError(
+        `${what} of [${offset}, ${offset + length}) is beyond the disk size ${this.sizeBytes}`,
+      );
     }
   }
 }
@@ -207,7 +214,9 @@ export class DiskSnapshot implements DiskView {
     assertCount(offset, 'read offset');
     assertCount(length, 'read length');
     if (offset + length > this.sizeBytes) {
-      throw new RangeError(`read of [${offset}, ${offset + length}) is beyond the disk size ${this.sizeBytes}`);
+      throw new RangeError(
+        `read of [${offset}, ${offset + length}) is beyond the disk size ${this.sizeBytes}`,
+      );
     }
     return readBlocks(this.blocks, this.blockSizeBytes, offset, length);
   }
@@ -249,14 +258,22 @@ function allocated(blocks: ReadonlyMap<number, Block>, blockSize: number, sizeBy
   return extents;
 }
 
-function pushExtent(extents: Extent[], offset: number, length: number, kind: Extent['kind'], sizeBytes: number): void {
+function pushExtent(
+  extents: Extent[],
+  offset: number,
+  length: number,
+  kind: Extent['kind'],
+  sizeBytes: number,
+): void {
   const clipped = Math.min(length, sizeBytes - offset);
   if (clipped <= 0) return;
   const last = extents[extents.length - 1];
-  if (last !== undefined && last.kind === kind && last.offset + last.length === offset) last.length += clipped;
+  if (last !== undefined && last.kind === kind && last.offset + last.length === offset)
+    last.length += clipped;
   else extents.push({ offset, length: clipped, kind });
 }
 
 function assertCount(value: number, what: string): void {
-  if (!Number.isSafeInteger(value) || value < 0) throw new RangeError(`${what} must be a non-negative integer (got ${value})`);
+  if (!Number.isSafeInteger(value) || value < 0)
+    throw new RangeError(`${what} must be a non-negative integer (got ${value})`);
 }

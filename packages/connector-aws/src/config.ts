@@ -1,0 +1,62 @@
+import { secret } from '@syncproxy/core';
+import { z } from 'zod';
+
+const REGION = /^[a-z]{2,}(-[a-z]+)+-\d+$/;
+
+/**
+ * The "add platform" form for AWS, as the products show it: access key id,
+ * secret access key, region, the sync proxy, an optional name. Endpoint
+ * overrides reach VPC endpoints (and the mock in tests).
+ */
+export const awsConfigSchema = z.object({
+  accessKeyId: z.string().min(16).max(128).describe('Access Key ID'),
+  secretAccessKey: secret(z.string().min(1)).describe('Secret Access Key'),
+  /** Temporary credentials (STS) come with a session token. */
+  sessionToken: secret(z.string().min(1)).optional().describe('Session token (temporary credentials only)'),
+  region: z.string().regex(REGION, 'a region name such as us-east-1').describe('Region'),
+  proxy: z.string().min(1).optional().describe('The sync proxy that runs this platform’s disk syncs'),
+  name: z
+    .string()
+    .min(1)
+    .max(128)
+    .optional()
+    .describe('Platform name (default: from the region, the platform and the time it was added)'),
+  endpoints: z
+    .object({
+      ec2: z
+        .url({ protocol: /^https?$/ })
+        .optional()
+        .describe('EC2 endpoint, e.g. a VPC endpoint'),
+      ebs: z
+        .url({ protocol: /^https?$/ })
+        .optional()
+        .describe('EBS direct endpoint, e.g. a VPC endpoint'),
+    })
+    .optional()
+    .describe('Endpoint overrides (VPC endpoints)'),
+  /** The SDK's sockets per endpoint: at least the reads the transfer keeps in flight. */
+  maxConnections: z.number().int().min(1).max(1024).default(64).describe('Connections per endpoint'),
+});
+
+/** The config as a product fills the form. */
+export type AwsConfigInput = z.input<typeof awsConfigSchema>;
+/** The config after parsing (defaults applied). */
+export type AwsConfig = z.output<typeof awsConfigSchema>;
+
+/** The platform's name: the one given, else `AWS-<region>-<UTC time>` as the products name it. */
+export function platformName(config: Pick<AwsConfig, 'name' | 'region'>, now: Date = new Date()): string {
+  if (config.name !== undefined) return config.name;
+  const stamp = now.toISOString().replace(/[-:]/g, '').replace(/\..*$/, '').replace('T', '-');
+  return `AWS-${config.region}-${stamp}`;
+}
+
+/** The public endpoints of a region (China regions live under amazonaws.com.cn). */
+export function defaultEndpoint(service: 'ec2' | 'ebs', region: string): string {
+  const suffix = region.startsWith('cn-') ? 'amazonaws.com.cn' : 'amazonaws.com';
+  return `https://${service}.${region}.${suffix}`;
+}
+
+/** The endpoint actually used for a service: the override, else the region's public one. */
+export function endpointFor(config: Pick<AwsConfig, 'endpoints' | 'region'>, service: 'ec2' | 'ebs'): string {
+  return config.endpoints?.[service] ?? defaultEndpoint(service, config.region);
+}

@@ -1,0 +1,75 @@
+import { defineConnector, type NetworkRequirement, type SourceConnector } from '@syncproxy/core';
+import { type Clock, type RetryOptions, systemClock } from './backoff.js';
+import { AwsClient } from './client.js';
+import { type AwsConfig, awsConfigSchema, endpointFor } from './config.js';
+import { AwsSession, type ReaderTuning, type SnapshotWaitOptions } from './session.js';
+
+/** Kept in step with package.json by the release. */
+const VERSION = '0.1.0';
+
+/** Settings of the connector itself (not of a platform): timing, retries, reader tuning. */
+export interface AwsConnectorOptions {
+  /** Time source for token expiry, snapshot waits and backoff. Default: the system clock. */
+  clock?: Clock;
+  /** Retries of throttled, 5xx, network-failed and checksum-failed calls. */
+  retry?: RetryOptions;
+  /** How `createSnapshot` waits for the snapshots to complete. */
+  snapshotWait?: SnapshotWaitOptions;
+  reader?: ReaderTuning;
+}
+
+/** The endpoints a proxy must reach: EC2 and EBS direct, on 443 (or the override's port). */
+export function awsNetworkRequirements(
+  config: Pick<AwsConfig, 'region' | 'endpoints'>,
+): NetworkRequirement[] {
+  return (['ec2', 'ebs'] as const).map((service) => {
+    const url = new URL(endpointFor(config, service));
+    const port = url.port ? Number(url.port) : url.protocol === 'http:' ? 80 : 443;
+    return {
+      host: url.hostname,
+      port,
+      purpose:
+        service === 'ec2' ? 'EC2 API (inventory, snapshots)' : 'EBS direct APIs (changed blocks, block data)',
+    };
+  });
+}
+
+/** An AWS connector with its own settings (a manual clock in tests, other retry limits). */
+export function createAwsConnector(options: AwsConnectorOptions = {}): SourceConnector<AwsConfig> {
+  const clock = options.clock ?? systemClock;
+  return defineConnector<AwsConfig>({
+    id: 'aws',
+    displayName: 'Amazon Web Services (EC2 + EBS direct APIs)',
+    version: VERSION,
+    configSchema: awsConfigSchema,
+    capabilities: {
+      changeTracking: 'native',
+      consistentMultiDiskSnapshot: true,
+      mountsDisks: false,
+      quiescedSnapshots: false,
+    },
+    networkRequirements: awsNetworkRequirements,
+    async connect(config, context) {
+      const client = new AwsClient({
+        config,
+        logger: context.logger,
+        ...(context.hostOverrides ? { hostOverrides: context.hostOverrides } : {}),
+        ...(context.httpTimeoutSec !== undefined ? { httpTimeoutSec: context.httpTimeoutSec } : {}),
+        ...(options.retry ? { retry: options.retry } : {}),
+        clock,
+      });
+      return new AwsSession({
+        config,
+        client,
+        logger: context.logger,
+        clock,
+        ...(context.signal ? { signal: context.signal } : {}),
+        ...(options.snapshotWait ? { snapshotWait: options.snapshotWait } : {}),
+        ...(options.reader ? { reader: options.reader } : {}),
+      });
+    },
+  });
+}
+
+/** The AWS connector with default settings: `registry.register(aws)`. */
+export const aws: SourceConnector<AwsConfig> = createAwsConnector();

@@ -1,0 +1,14 @@
+export { AwsApiError, type AwsApiErrorOptions } from './aws-api-error.js';
+export type { Clock, RetryOptions } from './backoff.js';
+export { AwsClient, type AwsClientOptions, EBS_BLOCK_SIZE, mapAwsError } from './client.js';
+export {
+  type AwsConfig,
+  type AwsConfigInput,
+  awsConfigSchema,
+  defaultEndpoint,
+  endpointFor,
+  platformName,
+} from './config.js';
+export { type AwsConnectorOptions, aws, awsNetworkRequirements, createAwsConnector } from './connector.js';
+export { type EbsReaderOptions, EbsSnapshotReader } from './reader.js';
+export { type ReaderTuning, SNAPSHOT_TAGS, type SnapshotWaitOptions } from './session.js';

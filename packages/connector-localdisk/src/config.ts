@@ -1,0 +1,45 @@
+import { hostname } from 'node:os';
+import { z } from 'zod';
+
+/**
+ * The "add platform" form of a machine read by an agent: its raw disk images
+ * or block devices, and where snapshot manifests are kept.
+ */
+export const configSchema = z.object({
+  hostName: z
+    .string()
+    .min(1)
+    .default(() => hostname())
+    .describe('The name this machine is listed under (default: its host name).'),
+  disks: z
+    .array(
+      z.object({
+        path: z
+          .string()
+          .min(1)
+          .describe('A raw image file or a block device, e.g. /dev/sdb or /var/lib/images/vm.img.'),
+        id: z
+          .string()
+          .regex(/^[A-Za-z0-9._-]{1,64}$/)
+          .optional()
+          .describe('A stable id for the disk (default: its path). Keep it when the path changes.'),
+        name: z.string().optional(),
+      }),
+    )
+    .min(1)
+    .describe('The disks to sync.'),
+  stateDir: z
+    .string()
+    .min(1)
+    .describe('A directory on the proxy where snapshot manifests are recorded (one SHA-256 per chunk).'),
+  chunkSizeBytes: z
+    .number()
+    .int()
+    .min(64 * 1024)
+    .max(64 * 1024 * 1024)
+    .refine((n) => n % 4096 === 0, 'must be a multiple of 4096')
+    .default(1024 * 1024)
+    .describe('The hash-diff granularity: changes are found and sent in chunks of this size. Default 1 MiB.'),
+});
+
+export type LocalDiskConfig = z.infer<typeof configSchema>;

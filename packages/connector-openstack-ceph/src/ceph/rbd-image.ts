@@ -1,0 +1,167 @@
+import { type Extent, type ReadOptions, SyncproxyError } from '@syncproxy/core';
+import { parseRbdDiffJson } from './diff-json.js';
+import { type ExportDiffRecord, parseExportDiff } from './export-diff.js';
+import { preferExitError, type RbdCli } from './rbd-cli.js';
+
+/** `exact` is `rbd diff` (byte ranges); `whole-object` is the form's "rbd du" (whole RADOS objects, fast-diff). */
+export type IncrementalMode = 'exact' | 'whole-object';
+
+/** One image at one snapshot, optionally relative to an older snapshot of the same image. */
+export interface RbdImageRef {
+  pool: string;
+  image: string;
+  snapshot: string;
+  /** The base snapshot for an incremental diff. */
+  fromSnapshot?: string;
+  mode?: IncrementalMode;
+}
+
+export interface RbdImageInfo {
+  sizeBytes: number;
+  objectSizeBytes: number;
+  features: string[];
+}
+
+/** Pool, image and snapshot names as Cinder makes them; never an option (`-x`) nor a spec separator (`/`, `@`). */
+const SPEC_PART = /^[A-Za-z0-9_.+][A-Za-z0-9_.+:-]{0,254}$/;
+
+function spec(ref: RbdImageRef): string {
+  for (const part of [ref.pool, ref.image, ref.snapshot, ref.fromSnapshot]) {
+    if (part !== undefined && !SPEC_PART.test(part)) {
+      throw new SyncproxyError(`invalid rbd image reference part ${JSON.stringify(part)}`, {
+        code: 'config',
+        retryable: false,
+      });
+    }
+  }
+  return `${ref.pool}/${ref.image}@${ref.snapshot}`;
+}
+
+function diffArgs(ref: RbdImageRef): string[] {
+  const args: string[] = [];
+  if (ref.fromSnapshot !== undefined) args.push('--from-snap', ref.fromSnapshot);
+  if (ref.mode === 'whole-object') args.push('--whole-object');
+  return args;
+}
+
+/** `rbd info --format json` of the snapshot: its size and object size. */
+export async function rbdImageInfo(
+  cli: RbdCli,
+  ref: RbdImageRef,
+  options: ReadOptions = {},
+): Promise<RbdImageInfo> {
+  const text = await cli.run(['info', '--format', 'json', spec(ref)], {
+    signal: options.signal,
+    what: `rbd info ${spec(ref)}`,
+  });
+  let json: { size?: unknown; object_size?: unknown; order?: unknown; features?: unknown };
+  try {
+    json = JSON.parse(text);
+  } catch {
+    throw new SyncproxyError(`rbd info ${spec(ref)} printed no JSON`, { code: 'protocol', retryable: false });
+  }
+  const objectSize =
+    typeof json.object_size === 'number'
+      ? json.object_size
+      : typeof json.order === 'number'
+        ? 2 ** json.order
+        : NaN;
+  if (!Number.isSafeInteger(json.size) || !Number.isSafeInteger(objectSize) || objectSize <= 0) {
+    throw new SyncproxyError(`rbd info ${spec(ref)} lacks size/object_size`, {
+      code: 'protocol',
+      retryable: false,
+    });
+  }
+  return {
+    sizeBytes: json.size as number,
+    objectSizeBytes: objectSize,
+    features: Array.isArray(json.features)
+      ? json.features.filter((f): f is string => typeof f === 'string')
+      : [],
+  };
+}
+
+/**
+ * The extents of `rbd diff --format json` for the snapshot (from its base, when
+ * given), streamed as they are parsed: `exists:"false"` becomes `zero`.
+ * Checked to be sorted, non-overlapping and inside `diskSize`; the iteration
+ * completes only when rbd exited with status 0.
+ */
+export async function* rbdDiffExtents(
+  cli: RbdCli,
+  ref: RbdImageRef,
+  diskSize: number,
+  options: ReadOptions = {},
+): AsyncGenerator<Extent, void, undefined> {
+  const proc = cli.spawn(['diff', '--format', 'json', ...diffArgs(ref), spec(ref)], {
+    signal: options.signal,
+    what: `rbd diff ${spec(ref)}`,
+  });
+  let end = 0;
+  try {
+    for await (const entry of parseRbdDiffJson(proc.stdout)) {
+      if (entry.length === 0) continue;
+      if (entry.offset < end) {
+        throw new SyncproxyError(
+          `rbd diff ${spec(ref)}: extent at ${entry.offset} overlaps or precedes ${end}`,
+          {
+            code: 'protocol',
+            retryable: false,
+          },
+        );
+      }
+      if (entry.offset + entry.length > diskSize) {
+        throw new SyncproxyError(
+          `rbd diff ${spec(ref)}: extent ${entry.offset}+${entry.length} ends beyond the disk size ${diskSize}`,
+          { code: 'protocol', retryable: false },
+        );
+      }
+      end = entry.offset + entry.length;
+      yield { offset: entry.offset, length: entry.length, kind: entry.exists ? 'data' : 'zero' };
+    }
+    await proc.exited;
+  } catch (error) {
+    await proc.stop();
+    throw preferExitError(
+      await proc.exited.then(
+        () => undefined,
+        (e: unknown) => e,
+      ),
+      error,
+    );
+  } finally {
+    await proc.stop();
+  }
+}
+
+/** The records of `rbd export-diff` of the snapshot, ending only after rbd exited with status 0. */
+export async function* rbdExportDiff(
+  cli: RbdCli,
+  ref: RbdImageRef,
+  options: ReadOptions & { maxPieceBytes?: number } = {},
+): AsyncGenerator<ExportDiffRecord, void, undefined> {
+  const proc = cli.spawn(['export-diff', '--no-progress', ...diffArgs(ref), spec(ref), '-'], {
+    signal: options.signal,
+    what: `rbd export-diff ${spec(ref)}`,
+  });
+  try {
+    for await (const record of parseExportDiff(proc.stdout, {
+      maxPieceBytes: options.maxPieceBytes,
+      signal: options.signal,
+    })) {
+      if (record.type === 'end') await proc.exited;
+      yield record;
+    }
+  } catch (error) {
+    await proc.stop();
+    throw preferExitError(
+      await proc.exited.then(
+        () => undefined,
+        (e: unknown) => e,
+      ),
+      error,
+    );
+  } finally {
+    await proc.stop();
+  }
+}

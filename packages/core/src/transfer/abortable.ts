@@ -1,0 +1,58 @@
+import { abortError } from '../errors/to-syncproxy-error.js';
+import type { Clock } from '../scheduler/clock.js';
+import { setClockTimer } from '../scheduler/clock.js';
+
+/** Waits `ms` of `clock` time; rejects with an aborted error as soon as `signal` aborts. */
+export function sleep(clock: Clock, ms: number, signal?: AbortSignal): Promise<void> {
+  if (signal?.aborted) return Promise.reject(abortError(signal, 'transfer'));
+  if (ms <= 0) return Promise.resolve();
+  return new Promise((resolve, reject) => {
+    const onAbort = () => {
+      cancel();
+      reject(abortError(signal, 'transfer'));
+    };
+    const cancel = setClockTimer(
+      clock,
+      () => {
+        signal?.removeEventListener('abort', onAbort);
+        resolve();
+      },
+      ms,
+    );
+    signal?.addEventListener('abort', onAbort, { once: true });
+  });
+}
+
+/**
+ * Settles with `promise`, or rejects with an aborted error as soon as `signal`
+ * aborts. The work behind `promise` is not stopped (a read that ignores its
+ * signal keeps running); its result is simply no longer waited for.
+ */
+export function raceAbort<T>(
+  promise: Promise<T>,
+  signal: AbortSignal | undefined,
+  what = 'transfer',
+): Promise<T> {
+  if (!signal) return promise;
+  if (signal.aborted) {
+    promise.catch(() => {});
+    return Promise.reject(abortError(signal, what));
+  }
+  return new Promise<T>((resolve, reject) => {
+    const onAbort = () => {
+      promise.catch(() => {});
+      reject(abortError(signal, what));
+    };
+    signal.addEventListener('abort', onAbort, { once: true });
+    promise.then(
+      (value) => {
+        signal.removeEventListener('abort', onAbort);
+        resolve(value);
+      },
+      (error: unknown) => {
+        signal.removeEventListener('abort', onAbort);
+        reject(error);
+      },
+    );
+  });
+}

@@ -1,0 +1,764 @@
+import { createHash, webcrypto } from 'node:crypto';
+import pLimit from 'p-limit';
+import type { Logger } from '../contracts/logger.js';
+import type { ChangedBlockReader, SyncWarning } from '../contracts/reader.js';
+import type { BlockSink } from '../contracts/sink.js';
+import { SyncproxyError } from '../errors/syncproxy-error.js';
+import { abortError, toSyncproxyError } from '../errors/to-syncproxy-error.js';
+import { type Clock, systemClock } from '../scheduler/clock.js';
+import { raceAbort } from './abortable.js';
+import {
+  type CheckpointStore,
+  ChunkLedger,
+  FileCheckpointStore,
+  type TransferCheckpoint,
+} from './checkpoint.js';
+import { type ChunkJob, type ChunkPiece, planChunks } from './chunk-plan.js';
+import { DEFAULT_CHUNK_SIZE_BYTES } from './hash-diff-reader.js';
+import { InFlightBudget } from './in-flight-budget.js';
+import { DiskManifest, FileManifestStore, type ManifestStore } from './manifest.js';
+import { ProgressMeter, type TransferProgress } from './progress.js';
+import { type RetryContext, type RetryOptions, resolveRetryPolicy, withRetry } from './retry.js';
+import type { TokenBucket } from './token-bucket.js';
+import { isAllZero, ZERO_BLOCK } from './zero-detection.js';
+
+export interface TransferOptions {
+  reader: ChangedBlockReader;
+  /** Opened by the engine with the disk size; flushed, and closed unless `closeSink` is false. */
+  sink: BlockSink;
+  /**
+   * The grid of work, hashes and checkpoints; a multiple of the reader's
+   * granularity. Default: the reader's own `chunkSizeBytes` when it has one
+   * (the hash-diff reader: the new manifest keeps the previous grid), else
+   * 4 MiB rounded up to the granularity. Keep it the same between the
+   * transfers of one target, or the manifest starts over.
+   */
+  chunkSizeBytes?: number;
+  /** Reads in flight (default 8). */
+  concurrency?: number;
+  /** Bytes of chunk buffers held at once, reads and writes together (default 64 MiB). */
+  maxInFlightBytes?: number;
+  /**
+   * Where progress is kept for a resume. Default: `<statePath>.checkpoint.json`
+   * beside a {@link FileSink}'s image; none for other sinks. `false`: none.
+   */
+  checkpoint?: CheckpointStore | false;
+  /** When a checkpoint is saved: after this many chunks or this much time, whichever first (64 chunks, 10 s). */
+  checkpointEvery?: { chunks?: number; ms?: number };
+  /** Where the manifest is kept. Default: `<statePath>.manifest` beside a FileSink's image. `false`: none. */
+  manifest?: ManifestStore | false;
+  /** Re-read every chunk this run wrote from the sink and compare with the hashes of the source bytes. */
+  verify?: boolean;
+  retry?: RetryOptions;
+  /** A bandwidth limit on bytes read from the source; share one bucket between the transfers of a proxy. */
+  bandwidth?: TokenBucket;
+  onProgress?: (progress: TransferProgress) => void;
+  signal?: AbortSignal;
+  /**
+   * Names this transfer (e.g. the snapshot id). A checkpoint saved under another
+   * id, or under another disk or chunk size, is not resumed.
+   */
+  transferId?: string;
+  /**
+   * The reader's extents describe the whole disk (a full sync): ranges no
+   * extent names read as zeroes and are zeroed on the target too, which
+   * matters when the target holds an older image. Default false: ranges no
+   * extent names are left as they are (an incremental).
+   */
+  full?: boolean;
+  /** Data extents of one chunk at most this many bytes apart are read as one (default 0). */
+  coalesceGapBytes?: number;
+  /**
+   * List the extents once before transferring, to know totals for progress
+   * and ETA (default true, except for readers whose listing reads the disk).
+   */
+  prescan?: boolean;
+  /** Hash chunks the extents cover only in part by reading them back from the sink (default true when it can read). */
+  manifestReadBack?: boolean;
+  /** Close the sink when done or failed (default true). */
+  closeSink?: boolean;
+  logger?: Logger;
+  /** Time source for backoff, bandwidth, progress and checkpoint intervals (tests). */
+  clock?: Clock;
+  /** Uniform [0, 1) source for backoff jitter (tests). */
+  random?: () => number;
+}
+
+export interface TransferResult {
+  /** Bytes read from the source this run. */
+  bytesRead: number;
+  /** Bytes written to the sink as data this run. */
+  bytesWritten: number;
+  /** Bytes made to read as zeroes this run (zero extents and data that read as zeroes), never read from the source twice. */
+  zeroBytes: number;
+  /** Chunks done this run. */
+  chunks: number;
+  /** Chunks a resumed checkpoint had already done, not sent again. */
+  chunksSkipped: number;
+  retries: number;
+  durationMs: number;
+  /** (bytesWritten + zeroBytes) per second of this run. */
+  throughputBytesPerSec: number;
+  /** {@link DiskManifest.digest} of the target's manifest after the transfer. */
+  manifestDigest: string;
+  /** Chunks of the target whose hash the manifest does not know (regions no transfer has written yet). */
+  unknownChunks: number;
+  resumed: boolean;
+  verified: boolean;
+  warnings: SyncWarning[];
+}
+
+const DEFAULT_CONCURRENCY = 8;
+const DEFAULT_MAX_IN_FLIGHT_BYTES = 64 << 20;
+const DEFAULT_CHECKPOINT_CHUNKS = 64;
+const DEFAULT_CHECKPOINT_MS = 10_000;
+
+function configError(message: string): SyncproxyError {
+  return new SyncproxyError(`transferDisk: ${message}`, { code: 'config', retryable: false });
+}
+
+interface Settings {
+  diskSize: number;
+  chunkSizeBytes: number;
+  chunkCount: number;
+  concurrency: number;
+  maxInFlightBytes: number;
+  checkpointChunks: number;
+  checkpointMs: number;
+}
+
+function resolveSettings(options: TransferOptions): Settings {
+  const { reader } = options;
+  if (reader === undefined || typeof reader.read !== 'function' || typeof reader.extents !== 'function') {
+    throw configError('reader must be a ChangedBlockReader');
+  }
+  const sink = options.sink;
+  if (sink === undefined || typeof sink.write !== 'function' || typeof sink.writeZeroes !== 'function') {
+    throw configError('sink must be a BlockSink');
+  }
+  const diskSize = reader.diskSize;
+  if (!Number.isSafeInteger(diskSize) || diskSize < 0)
+    throw configError(`reader.diskSize ${diskSize} is not a byte count`);
+  const granularity = reader.granularity > 0 ? reader.granularity : 1;
+  if (!Number.isSafeInteger(granularity))
+    throw configError(`reader.granularity ${reader.granularity} is not a byte count`);
+  const hinted = (reader as { chunkSizeBytes?: unknown }).chunkSizeBytes;
+  let chunkSizeBytes: number;
+  if (options.chunkSizeBytes !== undefined) {
+    chunkSizeBytes = options.chunkSizeBytes;
+    if (!Number.isSafeInteger(chunkSizeBytes) || chunkSizeBytes <= 0 || chunkSizeBytes % granularity !== 0) {
+      throw configError(
+        `chunkSizeBytes ${chunkSizeBytes} must be a positive multiple of the reader's granularity ${granularity}`,
+      );
+    }
+  } else if (
+    typeof hinted === 'number' &&
+    Number.isSafeInteger(hinted) &&
+    hinted > 0 &&
+    hinted % granularity === 0
+  ) {
+    chunkSizeBytes = hinted;
+  } else {
+    chunkSizeBytes = Math.ceil(DEFAULT_CHUNK_SIZE_BYTES / granularity) * granularity;
+  }
+  const concurrency = options.concurrency ?? DEFAULT_CONCURRENCY;
+  if (!Number.isInteger(concurrency) || concurrency < 1)
+    throw configError(`concurrency must be an integer >= 1 (got ${concurrency})`);
+  const maxInFlightBytes = options.maxInFlightBytes ?? DEFAULT_MAX_IN_FLIGHT_BYTES;
+  if (!Number.isSafeInteger(maxInFlightBytes) || maxInFlightBytes < 1) {
+    throw configError(`maxInFlightBytes must be a positive integer (got ${maxInFlightBytes})`);
+  }
+  const checkpointChunks = options.checkpointEvery?.chunks ?? DEFAULT_CHECKPOINT_CHUNKS;
+  const checkpointMs = options.checkpointEvery?.ms ?? DEFAULT_CHECKPOINT_MS;
+  if (!Number.isInteger(checkpointChunks) || checkpointChunks < 1 || !(checkpointMs > 0)) {
+    throw configError('checkpointEvery.chunks must be an integer >= 1 and checkpointEvery.ms > 0');
+  }
+  if (options.coalesceGapBytes !== undefined && !(options.coalesceGapBytes >= 0))
+    throw configError('coalesceGapBytes must be >= 0');
+  return {
+    diskSize,
+    chunkSizeBytes,
+    chunkCount: Math.ceil(diskSize / chunkSizeBytes),
+    concurrency,
+    maxInFlightBytes,
+    checkpointChunks,
+    checkpointMs,
+  };
+}
+
+/** The default stores live beside a sink that names a state path (a FileSink's image). */
+function resolveStores(options: TransferOptions): { checkpoint?: CheckpointStore; manifest?: ManifestStore } {
+  const statePath = (options.sink as { statePath?: unknown }).statePath;
+  const base = typeof statePath === 'string' && statePath !== '' ? statePath : undefined;
+  const checkpoint =
+    options.checkpoint === false
+      ? undefined
+      : (options.checkpoint ??
+        (base === undefined ? undefined : new FileCheckpointStore(`${base}.checkpoint.json`)));
+  const manifest =
+    options.manifest === false
+      ? undefined
+      : (options.manifest ?? (base === undefined ? undefined : new FileManifestStore(`${base}.manifest`)));
+  return { checkpoint, manifest };
+}
+
+function resumable(
+  checkpoint: TransferCheckpoint | undefined,
+  settings: Settings,
+  transferId: string | undefined,
+): boolean {
+  return (
+    checkpoint !== undefined &&
+    checkpoint.diskSize === settings.diskSize &&
+    checkpoint.chunkSizeBytes === settings.chunkSizeBytes &&
+    checkpoint.transferId === transferId
+  );
+}
+
+/**
+ * Streams a disk from a {@link ChangedBlockReader} into a {@link BlockSink}.
+ *
+ * Extents are cut into chunks of a fixed grid; up to `concurrency` reads and
+ * any number of writes run at once within `maxInFlightBytes` of buffers, so
+ * memory is flat whatever the disk size (the only thing that grows with it is
+ * the manifest, 32 bytes a chunk). Zero extents are never read; data that
+ * reads as zeroes is written with `writeZeroes`. Every chunk's SHA-256 goes
+ * into the manifest; a checkpoint records finished chunks so that the same
+ * call after a crash, abort or failure sends only what was not done.
+ *
+ * Rejects with a {@link SyncproxyError}: the first non-retryable error (or a
+ * retryable one that ran out of attempts), `aborted` on abort, `integrity`
+ * when verification finds a difference. In every case the checkpoint is kept
+ * and the manifest is left marked incomplete: a target is never reported
+ * complete when it is not.
+ */
+export async function transferDisk(options: TransferOptions): Promise<TransferResult> {
+  const clock = options.clock ?? systemClock;
+  const startedAt = clock.now();
+  const settings = resolveSettings(options);
+  const { reader, sink } = options;
+  const { diskSize, chunkCount } = settings;
+  if (options.signal?.aborted) throw abortError(options.signal, 'transfer');
+  if (options.verify && typeof sink.read !== 'function') {
+    throw new SyncproxyError('transferDisk: verify needs a sink that can read back (sink.read)', {
+      code: 'unsupported',
+      retryable: false,
+    });
+  }
+  const retryPolicy = resolveRetryPolicy(options.retry);
+  const warnings: SyncWarning[] = [...(reader.warnings ?? [])];
+  const logger = options.logger;
+
+  // One internal signal stops everything, whether the caller aborted or a chunk failed for good.
+  const stop = new AbortController();
+  const onCallerAbort = () => stop.abort(abortError(options.signal, 'transfer'));
+  options.signal?.addEventListener('abort', onCallerAbort, { once: true });
+  const signal = stop.signal;
+
+  let sinkOpened = false;
+  try {
+    try {
+      await sink.open?.(diskSize);
+      sinkOpened = true;
+    } catch (error) {
+      throw toSyncproxyError(error, { operation: 'open sink' });
+    }
+    if (sink.size !== undefined && sink.size < diskSize) {
+      throw new SyncproxyError(
+        `transferDisk: the sink holds ${sink.size} bytes, less than the disk's ${diskSize}`,
+        {
+          code: 'no-capacity',
+          retryable: false,
+        },
+      );
+    }
+    const stores = resolveStores(options);
+    const previousCheckpoint = await stores.checkpoint?.load().catch((error: unknown) => {
+      warnings.push({
+        code: 'checkpoint-unreadable',
+        message: `checkpoint ignored: ${toSyncproxyError(error).message}`,
+      });
+      return undefined;
+    });
+    const resuming = resumable(previousCheckpoint, settings, options.transferId);
+    if (previousCheckpoint !== undefined && !resuming) {
+      warnings.push({
+        code: 'checkpoint-discarded',
+        message:
+          'a checkpoint of another transfer (other id, disk size or chunk size) was found and not resumed',
+      });
+    }
+    const manifest = await loadBaseManifest(
+      stores.manifest,
+      settings,
+      resuming,
+      options.transferId,
+      warnings,
+    );
+    const ledger = new ChunkLedger(resuming ? previousCheckpoint : undefined);
+    for (const warning of warnings) logger?.warn(warning.message, { code: warning.code });
+
+    const prescan =
+      options.prescan ?? (reader as { listsExtentsByReading?: unknown }).listsExtentsByReading !== true;
+    const totals = prescan ? await countPlan(options, settings, signal) : undefined;
+
+    const run = new TransferRun(options, settings, {
+      clock,
+      signal,
+      stop,
+      manifest,
+      ledger,
+      stores,
+      retryPolicy,
+    });
+    run.progress.setBaseline(ledger.bytesDone);
+    if (totals !== undefined) run.totals = totals;
+    await run.execute();
+
+    // Complete: everything durable first, then the manifest says so, then the checkpoint goes.
+    await run.flushSink();
+    const verified = options.verify === true ? await run.verify() : false;
+    manifest.complete = true;
+    manifest.pendingFrom = chunkCount;
+    await stores.manifest?.save(manifest);
+    await stores.checkpoint?.clear();
+    run.report(true);
+    const durationMs = clock.now() - startedAt;
+    const moved = run.bytesWritten + run.zeroBytes;
+    return {
+      bytesRead: run.bytesRead,
+      bytesWritten: run.bytesWritten,
+      zeroBytes: run.zeroBytes,
+      chunks: run.chunks,
+      chunksSkipped: run.chunksSkipped,
+      retries: run.retries,
+      durationMs,
+      throughputBytesPerSec: durationMs > 0 ? (moved / durationMs) * 1000 : 0,
+      manifestDigest: manifest.digest(),
+      unknownChunks: manifest.unknownCount(),
+      resumed: resuming,
+      verified,
+      warnings,
+    };
+  } finally {
+    options.signal?.removeEventListener('abort', onCallerAbort);
+    if (sinkOpened && options.closeSink !== false) {
+      await sink.close().catch((error: unknown) => {
+        logger?.warn('closing the sink failed', { error: toSyncproxyError(error).message });
+      });
+    }
+  }
+}
+
+async function loadBaseManifest(
+  store: ManifestStore | undefined,
+  settings: Settings,
+  resuming: boolean,
+  transferId: string | undefined,
+  warnings: SyncWarning[],
+): Promise<DiskManifest> {
+  let stored: DiskManifest | undefined;
+  try {
+    stored = await store?.load();
+  } catch (error) {
+    warnings.push({
+      code: 'manifest-unreadable',
+      message: `manifest ignored: ${toSyncproxyError(error).message}`,
+    });
+  }
+  let manifest: DiskManifest;
+  if (stored?.sameGeometry(settings)) {
+    manifest = stored.clone();
+    // An interrupted transfer that is not being resumed may have left half-written chunks from pendingFrom on.
+    if (!manifest.complete && !resuming) {
+      for (let i = manifest.pendingFrom; i < manifest.chunkCount; i++) manifest.set(i, 'unknown');
+    }
+  } else {
+    if (stored !== undefined) {
+      warnings.push({
+        code: 'manifest-reset',
+        message: 'the stored manifest describes another disk or chunk size: a new one is started',
+      });
+    }
+    manifest = DiskManifest.create({ diskSize: settings.diskSize, chunkSizeBytes: settings.chunkSizeBytes });
+  }
+  manifest.complete = false;
+  manifest.transferId = transferId;
+  return manifest;
+}
+
+/** Lists the plan once to know what the transfer covers. */
+async function countPlan(
+  options: TransferOptions,
+  settings: Settings,
+  signal: AbortSignal,
+): Promise<{ bytes: number; chunks: number }> {
+  let bytes = 0;
+  let chunks = 0;
+  try {
+    for await (const job of planChunks(options.reader.extents({ signal }), planOptions(options, settings))) {
+      chunks++;
+      for (const piece of job.pieces) bytes += piece.length;
+    }
+  } catch (error) {
+    throw toSyncproxyError(signal.aborted ? signal.reason : error, { operation: 'list extents' });
+  }
+  return { bytes, chunks };
+}
+
+function planOptions(options: TransferOptions, settings: Settings) {
+  return {
+    diskSize: settings.diskSize,
+    chunkSizeBytes: settings.chunkSizeBytes,
+    fillGaps: options.full === true,
+    coalesceGapBytes: options.coalesceGapBytes,
+  };
+}
+
+interface RunContext {
+  clock: Clock;
+  signal: AbortSignal;
+  stop: AbortController;
+  manifest: DiskManifest;
+  ledger: ChunkLedger;
+  stores: { checkpoint?: CheckpointStore; manifest?: ManifestStore };
+  retryPolicy: ReturnType<typeof resolveRetryPolicy>;
+}
+
+/** One call of transferDisk: the pipeline, its counters and its checkpoints. */
+class TransferRun {
+  bytesRead = 0;
+  bytesWritten = 0;
+  zeroBytes = 0;
+  chunks = 0;
+  chunksSkipped = 0;
+  retries = 0;
+  totals: { bytes: number; chunks: number } | undefined;
+  readonly progress: ProgressMeter;
+
+  private failure: SyncproxyError | undefined;
+  private readonly inFlight = new Map<number, Promise<void>>();
+  private readonly written: Uint8Array;
+  private readonly readLimit: ReturnType<typeof pLimit>;
+  private readonly retry: RetryContext;
+  private doneSinceSave = 0;
+  private lastSaveAt: number;
+  private saving: Promise<void> | undefined;
+  private cursor = 0;
+
+  constructor(
+    private readonly options: TransferOptions,
+    private readonly settings: Settings,
+    private readonly context: RunContext,
+  ) {
+    this.progress = new ProgressMeter(context.clock, options.onProgress);
+    this.written = new Uint8Array(Math.ceil(settings.chunkCount / 8));
+    this.readLimit = pLimit(settings.concurrency);
+    this.lastSaveAt = context.clock.now();
+    this.retry = {
+      policy: context.retryPolicy,
+      clock: context.clock,
+      random: options.random ?? Math.random,
+      signal: context.signal,
+      onRetry: (error, attempt) => {
+        this.retries++;
+        options.logger?.debug('retrying after a retryable error', {
+          code: error.code,
+          attempt,
+          error: error.message,
+        });
+      },
+    };
+  }
+
+  private get hasStores(): boolean {
+    return this.context.stores.checkpoint !== undefined || this.context.stores.manifest !== undefined;
+  }
+
+  report(final = false): void {
+    this.progress.report(
+      {
+        bytesDone: this.context.ledger.bytesDone,
+        bytesTotal: this.totals?.bytes,
+        chunksDone: this.context.ledger.chunksDone,
+        chunksTotal: this.totals?.chunks,
+        retries: this.retries,
+      },
+      final,
+    );
+  }
+
+  private fail(error: unknown): void {
+    if (this.failure !== undefined) return;
+    this.failure = toSyncproxyError(error, { operation: 'transfer' });
+    if (!this.context.stop.signal.aborted) this.context.stop.abort(this.failure);
+  }
+
+  async execute(): Promise<void> {
+    const { signal, ledger } = this.context;
+    const { settings } = this;
+    const budget = new InFlightBudget(settings.maxInFlightBytes, settings.concurrency * 4);
+    const plan = planChunks(this.options.reader.extents({ signal }), planOptions(this.options, settings));
+    const iterator = plan[Symbol.asyncIterator]();
+    let finished = false;
+    try {
+      while (!signal.aborted) {
+        const next = await raceAbort(iterator.next(), signal);
+        if (next.done) {
+          finished = true;
+          break;
+        }
+        const job = next.value;
+        this.cursor = job.index + 1;
+        if (ledger.isDone(job.index)) {
+          ledger.reach(job.index);
+          this.chunksSkipped++;
+          continue;
+        }
+        ledger.reach(job.index);
+        // Partly covered chunks are read back whole to hash them; the budget covers that buffer too.
+        const weight = job.covered
+          ? job.dataBytes
+          : Math.max(job.dataBytes, this.readsBack() ? job.length : 0);
+        await budget.acquire(weight, signal);
+        // Checked after the wait for budget, right before the start: at any moment, what a crash would make
+        // a resume read again is under checkpointEvery.chunks done chunks plus maxInFlightBytes in flight.
+        try {
+          await this.checkpointIfDue();
+        } catch (error) {
+          budget.release(weight);
+          throw error;
+        }
+        if (signal.aborted) {
+          budget.release(weight);
+          break;
+        }
+        const done = this.runJob(job).then(
+          (sha256) => {
+            this.context.manifest.set(job.index, sha256);
+            this.written[job.index >> 3]! |= 1 << (job.index & 7);
+            ledger.finish(
+              job.index,
+              job.pieces.reduce((sum, piece) => sum + piece.length, 0),
+            );
+            this.chunks++;
+            this.doneSinceSave++;
+            this.report();
+          },
+          (error: unknown) => this.fail(error),
+        );
+        this.inFlight.set(
+          job.index,
+          done.finally(() => {
+            budget.release(weight);
+            this.inFlight.delete(job.index);
+          }),
+        );
+      }
+    } catch (error) {
+      this.fail(signal.aborted ? signal.reason : toSyncproxyError(error, { operation: 'list extents' }));
+    } finally {
+      // Not awaited: a listing stuck in the reader must not hold the rejection back.
+      if (!finished) iterator.return?.(undefined).catch(() => {});
+    }
+    // In-flight writes finish; reads of stopped jobs are dropped before they write.
+    await Promise.all(this.inFlight.values());
+    await this.saving;
+    if (this.failure === undefined && signal.aborted) this.fail(signal.reason);
+    if (this.failure !== undefined) {
+      await this.saveCheckpoint().catch((error: unknown) => {
+        this.options.logger?.error('saving the checkpoint after a failure failed', {
+          error: toSyncproxyError(error).message,
+        });
+      });
+      this.report(true);
+      throw this.failure;
+    }
+    ledger.end(settings.chunkCount);
+  }
+
+  private readsBack(): boolean {
+    return this.options.manifestReadBack !== false && typeof this.options.sink.read === 'function';
+  }
+
+  /** Reads, classifies, hashes and writes one chunk; resolves with its manifest entry. */
+  private async runJob(job: ChunkJob): Promise<Uint8Array | 'zero' | 'unknown'> {
+    const { reader, sink, bandwidth } = this.options;
+    const { signal } = this.context;
+    const buffers = await Promise.all(
+      job.pieces.map((piece) =>
+        piece.kind === 'zero'
+          ? undefined
+          : withRetry(
+              `read [${piece.offset}, ${piece.offset + piece.length})`,
+              () =>
+                this.readLimit(async () => {
+                  if (signal.aborted) throw abortError(signal, 'transfer');
+                  await bandwidth?.take(piece.length, signal);
+                  const data = await raceAbort(reader.read(piece.offset, piece.length, { signal }), signal);
+                  if (data.length !== piece.length) {
+                    throw new SyncproxyError(
+                      `reader returned ${data.length} bytes for [${piece.offset}, ${piece.offset + piece.length})`,
+                      { code: 'protocol', retryable: false },
+                    );
+                  }
+                  this.bytesRead += data.length;
+                  return data;
+                }),
+              this.retry,
+            ),
+      ),
+    );
+    // Past this point the chunk is written whole even if the transfer stops: no torn chunk is left by an abort.
+    if (signal.aborted) throw abortError(signal, 'transfer');
+
+    const writes: Array<{ piece: ChunkPiece; data: Uint8Array | undefined }> = job.pieces.map((piece, i) => {
+      const data = buffers[i];
+      return { piece, data: data !== undefined && !isAllZero(data) ? data : undefined };
+    });
+    let entry: Uint8Array | 'zero' | 'unknown' = 'unknown';
+    if (job.covered) entry = await hashPieces(writes);
+
+    const writeRetry: RetryContext = { ...this.retry, signal: undefined };
+    await Promise.all(
+      writes.map(({ piece, data }) =>
+        withRetry(
+          `write [${piece.offset}, ${piece.offset + piece.length})`,
+          () =>
+            data === undefined
+              ? sink.writeZeroes(piece.offset, piece.length)
+              : sink.write(piece.offset, data),
+          writeRetry,
+        ).then(() => {
+          if (data === undefined) this.zeroBytes += piece.length;
+          else this.bytesWritten += piece.length;
+        }),
+      ),
+    );
+
+    if (!job.covered && this.readsBack()) {
+      const target = await withRetry(
+        `read back chunk ${job.index}`,
+        () => sink.read!(job.offset, job.length),
+        writeRetry,
+      );
+      entry = isAllZero(target) ? 'zero' : createHash('sha256').update(target).digest();
+    }
+    return entry;
+  }
+
+  async flushSink(): Promise<void> {
+    try {
+      await this.options.sink.flush();
+    } catch (error) {
+      throw toSyncproxyError(error, { operation: 'flush sink' });
+    }
+  }
+
+  /** Saves when the interval is reached; new chunks wait meanwhile, which bounds what a crash can lose. */
+  private async checkpointIfDue(): Promise<void> {
+    if (this.saving !== undefined) await this.saving;
+    if (!this.hasStores) return;
+    const due =
+      this.doneSinceSave >= this.settings.checkpointChunks ||
+      (this.doneSinceSave > 0 && this.context.clock.now() - this.lastSaveAt >= this.settings.checkpointMs);
+    if (due) await this.saveCheckpoint();
+  }
+
+  /** Flushes the sink, then saves the manifest, then the checkpoint: a checkpoint never names a chunk that is not durable. */
+  private saveCheckpoint(): Promise<void> {
+    if (!this.hasStores) return Promise.resolve();
+    const { ledger, manifest, stores, clock } = this.context;
+    const checkpoint = ledger.snapshot(
+      {
+        diskSize: this.settings.diskSize,
+        chunkSizeBytes: this.settings.chunkSizeBytes,
+        transferId: this.options.transferId,
+      },
+      new Date(),
+    );
+    let partial: DiskManifest | undefined;
+    if (stores.manifest !== undefined) {
+      partial = manifest.clone();
+      partial.complete = false;
+      partial.pendingFrom = this.cursor;
+      for (const index of this.inFlight.keys()) partial.set(index, 'unknown');
+    }
+    this.doneSinceSave = 0;
+    this.lastSaveAt = clock.now();
+    const save = (async () => {
+      await this.flushSink();
+      if (partial !== undefined) await stores.manifest!.save(partial);
+      await stores.checkpoint?.save(checkpoint);
+    })();
+    this.saving = save.finally(() => {
+      if (this.saving === tracked) this.saving = undefined;
+    });
+    const tracked = this.saving;
+    return save;
+  }
+
+  /** Re-reads the chunks this run wrote and compares them with the manifest. */
+  async verify(): Promise<boolean> {
+    const { manifest, ledger, signal } = this.context;
+    const sink = this.options.sink;
+    const limit = pLimit(this.settings.concurrency);
+    const mismatched: number[] = [];
+    const checks: Array<Promise<void>> = [];
+    const budget = new InFlightBudget(this.settings.maxInFlightBytes, this.settings.concurrency * 2);
+    for (let index = 0; index < this.settings.chunkCount; index++) {
+      if ((this.written[index >> 3]! & (1 << (index & 7))) === 0) continue;
+      const expected = manifest.entry(index);
+      if (expected.state === 'unknown') continue;
+      const offset = index * this.settings.chunkSizeBytes;
+      const length = manifest.chunkLength(index);
+      await budget.acquire(length, signal);
+      checks.push(
+        limit(async () => {
+          const data = await sink.read!(offset, length, { signal });
+          const actual: Uint8Array | 'zero' = isAllZero(data)
+            ? 'zero'
+            : createHash('sha256').update(data).digest();
+          if (!manifest.matches(index, actual)) mismatched.push(index);
+        }).finally(() => budget.release(length)),
+      );
+    }
+    await Promise.all(checks);
+    if (mismatched.length > 0) {
+      for (const index of mismatched) {
+        ledger.forget(index, manifest.chunkLength(index));
+        manifest.set(index, 'unknown');
+      }
+      this.cursor = this.settings.chunkCount;
+      await this.saveCheckpoint();
+      mismatched.sort((a, b) => a - b);
+      throw new SyncproxyError(
+        `verification failed: ${mismatched.length} chunk(s) of the target differ from the source (first at offset ${mismatched[0]! * this.settings.chunkSizeBytes}); run the transfer again to resend them`,
+        { code: 'integrity', retryable: false, details: { chunks: mismatched.slice(0, 32) } },
+      );
+    }
+    return true;
+  }
+}
+
+/**
+ * SHA-256 of a chunk from its pieces in order, or the zero marker when it is all zeroes.
+ * A chunk of one data piece (the common case) is hashed by WebCrypto, which runs on the
+ * libuv thread pool: hashing then overlaps with the event loop and uses a second core.
+ */
+async function hashPieces(writes: Array<{ piece: ChunkPiece; data: Uint8Array | undefined }>): Promise<Uint8Array | 'zero'> {
+  if (writes.every(({ data }) => data === undefined)) return 'zero';
+  const only = writes.length === 1 ? writes[0]!.data : undefined;
+  if (only !== undefined) return new Uint8Array(await webcrypto.subtle.digest('SHA-256', only));
+  const hash = createHash('sha256');
+  for (const { piece, data } of writes) {
+    if (data !== undefined) {
+      hash.update(data);
+      continue;
+    }
+    for (let left = piece.length; left > 0; left -= ZERO_BLOCK.length) {
+      hash.update(ZERO_BLOCK.subarray(0, Math.min(left, ZERO_BLOCK.length)));
+    }
+  }
+  return hash.digest();
+}

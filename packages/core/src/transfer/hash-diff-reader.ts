@@ -1,0 +1,170 @@
+import { createHash } from 'node:crypto';
+import type { ChangedBlockReader, Extent, ReadOptions, SyncWarning } from '../contracts/reader.js';
+import { SyncproxyError } from '../errors/syncproxy-error.js';
+import { planChunks } from './chunk-plan.js';
+import type { DiskManifest } from './manifest.js';
+import { isAllZero } from './zero-detection.js';
+
+export const DEFAULT_CHUNK_SIZE_BYTES = 4 << 20;
+
+export interface HashDiffReaderOptions {
+  /** A full reader of the disk (its extents name everything allocated). */
+  reader: ChangedBlockReader;
+  /** The manifest of the target as the previous transfer left it; none means every chunk is sent. */
+  previousManifest?: DiskManifest;
+  /** Default: the previous manifest's chunk size, else 4 MiB. */
+  chunkSizeBytes?: number;
+  /** Chunks read and hashed ahead of the one being compared (default 4). */
+  readAhead?: number;
+}
+
+export interface HashDiffStats {
+  chunksScanned: number;
+  chunksChanged: number;
+  bytesScanned: number;
+}
+
+/** A reader that yields only chunks whose SHA-256 differs from the previous manifest. */
+export interface HashDiffReader extends ChangedBlockReader {
+  /** The chunk grid it compares in; `transferDisk` adopts it so the new manifest keeps the same grid. */
+  readonly chunkSizeBytes: number;
+  /** Its extents cost a read of the whole disk: the engine does not list them twice to count totals. */
+  readonly listsExtentsByReading: true;
+  readonly stats: HashDiffStats;
+}
+
+/**
+ * Change detection for platforms without change tracking, and for local
+ * disks an agent reads: every chunk of the full `reader` is read and hashed,
+ * and only those whose SHA-256 differs from `previousManifest` are yielded,
+ * whole chunks aligned to the manifest's grid. Chunks that now read as zeroes
+ * are yielded as `zero` extents (never read again by the engine).
+ *
+ * The bytes of a changed chunk, read once to hash it, are kept until the
+ * engine reads them (up to `readAhead + 4` chunks), so nothing is read twice.
+ *
+ * An incomplete manifest (of an interrupted transfer) is trusted only below
+ * its `pendingFrom` chunk; above it, chunks may be half-written, so they are
+ * all sent.
+ */
+export function createHashDiffReader(options: HashDiffReaderOptions): HashDiffReader {
+  const { reader, previousManifest } = options;
+  const chunkSizeBytes =
+    options.chunkSizeBytes ?? previousManifest?.chunkSizeBytes ?? DEFAULT_CHUNK_SIZE_BYTES;
+  const readAhead = options.readAhead ?? 4;
+  if (!Number.isSafeInteger(chunkSizeBytes) || chunkSizeBytes <= 0) {
+    throw new SyncproxyError(`hash-diff chunk size must be a positive integer (got ${chunkSizeBytes})`, {
+      code: 'config',
+    });
+  }
+  if (!Number.isInteger(readAhead) || readAhead < 1) {
+    throw new SyncproxyError(`hash-diff readAhead must be an integer >= 1 (got ${readAhead})`, {
+      code: 'config',
+    });
+  }
+  const diskSize = reader.diskSize;
+  const comparable = previousManifest?.sameGeometry({ diskSize, chunkSizeBytes })
+    ? previousManifest
+    : undefined;
+  const trustedBelow =
+    comparable === undefined ? 0 : comparable.complete ? comparable.chunkCount : comparable.pendingFrom;
+  const warnings: SyncWarning[] = [
+    ...(reader.warnings ?? []),
+    {
+      code: 'hash-diff',
+      message:
+        'no change tracking: every chunk is read and hashed, and only chunks whose SHA-256 changed are sent',
+    },
+  ];
+  if (previousManifest !== undefined && comparable === undefined) {
+    warnings.push({
+      code: 'hash-diff-full',
+      message: `the previous manifest describes another geometry (disk ${previousManifest.diskSize} bytes, chunk ${previousManifest.chunkSizeBytes}): every chunk is sent`,
+    });
+  }
+  const stats: HashDiffStats = { chunksScanned: 0, chunksChanged: 0, bytesScanned: 0 };
+  const kept = new Map<number, Uint8Array>();
+  const keptLimit = readAhead + 4;
+
+  const unchanged = (index: number, sha256: Uint8Array | 'zero'): boolean =>
+    comparable !== undefined && index < trustedBelow && comparable.matches(index, sha256);
+
+  async function* cells(signal?: AbortSignal): AsyncGenerator<{ index: number; hasData: boolean }> {
+    let next = 0;
+    for await (const job of planChunks(reader.extents({ signal }), { diskSize, chunkSizeBytes })) {
+      for (; next < job.index; next++) yield { index: next, hasData: false };
+      yield { index: job.index, hasData: job.dataBytes > 0 };
+      next = job.index + 1;
+    }
+    const count = Math.ceil(diskSize / chunkSizeBytes);
+    for (; next < count; next++) yield { index: next, hasData: false };
+  }
+
+  type Scanned = { index: number; data: Uint8Array | undefined; sha256: Uint8Array | 'zero' };
+
+  const scan = async (index: number, hasData: boolean, signal?: AbortSignal): Promise<Scanned> => {
+    if (!hasData) return { index, data: undefined, sha256: 'zero' };
+    const offset = index * chunkSizeBytes;
+    const length = Math.min(chunkSizeBytes, diskSize - offset);
+    const data = await reader.read(offset, length, { signal });
+    if (data.length !== length) {
+      throw new SyncproxyError(`reader returned ${data.length} bytes for [${offset}, ${offset + length})`, {
+        code: 'protocol',
+        retryable: false,
+      });
+    }
+    stats.bytesScanned += length;
+    if (isAllZero(data)) return { index, data: undefined, sha256: 'zero' };
+    return { index, data, sha256: createHash('sha256').update(data).digest() };
+  };
+
+  return {
+    diskSize,
+    granularity: chunkSizeBytes,
+    chunkSizeBytes,
+    listsExtentsByReading: true,
+    stats,
+    warnings,
+    async *extents(readOptions?: ReadOptions): AsyncGenerator<Extent> {
+      const signal = readOptions?.signal;
+      const window: Array<Promise<Scanned>> = [];
+      const settle = async function* (pending: Promise<Scanned>): AsyncGenerator<Extent> {
+        const scanned = await pending;
+        stats.chunksScanned++;
+        if (unchanged(scanned.index, scanned.sha256)) return;
+        stats.chunksChanged++;
+        const offset = scanned.index * chunkSizeBytes;
+        const length = Math.min(chunkSizeBytes, diskSize - offset);
+        if (scanned.data === undefined) {
+          yield { offset, length, kind: 'zero' };
+          return;
+        }
+        kept.set(offset, scanned.data);
+        while (kept.size > keptLimit) kept.delete(kept.keys().next().value as number);
+        yield { offset, length, kind: 'data' };
+      };
+      try {
+        for await (const cell of cells(signal)) {
+          const pending = scan(cell.index, cell.hasData, signal);
+          // Rejections are awaited in order below; this keeps a later one from being "unhandled" meanwhile.
+          pending.catch(() => {});
+          window.push(pending);
+          if (window.length >= readAhead) yield* settle(window.shift()!);
+        }
+        while (window.length > 0) yield* settle(window.shift()!);
+      } finally {
+        window.length = 0;
+      }
+    },
+    async read(offset: number, length: number, readOptions?: ReadOptions): Promise<Uint8Array> {
+      const start = Math.floor(offset / chunkSizeBytes) * chunkSizeBytes;
+      const data = kept.get(start);
+      if (data !== undefined && offset + length <= start + data.length) {
+        if (offset === start && length === data.length) kept.delete(start);
+        return data.subarray(offset - start, offset - start + length);
+      }
+      return reader.read(offset, length, readOptions);
+    },
+    close: () => reader.close(),
+  };
+}

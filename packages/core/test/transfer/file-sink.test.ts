@@ -1,0 +1,72 @@
+import { randomFillSync } from 'node:crypto';
+import { readFile, stat, writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import { FileSink } from '@syncproxy/core';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { tempDir } from './fixtures/temp-dir.js';
+
+const MiB = 1024 * 1024;
+let dir: { path: string; remove: () => Promise<void> };
+beforeAll(async () => {
+  dir = await tempDir();
+});
+afterAll(async () => {
+  await dir.remove();
+});
+
+describe('FileSink', () => {
+  it('creates a sparse file of the disk size and leaves holes where it is asked for zeroes', async () => {
+    const path = join(dir.path, 'fresh.img');
+    const sink = new FileSink(path);
+    await sink.open(1024 * MiB);
+    await sink.writeZeroes(0, 512 * MiB);
+    await sink.write(600 * MiB, new Uint8Array(4096).fill(7));
+    await sink.flush();
+    await sink.close();
+    const info = await stat(path);
+    expect(info.size).toBe(1024 * MiB);
+    expect(info.blocks * 512).toBeLessThanOrEqual(64 * 1024);
+    expect(sink.statePath).toBe(path);
+  });
+
+  it('opens an existing image without truncating it and zeroes written data exactly', async () => {
+    const path = join(dir.path, 'existing.img');
+    const old = new Uint8Array(3 * MiB + 5);
+    randomFillSync(old);
+    await writeFile(path, old);
+    const sink = new FileSink(path);
+    await sink.open(3 * MiB + 5);
+    await sink.writeZeroes(MiB - 3, MiB + 10);
+    expect(Buffer.from(await sink.read(MiB - 4, 2))).toEqual(Buffer.from([old[MiB - 4]!, 0]));
+    await sink.close();
+    const now = new Uint8Array(await readFile(path));
+    const expected = old.slice();
+    expected.fill(0, MiB - 3, 2 * MiB + 7);
+    expect(Buffer.compare(now, expected)).toBe(0);
+  });
+
+  it('grows an existing image to a larger disk, keeping its bytes', async () => {
+    const path = join(dir.path, 'grow.img');
+    await writeFile(path, new Uint8Array(1000).fill(1));
+    const sink = new FileSink(path);
+    await sink.open(5000);
+    await sink.writeZeroes(0, 5000);
+    await sink.close();
+    expect(Buffer.compare(new Uint8Array(await readFile(path)), new Uint8Array(5000))).toBe(0);
+  });
+
+  it('refuses writes before open and after close with an error that says what to do', async () => {
+    const sink = new FileSink(join(dir.path, 'never.img'));
+    await expect(sink.write(0, new Uint8Array(1))).rejects.toMatchObject({
+      code: 'internal',
+      message: `FileSink ${join(dir.path, 'never.img')} is not open (call open(diskSize) first)`,
+    });
+    await sink.close();
+    await sink.close();
+  });
+
+  it('maps a missing directory to a not-found error', async () => {
+    const sink = new FileSink(join(dir.path, 'no', 'such', 'dir.img'));
+    await expect(sink.open(10)).rejects.toMatchObject({ code: 'not-found' });
+  });
+});

@@ -1,0 +1,27 @@
+// The connector contract suite. The mock-platform kit is `@syncproxy/testkit/mock`.
+export {
+  type AnyConnector,
+  type ConnectorContract,
+  type ConnectorContractOptions,
+  type ContractReport,
+  type ContractStep,
+  type ContractStepResult,
+  ContractViolation,
+  checkConnectorContract,
+  createConnectorContract,
+} from './contract/connector-contract.js';
+export {
+  describeExtent,
+  type ExtentBounds,
+  extentProblems,
+  uncoveredRanges,
+} from './contract/extent-checks.js';
+export { RecordingReader } from './contract/recording-reader.js';
+export {
+  captureResources,
+  leakedResources,
+  type ResourceCounts,
+  waitForResourcesToSettle,
+} from './contract/resource-leaks.js';
+export { runConnectorContract } from './contract/run-connector-contract.js';
+export type { MockHostRef, MockHostSpec, MockPlatform } from './mock/mock-platform.js';
