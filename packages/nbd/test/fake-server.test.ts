@@ -171,7 +171,9 @@ describe('replies during transmission', () => {
       ] as const;
       const results = await Promise.all(reads.map(([offset, length]) => client.read(offset, length)));
       reads.forEach(([offset, length], i) => {
-        expect(Buffer.from(results[i]!).equals(Buffer.from(disk.subarray(offset, offset + length)))).toBe(true);
+        expect(Buffer.from(results[i]!).equals(Buffer.from(disk.subarray(offset, offset + length)))).toBe(
+          true,
+        );
       });
       await client.close();
     }

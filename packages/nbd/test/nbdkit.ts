@@ -49,7 +49,12 @@ export async function startNbdkit(
     stderr += d.toString();
   });
   const exited = new Promise<void>((resolve) => child.once('exit', () => resolve()));
-  await waitForPidFile(child, pidFile, () => stderr);
+  try {
+    await waitForPidFile(child, pidFile, () => stderr);
+  } catch (error) {
+    await rm(dir, { recursive: true, force: true });
+    throw error;
+  }
   const kill = async (signal: NodeJS.Signals = 'SIGTERM') => {
     if (child.exitCode === null && child.signalCode === null) child.kill(signal);
     await exited;

@@ -96,7 +96,14 @@ describe('the contract suite catches broken connectors', () => {
     const result = await failures('leaked-socket');
     expect(result).toEqual({
       passed: false,
-      failed: [[STEPS.close, expect.stringMatching(/^close\(\) left open, 2000 ms after it resolved: \d+ × socket \(TCPSocketWrap\)$/)]],
+      failed: [
+        [
+          STEPS.close,
+          expect.stringMatching(
+            /^close\(\) left open, 2000 ms after it resolved: \d+ × socket \(TCPSocketWrap\)$/,
+          ),
+        ],
+      ],
       notRun: [],
     });
   });

@@ -746,7 +746,9 @@ class TransferRun {
  * A chunk of one data piece (the common case) is hashed by WebCrypto, which runs on the
  * libuv thread pool: hashing then overlaps with the event loop and uses a second core.
  */
-async function hashPieces(writes: Array<{ piece: ChunkPiece; data: Uint8Array | undefined }>): Promise<Uint8Array | 'zero'> {
+async function hashPieces(
+  writes: Array<{ piece: ChunkPiece; data: Uint8Array | undefined }>,
+): Promise<Uint8Array | 'zero'> {
   if (writes.every(({ data }) => data === undefined)) return 'zero';
   const only = writes.length === 1 ? writes[0]!.data : undefined;
   if (only !== undefined) return new Uint8Array(await webcrypto.subtle.digest('SHA-256', only));

@@ -149,7 +149,8 @@ export class FileSink implements BlockSink {
       const view = scratch.subarray(0, size);
       await this.readInto(handle, view, at);
       const from = at;
-      if (!isAllZero(view)) await this.writeLimit(() => this.writeAll(handle, from, ZERO_BLOCK.subarray(0, size)));
+      if (!isAllZero(view))
+        await this.writeLimit(() => this.writeAll(handle, from, ZERO_BLOCK.subarray(0, size)));
       at = stepEnd;
     }
   }

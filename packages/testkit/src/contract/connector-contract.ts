@@ -606,9 +606,14 @@ export function createConnectorContract(
       // First the session used by the whole suite, against what was open before it connected;
       // then a fresh session through every kind of call. Waiting for the first to settle keeps
       // a socket it leaked from closing during the second's window and hiding a leak there.
-      const leaked = await waitForResourcesToSettle(need(resourcesBeforeSession, 'the resource count'), settleMs);
+      const leaked = await waitForResourcesToSettle(
+        need(resourcesBeforeSession, 'the resource count'),
+        settleMs,
+      );
       if (leaked.length > 0) {
-        throw new ContractViolation(`close() left open, ${settleMs} ms after it resolved: ${leaked.join(', ')}`);
+        throw new ContractViolation(
+          `close() left open, ${settleMs} ms after it resolved: ${leaked.join(', ')}`,
+        );
       }
       const before = captureResources();
       const fresh = await call('connect()', () => connector.connect(config, context()));
