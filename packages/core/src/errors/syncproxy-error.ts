@@ -103,5 +103,20 @@ function causeToJson(cause: unknown, depth = 0): unknown {
     if (cause.cause !== undefined) out.cause = causeToJson(cause.cause, depth + 1);
     return out;
   }
-  return typeof cause === 'string' ? cause : String(cause);
+  if (typeof cause === 'object' && cause !== null) {
+    // Error-like values that are not Errors (serialised errors, null-prototype clones made by test runners).
+    const like = cause as { name?: unknown; message?: unknown; code?: unknown; cause?: unknown };
+    if (typeof like.message === 'string') {
+      const out: Record<string, unknown> = { name: typeof like.name === 'string' ? like.name : 'Error', message: like.message };
+      if (typeof like.code === 'string' || typeof like.code === 'number') out.code = like.code;
+      if (like.cause !== undefined) out.cause = causeToJson(like.cause, depth + 1);
+      return out;
+    }
+    try {
+      return JSON.parse(JSON.stringify(cause)) as unknown;
+    } catch {
+      return '[unserializable cause]';
+    }
+  }
+  return String(cause);
 }

@@ -1,0 +1,30 @@
+#!/usr/bin/env node
+import { setMaxListeners } from 'node:events';
+import { processIo } from './cli-io.js';
+import { ExitCode } from './exit-code.js';
+import { runCli } from './run-cli.js';
+
+// The AWS SDK in the pinned release warns that Node 20 support ends; the CLI supports Node 20.18+.
+process.env.AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED ??= 'true';
+
+const controller = new AbortController();
+// Every chunk in flight listens to the one Ctrl-C signal; dozens of listeners are expected, not a leak.
+setMaxListeners(0, controller.signal);
+
+// First Ctrl-C: stop cleanly (transfers save their checkpoints). Second: leave at once.
+process.on('SIGINT', () => {
+  if (controller.signal.aborted) process.exit(ExitCode.interrupted);
+  process.stderr.write('\nstopping: saving checkpoints (Ctrl-C again to quit at once)\n');
+  controller.abort();
+});
+process.on('SIGTERM', () => controller.abort());
+
+runCli(process.argv.slice(2), processIo(controller.signal)).then(
+  (code) => {
+    process.exitCode = code;
+  },
+  (error: unknown) => {
+    process.stderr.write(`error (internal): ${(error as Error)?.stack ?? String(error)}\n`);
+    process.exitCode = ExitCode.failure;
+  },
+);

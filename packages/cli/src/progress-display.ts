@@ -1,0 +1,149 @@
+import type { TransferProgress } from '@syncproxy/core';
+import cliProgress from 'cli-progress';
+import type { CliOutput } from './cli-io.js';
+import { formatBytes, formatDuration, formatRate } from './human-units.js';
+
+/** Shows the progress of the disks of a sync, one line or bar each. */
+export interface ProgressDisplay {
+  /** The `onProgress` callback of one disk's transfer. */
+  track(diskId: string): (progress: TransferProgress) => void;
+  /** The disk's transfer ended. */
+  end(diskId: string, outcome: 'done' | 'failed' | 'interrupted'): void;
+  /** Releases the terminal (restores the cursor); idempotent. */
+  stop(): void;
+}
+
+export interface ProgressDisplayOptions {
+  output: CliOutput;
+  /** Without a TTY: one plain line per disk at most this often (default 2000 ms of transfer time). */
+  plainIntervalMs?: number;
+  /** Force plain lines even on a TTY. */
+  plain?: boolean;
+}
+
+/** Live bars on a TTY (rate, ETA); plain periodic lines otherwise (logs, CI, pipes). */
+export function createProgressDisplay(options: ProgressDisplayOptions): ProgressDisplay {
+  return options.output.isTTY === true && options.plain !== true
+    ? new BarDisplay(options.output)
+    : new LineDisplay(options.output, options.plainIntervalMs ?? 2000);
+}
+
+/** A display that shows nothing (`--quiet`, or `--json` without a TTY). */
+export const silentProgress: ProgressDisplay = {
+  track: () => () => {},
+  end: () => {},
+  stop: () => {},
+};
+
+interface Figures {
+  percent: string;
+  done: string;
+  total: string;
+  rate: string;
+  eta: string;
+}
+
+function figures(p: TransferProgress): Figures {
+  const percent =
+    p.bytesTotal === undefined || p.bytesTotal === 0
+      ? p.bytesTotal === 0
+        ? 100
+        : undefined
+      : Math.floor((100 * p.bytesDone) / p.bytesTotal);
+  return {
+    percent: percent === undefined ? '  ?%' : `${String(percent).padStart(3)}%`,
+    done: formatBytes(p.bytesDone),
+    total: p.bytesTotal === undefined ? '?' : formatBytes(p.bytesTotal),
+    rate: formatRate(p.bytesPerSecond),
+    eta: p.etaMs === undefined ? '-' : formatDuration(p.etaMs),
+  };
+}
+
+class LineDisplay implements ProgressDisplay {
+  private readonly last = new Map<string, { printedAt: number; progress?: TransferProgress }>();
+
+  constructor(
+    private readonly output: CliOutput,
+    private readonly intervalMs: number,
+  ) {}
+
+  track(diskId: string): (progress: TransferProgress) => void {
+    const entry: { printedAt: number; progress?: TransferProgress } = { printedAt: Number.NEGATIVE_INFINITY };
+    this.last.set(diskId, entry);
+    return (progress) => {
+      entry.progress = progress;
+      if (progress.elapsedMs - entry.printedAt < this.intervalMs) return;
+      entry.printedAt = progress.elapsedMs;
+      this.print(diskId, progress);
+    };
+  }
+
+  end(diskId: string, outcome: 'done' | 'failed' | 'interrupted'): void {
+    const progress = this.last.get(diskId)?.progress;
+    if (outcome === 'done' && progress !== undefined) this.print(diskId, progress);
+    else this.output.write(`${diskId}  ${outcome}\n`);
+  }
+
+  stop(): void {}
+
+  private print(diskId: string, progress: TransferProgress): void {
+    const f = figures(progress);
+    this.output.write(`${diskId}  ${f.percent}  ${f.done} / ${f.total}  ${f.rate}  ETA ${f.eta}\n`);
+  }
+}
+
+class BarDisplay implements ProgressDisplay {
+  private readonly bars = new cliProgress.MultiBar(
+    {
+      stream: this.output as unknown as NodeJS.WritableStream,
+      format: '{disk} |{bar}| {pct} {done} / {size}  {rate}  ETA {eta}  {state}',
+      barsize: 30,
+      hideCursor: true,
+      clearOnComplete: false,
+      stopOnComplete: false,
+      fps: 10,
+    },
+    cliProgress.Presets.shades_classic,
+  );
+  private readonly byDisk = new Map<string, { bar: cliProgress.SingleBar; figures?: Figures }>();
+  private width = 0;
+
+  constructor(private readonly output: CliOutput) {}
+
+  track(diskId: string): (progress: TransferProgress) => void {
+    this.width = Math.max(this.width, diskId.length);
+    const entry: { bar: cliProgress.SingleBar; figures?: Figures } = {
+      bar: this.bars.create(1, 0, this.payload(diskId)),
+    };
+    this.byDisk.set(diskId, entry);
+    return (progress) => {
+      entry.figures = figures(progress);
+      const total = progress.bytesTotal ?? Math.max(progress.bytesDone, 1);
+      entry.bar.setTotal(Math.max(total, 1));
+      entry.bar.update(total === 0 ? 1 : progress.bytesDone, this.payload(diskId, entry.figures));
+    };
+  }
+
+  end(diskId: string, outcome: 'done' | 'failed' | 'interrupted'): void {
+    const entry = this.byDisk.get(diskId);
+    if (entry === undefined) return;
+    entry.bar.update(this.payload(diskId, entry.figures, outcome));
+    entry.bar.stop();
+  }
+
+  stop(): void {
+    this.bars.stop();
+  }
+
+  private payload(diskId: string, f?: Figures, state = ''): Record<string, string> {
+    return {
+      disk: diskId.padEnd(this.width),
+      pct: f?.percent ?? '  0%',
+      done: f?.done ?? '0 B',
+      size: f?.total ?? '?',
+      rate: f?.rate ?? '-',
+      eta: f?.eta ?? '-',
+      state,
+    };
+  }
+}

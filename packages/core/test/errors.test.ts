@@ -1,0 +1,72 @@
+import { describe, expect, it } from 'vitest';
+import { PlatformApiError, SyncproxyError, toSyncproxyError } from '@syncproxy/core';
+
+describe('SyncproxyError', () => {
+  it('is recognised by its marker, and is retryable by default only for throttled, network and timeout', () => {
+    const codes = ['throttled', 'network', 'timeout', 'auth', 'integrity', 'config'] as const;
+    expect(codes.map((code) => new SyncproxyError('x', { code }).retryable)).toEqual([true, true, true, false, false, false]);
+    expect(SyncproxyError.isInstance(new SyncproxyError('x', { code: 'io' }))).toBe(true);
+    expect(SyncproxyError.isInstance(new Error('x'))).toBe(false);
+    expect(SyncproxyError.isInstance({ code: 'io', retryable: true })).toBe(false);
+  });
+
+  it('serialises its cause chain to JSON, also when the cause is a plain error-like object', () => {
+    const error = new SyncproxyError('read failed', {
+      code: 'io',
+      platform: 'aws',
+      cause: Object.assign(Object.create(null), { name: 'Error', message: 'inner', code: 'EIO' }),
+    });
+    expect(JSON.parse(JSON.stringify(error))).toEqual({
+      name: 'SyncproxyError',
+      code: 'io',
+      message: 'read failed',
+      retryable: false,
+      platform: 'aws',
+      cause: { name: 'Error', message: 'inner', code: 'EIO' },
+    });
+  });
+});
+
+describe('PlatformApiError', () => {
+  it('maps HTTP statuses to codes, is retryable for 408/429/5xx, and keeps query strings out of the URL', () => {
+    const error = new PlatformApiError({
+      operation: 'GetSnapshotBlock',
+      method: 'GET',
+      url: 'https://ebs.eu-west-1.amazonaws.com/snapshots/snap-1/blocks/3?blockToken=SECRETTOKEN',
+      status: 503,
+      requestId: 'req-1',
+      platformCode: 'InternalServerException',
+      platform: 'aws',
+    });
+    expect(error).toMatchObject({ code: 'platform', retryable: true, status: 503, platform: 'aws' });
+    expect(error.message).toBe(
+      'GetSnapshotBlock failed: HTTP 503 InternalServerException from GET https://ebs.eu-west-1.amazonaws.com/snapshots/snap-1/blocks/3?… (request id req-1)',
+    );
+    expect(JSON.stringify(error)).not.toContain('SECRETTOKEN');
+    const statuses = [401, 403, 404, 409, 408, 429, 400];
+    expect(statuses.map((status) => new PlatformApiError({ operation: 'op', method: 'GET', url: 'u', status }).code)).toEqual([
+      'auth',
+      'permission',
+      'not-found',
+      'conflict',
+      'timeout',
+      'throttled',
+      'platform',
+    ]);
+    expect(new PlatformApiError({ operation: 'op', method: 'GET', url: 'u', status: 400 }).retryable).toBe(false);
+  });
+});
+
+describe('toSyncproxyError', () => {
+  it('maps Node system errors along the cause chain to codes', () => {
+    const sys = (code: string) => Object.assign(new Error(code), { code });
+    expect(toSyncproxyError(new TypeError('fetch failed', { cause: sys('ECONNRESET') })).code).toBe('network');
+    expect(toSyncproxyError(sys('ETIMEDOUT')).code).toBe('timeout');
+    expect(toSyncproxyError(sys('ENOSPC')).code).toBe('io');
+    expect(toSyncproxyError(sys('EACCES')).code).toBe('permission');
+    expect(toSyncproxyError(sys('CERT_HAS_EXPIRED')).code).toBe('tls');
+    expect(toSyncproxyError(Object.assign(new Error('a'), { name: 'AbortError' })).code).toBe('aborted');
+    const plain = toSyncproxyError(new RangeError('bad offset'), { operation: 'read' });
+    expect(plain).toMatchObject({ code: 'internal', retryable: false, message: 'read failed: bad offset' });
+  });
+});
