@@ -1,4 +1,5 @@
 import {
+  type AnySourceConnector,
   type ConfigIssue,
   type ConnectorRegistry,
   createJsonLogger,
@@ -15,6 +16,16 @@ export interface CommandContext {
   io: CliIo;
   registry: ConnectorRegistry;
   cwd: string;
+}
+
+/** The connector of `--platform`; an unknown id is bad usage (exit 2). */
+export function connectorFor(context: CommandContext, platform: string): AnySourceConnector {
+  try {
+    return context.registry.get(platform);
+  } catch (error) {
+    if (!SyncproxyError.hasCode(error, 'not-found')) throw error;
+    throw new SyncproxyError(error.message, { code: 'config', retryable: false, details: error.details });
+  }
 }
 
 /** Options every command that prints results takes. */
@@ -57,7 +68,9 @@ export function reportError(context: CommandContext, error: unknown, options: Ou
   }
   const issues = configIssues(mapped);
   if (issues.length > 0) {
-    const head = mapped.message.includes(': ') ? mapped.message.slice(0, mapped.message.indexOf(': ')) : mapped.message;
+    const head = mapped.message.includes(': ')
+      ? mapped.message.slice(0, mapped.message.indexOf(': '))
+      : mapped.message;
     note(context, `error (${mapped.code}): ${head}`);
     for (const issue of issues) note(context, `  ${issue.path || '(root)'}: ${issue.message}`);
   } else {

@@ -60,7 +60,10 @@ function figures(p: TransferProgress): Figures {
 }
 
 class LineDisplay implements ProgressDisplay {
-  private readonly last = new Map<string, { printedAt: number; progress?: TransferProgress }>();
+  private readonly last = new Map<
+    string,
+    { printedAt: number; progress?: TransferProgress; printed?: TransferProgress }
+  >();
 
   constructor(
     private readonly output: CliOutput,
@@ -68,20 +71,25 @@ class LineDisplay implements ProgressDisplay {
   ) {}
 
   track(diskId: string): (progress: TransferProgress) => void {
-    const entry: { printedAt: number; progress?: TransferProgress } = { printedAt: Number.NEGATIVE_INFINITY };
+    const entry: { printedAt: number; progress?: TransferProgress; printed?: TransferProgress } = {
+      printedAt: Number.NEGATIVE_INFINITY,
+    };
     this.last.set(diskId, entry);
     return (progress) => {
       entry.progress = progress;
       if (progress.elapsedMs - entry.printedAt < this.intervalMs) return;
       entry.printedAt = progress.elapsedMs;
+      entry.printed = progress;
       this.print(diskId, progress);
     };
   }
 
   end(diskId: string, outcome: 'done' | 'failed' | 'interrupted'): void {
-    const progress = this.last.get(diskId)?.progress;
-    if (outcome === 'done' && progress !== undefined) this.print(diskId, progress);
-    else this.output.write(`${diskId}  ${outcome}\n`);
+    const entry = this.last.get(diskId);
+    // A finished disk ends on its final figures, printed once.
+    if (outcome === 'done' && entry?.progress !== undefined) {
+      if (entry.printed !== entry.progress) this.print(diskId, entry.progress);
+    } else this.output.write(`${diskId}  ${outcome}\n`);
   }
 
   stop(): void {}
@@ -93,22 +101,24 @@ class LineDisplay implements ProgressDisplay {
 }
 
 class BarDisplay implements ProgressDisplay {
-  private readonly bars = new cliProgress.MultiBar(
-    {
-      stream: this.output as unknown as NodeJS.WritableStream,
-      format: '{disk} |{bar}| {pct} {done} / {size}  {rate}  ETA {eta}  {state}',
-      barsize: 30,
-      hideCursor: true,
-      clearOnComplete: false,
-      stopOnComplete: false,
-      fps: 10,
-    },
-    cliProgress.Presets.shades_classic,
-  );
+  private readonly bars: cliProgress.MultiBar;
   private readonly byDisk = new Map<string, { bar: cliProgress.SingleBar; figures?: Figures }>();
   private width = 0;
 
-  constructor(private readonly output: CliOutput) {}
+  constructor(output: CliOutput) {
+    this.bars = new cliProgress.MultiBar(
+      {
+        stream: output as unknown as NodeJS.WritableStream,
+        format: '{disk} |{bar}| {pct} {done} / {size}  {rate}  ETA {eta}  {state}',
+        barsize: 30,
+        hideCursor: true,
+        clearOnComplete: false,
+        stopOnComplete: false,
+        fps: 10,
+      },
+      cliProgress.Presets.shades_classic,
+    );
+  }
 
   track(diskId: string): (progress: TransferProgress) => void {
     this.width = Math.max(this.width, diskId.length);

@@ -35,7 +35,11 @@ function collect(value: string, previous: string[] | undefined): string[] {
  * interrupted. Never throws and never exits the process: an embedding program
  * or a test passes its own streams and AbortSignal.
  */
-export async function runCli(argv: readonly string[], io: CliIo, options: RunCliOptions = {}): Promise<number> {
+export async function runCli(
+  argv: readonly string[],
+  io: CliIo,
+  options: RunCliOptions = {},
+): Promise<number> {
   let exitCode: number = ExitCode.ok;
   let registry: ConnectorRegistry;
   const context = (): CommandContext => {
@@ -56,7 +60,9 @@ export async function runCli(argv: readonly string[], io: CliIo, options: RunCli
     };
 
   const program = new Command('syncproxy')
-    .description('Agentless disk sync: read VM disks from a source platform (fully, then only changed blocks) into raw images')
+    .description(
+      'Agentless disk sync: read VM disks from a source platform (fully, then only changed blocks) into raw images',
+    )
     .version(CLI_VERSION)
     .exitOverride()
     .configureOutput({
@@ -68,7 +74,10 @@ export async function runCli(argv: readonly string[], io: CliIo, options: RunCli
   const platformOptions = (command: Command) =>
     command
       .requiredOption('-p, --platform <id>', 'connector id (see `syncproxy connectors`)')
-      .requiredOption('-c, --config <file>', 'the platform config, a JSON file (see `syncproxy schema <platform>`)')
+      .requiredOption(
+        '-c, --config <file>',
+        'the platform config, a JSON file (see `syncproxy schema <platform>`)',
+      )
       .option('--json', 'machine-readable output on stdout')
       .option('-v, --verbose', "the connector's logs on stderr, as JSON lines");
 
@@ -87,14 +96,16 @@ export async function runCli(argv: readonly string[], io: CliIo, options: RunCli
   platformOptions(
     program
       .command('check')
-      .description('validate a config, test the network path to every endpoint, check credentials, count hosts'),
+      .description(
+        'validate a config, test the network path to every endpoint, check credentials, count hosts',
+      ),
   )
     .option('--timeout-ms <ms>', 'per endpoint of the network preflight', positiveInteger, 5000)
     .action(action((ctx, opts) => checkPlatform(ctx, opts as Parameters<typeof checkPlatform>[1])));
 
-  platformOptions(program.command('hosts').description("the platform's VMs or instances and their disks")).action(
-    action((ctx, opts) => listHosts(ctx, opts as Parameters<typeof listHosts>[1])),
-  );
+  platformOptions(
+    program.command('hosts').description("the platform's VMs or instances and their disks"),
+  ).action(action((ctx, opts) => listHosts(ctx, opts as Parameters<typeof listHosts>[1])));
 
   platformOptions(
     program
@@ -108,11 +119,18 @@ export async function runCli(argv: readonly string[], io: CliIo, options: RunCli
     .requiredOption('-t, --target <dir>', 'directory of the images and the sync state')
     .option('-i, --incremental', 'only what changed since the snapshot each image equals')
     .addOption(
-      new Option('--checkpoint-chunks <n>', 'save a checkpoint every n chunks (a resume re-sends at most that)')
-        .argParser(positiveInteger),
+      new Option(
+        '--checkpoint-chunks <n>',
+        'save a checkpoint every n chunks (a resume re-sends at most that)',
+      ).argParser(positiveInteger),
     )
     .option('--parallel <n>', 'disks transferred at once', positiveInteger, 2)
-    .option('--progress-interval <ms>', 'without a TTY: a progress line per disk at most this often', positiveInteger, 2000)
+    .option(
+      '--progress-interval <ms>',
+      'without a TTY: a progress line per disk at most this often',
+      positiveInteger,
+      2000,
+    )
     .option('-q, --quiet', 'no progress and notes')
     .action(action((ctx, opts) => syncCommand(ctx, opts as Parameters<typeof syncCommand>[1])));
 
@@ -123,7 +141,12 @@ export async function runCli(argv: readonly string[], io: CliIo, options: RunCli
     )
     .option('-t, --target <dir>', 'where the images go (emptied first)')
     .option('--json', 'machine-readable output on stdout')
-    .option('--progress-interval <ms>', 'without a TTY: a progress line per disk at most this often', positiveInteger, 2000)
+    .option(
+      '--progress-interval <ms>',
+      'without a TTY: a progress line per disk at most this often',
+      positiveInteger,
+      2000,
+    )
     .option('-q, --quiet', 'no progress and notes')
     .action(action((ctx, opts) => runDemo(ctx, opts as Parameters<typeof runDemo>[1])));
 

@@ -135,7 +135,9 @@ export async function syncHost(options: SyncHostOptions): Promise<SyncReport> {
     resumed = true;
     notify(
       `resuming the interrupted ${pending.mode} sync of snapshot ${snapshot.id}${
-        pending.mode !== (options.incremental ? 'incremental' : 'full') ? ` (asked: ${options.incremental ? 'incremental' : 'full'})` : ''
+        pending.mode !== (options.incremental ? 'incremental' : 'full')
+          ? ` (asked: ${options.incremental ? 'incremental' : 'full'})`
+          : ''
       }`,
     );
   } else {
@@ -202,7 +204,9 @@ export async function syncHost(options: SyncHostOptions): Promise<SyncReport> {
           sink: new FileSink(outcome.path),
           full: mode === 'full',
           transferId: `${mode}:${baseId ?? '-'}->${snapshot.id}`,
-          ...(options.checkpointEveryChunks ? { checkpointEvery: { chunks: options.checkpointEveryChunks } } : {}),
+          ...(options.checkpointEveryChunks
+            ? { checkpointEvery: { chunks: options.checkpointEveryChunks } }
+            : {}),
           onProgress,
           ...(signal ? { signal } : {}),
         });
@@ -211,7 +215,8 @@ export async function syncHost(options: SyncHostOptions): Promise<SyncReport> {
       }
       outcome.status = 'done';
       options.progress.end(disk.id, 'done');
-      for (const w of outcome.result.warnings) warnings.push({ code: w.code, message: `${disk.id}: ${w.message}` });
+      for (const w of outcome.result.warnings)
+        warnings.push({ code: w.code, message: `${disk.id}: ${w.message}` });
       state.disks[disk.id] = {
         snapshotId: snapshot.id,
         sizeBytes: reader.diskSize,

@@ -9,7 +9,6 @@ import {
 import { type Dispatcher, request } from 'undici';
 import { classifyFault, VimApiError } from './soap/vim-api-error.js';
 import {
-
   child,
   list,
   MoRef,
@@ -121,10 +120,15 @@ export class VimClient {
 
   /** RetrieveServiceContent, then Login. */
   async connect(signal?: AbortSignal): Promise<ServiceContent> {
-    const node = await this.#invoke('RetrieveServiceContent', new MoRef('ServiceInstance', 'ServiceInstance'), {}, {
-      signal,
-      session: false,
-    });
+    const node = await this.#invoke(
+      'RetrieveServiceContent',
+      new MoRef('ServiceInstance', 'ServiceInstance'),
+      {},
+      {
+        signal,
+        session: false,
+      },
+    );
     const about = child(node, 'about');
     const content: ServiceContent = {
       rootFolder: requireMoRef(child(node, 'rootFolder'), 'rootFolder'),
@@ -197,7 +201,13 @@ export class VimClient {
           objectSet: {
             obj: view,
             skip: true,
-            selectSet: { $type: 'TraversalSpec', name: 'view', type: 'ContainerView', path: 'view', skip: false },
+            selectSet: {
+              $type: 'TraversalSpec',
+              name: 'view',
+              type: 'ContainerView',
+              path: 'view',
+              skip: false,
+            },
           },
         },
         signal,
@@ -231,7 +241,11 @@ export class VimClient {
       { name: input.name, description: input.description, memory: false, quiesce: input.quiesce },
       { signal },
     );
-    const result = await this.waitForTask(requireMoRef(task, 'CreateSnapshot_Task returnval'), 'CreateSnapshot_Task', signal);
+    const result = await this.waitForTask(
+      requireMoRef(task, 'CreateSnapshot_Task returnval'),
+      'CreateSnapshot_Task',
+      signal,
+    );
     return requireMoRef(result, 'CreateSnapshot_Task result');
   }
 
@@ -242,7 +256,11 @@ export class VimClient {
       { removeChildren: false, consolidate: true },
       { signal },
     );
-    await this.waitForTask(requireMoRef(task, 'RemoveSnapshot_Task returnval'), 'RemoveSnapshot_Task', signal);
+    await this.waitForTask(
+      requireMoRef(task, 'RemoveSnapshot_Task returnval'),
+      'RemoveSnapshot_Task',
+      signal,
+    );
   }
 
   /** Polls `info` of a task until success (its `result`) or error (its fault, mapped). */
@@ -319,7 +337,8 @@ export class VimClient {
     try {
       return await this.#send(operation, self, args, options.signal);
     } catch (error) {
-      if (!needsSession || !VimApiError.isInstance(error) || error.faultType !== 'NotAuthenticated') throw error;
+      if (!needsSession || !VimApiError.isInstance(error) || error.faultType !== 'NotAuthenticated')
+        throw error;
       // The session expired (vCenter drops idle sessions after 30 min by default): log in again, once.
       this.#logger?.info('vSphere session expired; logging in again', { operation });
       await this.#relogin(options.signal);
@@ -456,7 +475,8 @@ export function requireMoRef(node: XmlNode | XmlNode[] | undefined, what: string
 export function readCount(node: XmlNode | XmlNode[] | undefined, what: string): number {
   const raw = text(node);
   const value = raw === undefined || raw.trim() === '' ? Number.NaN : Number(raw);
-  if (!Number.isSafeInteger(value) || value < 0) throw protocolError(`${what} is ${JSON.stringify(raw)}, not a byte count`);
+  if (!Number.isSafeInteger(value) || value < 0)
+    throw protocolError(`${what} is ${JSON.stringify(raw)}, not a byte count`);
   return value;
 }
 
@@ -478,4 +498,3 @@ function delay(ms: number, signal: AbortSignal | undefined): Promise<void> {
     signal?.addEventListener('abort', onAbort, { once: true });
   });
 }
-

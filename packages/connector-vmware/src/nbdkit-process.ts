@@ -119,10 +119,13 @@ export async function startNbdkit(options: StartNbdkitOptions): Promise<NbdkitPr
       const pid = await readFile(paths.pidFile, 'utf8').catch(() => '');
       if (/^\d+\s*$/.test(pid)) break;
       if (Date.now() > deadline) {
-        throw new SyncproxyError(`${command} did not start listening within ${options.startTimeoutMs ?? 60_000} ms`, {
-          code: 'timeout',
-          retryable: true,
-        });
+        throw new SyncproxyError(
+          `${command} did not start listening within ${options.startTimeoutMs ?? 60_000} ms`,
+          {
+            code: 'timeout',
+            retryable: true,
+          },
+        );
       }
       await new Promise((resolve) => setTimeout(resolve, POLL_MS));
     }

@@ -172,6 +172,20 @@ describe('createDispatcher', () => {
     await dispatcher.close();
   });
 
+  it('keeps accepting the pinned certificate on new connections (no resumed TLS session)', async () => {
+    const dispatcher = createDispatcher({ pinnedThumbprintSha256: thumbprint });
+    // The server closes every connection, so each request opens a new TLS socket.
+    for (let i = 0; i < 3; i++) {
+      const response = await request(httpsUrl, { dispatcher, headers: { connection: 'close' } });
+      expect(await response.body.text()).toBe('secure hello');
+    }
+    const parallel = await Promise.all(
+      Array.from({ length: 4 }, async () => (await request(httpsUrl, { dispatcher })).body.text()),
+    );
+    expect(parallel).toEqual(Array(4).fill('secure hello'));
+    await dispatcher.close();
+  });
+
   it('refuses a certificate whose thumbprint differs from the pin, with a typed tls error', async () => {
     const wrong = `AB:${thumbprint.slice(3)}`;
     const dispatcher = createDispatcher({ pinnedThumbprintSha256: wrong });

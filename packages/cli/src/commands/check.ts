@@ -1,5 +1,10 @@
-import { checkNetwork, type NetworkCheckResult, type PlatformStatus, toSyncproxyError } from '@syncproxy/core';
-import { type CommandContext, connectorLogger, print, printJson } from '../command-context.js';
+import {
+  checkNetwork,
+  type NetworkCheckResult,
+  type PlatformStatus,
+  toSyncproxyError,
+} from '@syncproxy/core';
+import { type CommandContext, connectorFor, connectorLogger, print, printJson } from '../command-context.js';
 import { loadConfigFile } from '../config-file.js';
 import { ExitCode } from '../exit-code.js';
 import { renderTable } from '../table.js';
@@ -22,7 +27,7 @@ type CredentialCheck =
  * every endpoint is reachable and the platform's status is normal.
  */
 export async function checkPlatform(context: CommandContext, options: CheckOptions): Promise<ExitCode> {
-  const connector = context.registry.get(options.platform);
+  const connector = connectorFor(context, options.platform);
   const { input, config, path } = await loadConfigFile(connector, options.config, context.cwd);
   const network = await checkNetwork(connector.networkRequirements(config), {
     timeoutMs: options.timeoutMs ?? 5000,

@@ -120,7 +120,10 @@ export async function runDemo(context: CommandContext, options: DemoOptions): Pr
       printJson(context, {
         ok,
         target,
-        syncs: [full, incremental].map((r) => ({ ...r, disks: r.disks.map((d) => ({ ...d, error: d.error?.toJSON() })) })),
+        syncs: [full, incremental].map((r) => ({
+          ...r,
+          disks: r.disks.map((d) => ({ ...d, error: d.error?.toJSON() })),
+        })),
         verifications,
         mock: stats,
         durationMs,
@@ -174,7 +177,10 @@ function assertComplete(report: SyncReport): void {
   if (report.ok) return;
   const failed = report.disks.find((d) => d.error !== undefined);
   if (failed?.error) throw failed.error;
-  throw new SyncproxyError(`the demo's ${report.mode} sync was interrupted`, { code: 'aborted', retryable: false });
+  throw new SyncproxyError(`the demo's ${report.mode} sync was interrupted`, {
+    code: 'aborted',
+    retryable: false,
+  });
 }
 
 /** Writes `count` runs of seeded random data (1-4 MiB each, EBS-block aligned). */
@@ -196,7 +202,11 @@ async function scribble(
   return written;
 }
 
-async function sha256OfPlatformDisk(platform: AwsMockPlatform, diskId: string, sizeBytes: number): Promise<string> {
+async function sha256OfPlatformDisk(
+  platform: AwsMockPlatform,
+  diskId: string,
+  sizeBytes: number,
+): Promise<string> {
   const hash = createHash('sha256');
   for (let offset = 0; offset < sizeBytes; offset += 64 * MiB) {
     hash.update(await platform.readDisk(diskId, offset, Math.min(64 * MiB, sizeBytes - offset)));

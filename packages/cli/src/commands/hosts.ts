@@ -1,5 +1,6 @@
 import {
   type CommandContext,
+  connectorFor,
   connectorLogger,
   type OutputOptions,
   print,
@@ -17,7 +18,7 @@ export interface PlatformOptions extends OutputOptions {
 
 /** `syncproxy hosts`: the platform's VMs or instances and their disks. */
 export async function listHosts(context: CommandContext, options: PlatformOptions): Promise<ExitCode> {
-  const connector = context.registry.get(options.platform);
+  const connector = connectorFor(context, options.platform);
   const { input } = await loadConfigFile(connector, options.config, context.cwd);
   const session = await connector.connect(input, {
     logger: connectorLogger(context, options),

@@ -1,6 +1,13 @@
 import { mkdir } from 'node:fs/promises';
 import { resolve } from 'node:path';
-import { type CommandContext, connectorLogger, note, print, printJson } from '../command-context.js';
+import {
+  type CommandContext,
+  connectorFor,
+  connectorLogger,
+  note,
+  print,
+  printJson,
+} from '../command-context.js';
 import { loadConfigFile } from '../config-file.js';
 import { ExitCode } from '../exit-code.js';
 import { formatBytes, formatDuration, formatRate } from '../human-units.js';
@@ -35,7 +42,7 @@ export function progressFor(
 
 /** `syncproxy sync`: snapshot the host, then each disk into `<target>/<disk>.raw`, resumable. */
 export async function syncCommand(context: CommandContext, options: SyncCommandOptions): Promise<ExitCode> {
-  const connector = context.registry.get(options.platform);
+  const connector = connectorFor(context, options.platform);
   const { input } = await loadConfigFile(connector, options.config, context.cwd);
   const target = resolve(context.cwd, options.target);
   await mkdir(target, { recursive: true });
@@ -77,7 +84,10 @@ export function printSyncReport(context: CommandContext, report: SyncReport, jso
     });
     return code;
   }
-  print(context, `\n${report.mode} sync of ${report.hostId} (${report.hostName}), snapshot ${report.snapshotId}${report.resumed ? ', resumed' : ''}`);
+  print(
+    context,
+    `\n${report.mode} sync of ${report.hostId} (${report.hostName}), snapshot ${report.snapshotId}${report.resumed ? ', resumed' : ''}`,
+  );
   print(context, summaryTable(report));
   for (const disk of report.disks) {
     if (disk.error) note(context, `error (${disk.error.code}) on ${disk.diskId}: ${disk.error.message}`);
@@ -87,7 +97,10 @@ export function printSyncReport(context: CommandContext, report: SyncReport, jso
     print(context, `deleted snapshot(s) no image needs any more: ${report.deletedSnapshots.join(', ')}`);
   }
   if (report.ok) {
-    print(context, `state: ${report.statePath} (snapshot ${report.snapshotId} kept as the next incremental's base)`);
+    print(
+      context,
+      `state: ${report.statePath} (snapshot ${report.snapshotId} kept as the next incremental's base)`,
+    );
   } else if (report.interrupted) {
     note(context, 'interrupted: checkpoints are kept; run the same command again to resume');
   } else {
@@ -102,7 +115,11 @@ function summaryTable(report: SyncReport): string {
     { header: 'STATUS', value: (d) => d.status },
     { header: 'SIZE', value: (d) => formatBytes(d.sizeBytes), align: 'right' },
     { header: 'READ', value: (d) => (d.result ? formatBytes(d.result.bytesRead) : '-'), align: 'right' },
-    { header: 'WRITTEN', value: (d) => (d.result ? formatBytes(d.result.bytesWritten) : '-'), align: 'right' },
+    {
+      header: 'WRITTEN',
+      value: (d) => (d.result ? formatBytes(d.result.bytesWritten) : '-'),
+      align: 'right',
+    },
     { header: 'ZEROED', value: (d) => (d.result ? formatBytes(d.result.zeroBytes) : '-'), align: 'right' },
     {
       header: 'RESUMED',

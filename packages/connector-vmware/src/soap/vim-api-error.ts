@@ -39,7 +39,11 @@ export function classifyFault(faultType: string, operation: string): FaultClass 
     case 'NotAuthenticated':
       return { code: 'auth', retryable: false, hint: 'the session was refused even after logging in again' };
     case 'NoPermission':
-      return { code: 'permission', retryable: false, hint: 'grant the privileges listed in the connector README' };
+      return {
+        code: 'permission',
+        retryable: false,
+        hint: 'grant the privileges listed in the connector README',
+      };
     case 'ManagedObjectNotFound':
       return { code: 'not-found', retryable: false };
     case 'FileFault':

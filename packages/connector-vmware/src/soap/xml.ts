@@ -29,7 +29,13 @@ export type XmlValue =
   | readonly XmlValue[]
   | { readonly [key: string]: XmlValue };
 
-const ESCAPES: Record<string, string> = { '&': '&amp;', '<': '&lt;', '>': '&gt;', '"': '&quot;', "'": '&apos;' };
+const ESCAPES: Record<string, string> = {
+  '&': '&amp;',
+  '<': '&lt;',
+  '>': '&gt;',
+  '"': '&quot;',
+  "'": '&apos;',
+};
 
 export function escapeXml(text: string): string {
   return text.replace(/[&<>"']/g, (c) => ESCAPES[c]!);
@@ -73,7 +79,11 @@ export function responseEnvelope(method: string, returnval: XmlValue): string {
 }
 
 /** A SOAP fault envelope whose detail holds a typed vim25 fault. */
-export function faultEnvelope(faultType: string, message: string, detail: Record<string, XmlValue> = {}): string {
+export function faultEnvelope(
+  faultType: string,
+  message: string,
+  detail: Record<string, XmlValue> = {},
+): string {
   let fields = '';
   for (const [key, value] of Object.entries(detail)) fields += writeElement(key, value);
   return `${ENVELOPE_OPEN}<soapenv:Fault><faultcode>ServerFaultCode</faultcode><faultstring>${escapeXml(message)}</faultstring><detail><${faultType}Fault xmlns="urn:vim25" xsi:type="${escapeXml(faultType)}">${fields}</${faultType}Fault></detail></soapenv:Fault>${ENVELOPE_CLOSE}`;
@@ -90,7 +100,8 @@ const parser = new XMLParser({
   // Element prefixes vary (soapenv:, soap:, none); only the local names matter.
   transformTagName: (name) => name.replace(/^[^:]*:/, ''),
   // `xsi:type` and a moref's own `type` attribute must stay apart, whatever the prefix.
-  transformAttributeName: (name) => (name.endsWith(':type') ? 'xsi:type' : name),
+  transformAttributeName: (name) =>
+    name.endsWith(':type') ? `${name.startsWith('@_') ? '@_' : ''}xsi:type` : name,
   processEntities: true,
   htmlEntities: false,
 });

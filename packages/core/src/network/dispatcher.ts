@@ -50,6 +50,8 @@ export function createDispatcher(options: DispatcherOptions = {}): Dispatcher {
     timeout: options.connectTimeoutMs ?? 30_000,
     // With a pin, trust comes from the thumbprint check below, not from the chain.
     rejectUnauthorized: pin === undefined,
+    // A resumed TLS session presents no certificate to check, so a pin turns session reuse off.
+    ...(pin === undefined ? {} : { maxCachedSessions: 0 }),
     ...(options.ca === undefined ? {} : { ca: options.ca }),
     ...(options.hostOverrides ? { lookup: overrideLookup(options.hostOverrides) } : {}),
   } as buildConnector.BuildOptions);

@@ -1,0 +1,59 @@
+import { createProgressDisplay } from '@syncproxy/cli';
+import type { TransferProgress } from '@syncproxy/core';
+import { describe, expect, it } from 'vitest';
+
+const MiB = 1024 ** 2;
+
+function progress(elapsedMs: number, bytesDone: number, bytesTotal: number | undefined): TransferProgress {
+  const bytesPerSecond = elapsedMs > 0 ? (bytesDone / elapsedMs) * 1000 : 0;
+  return {
+    bytesDone,
+    bytesTotal,
+    chunksDone: 0,
+    chunksTotal: undefined,
+    bytesPerSecond,
+    etaMs:
+      bytesTotal === undefined || bytesPerSecond === 0
+        ? undefined
+        : ((bytesTotal - bytesDone) / bytesPerSecond) * 1000,
+    elapsedMs,
+    retries: 0,
+  };
+}
+
+describe('progress without a TTY', () => {
+  it('prints one plain line per disk per interval of transfer time, and the last figures at the end', () => {
+    const lines: string[] = [];
+    const display = createProgressDisplay({
+      output: { isTTY: false, write: (text: string) => lines.push(text) },
+      plainIntervalMs: 1000,
+    });
+    const onA = display.track('vol-a');
+    const onB = display.track('vol-b');
+    onA(progress(0, 0, 64 * MiB));
+    onA(progress(500, 8 * MiB, 64 * MiB));
+    onB(progress(100, 0, undefined));
+    onA(progress(1000, 16 * MiB, 64 * MiB));
+    onA(progress(1999, 30 * MiB, 64 * MiB));
+    onA(progress(2000, 32 * MiB, 64 * MiB));
+    onA(progress(4000, 64 * MiB, 64 * MiB));
+    display.end('vol-a', 'done');
+    // A disk whose last figures fell inside an interval gets them at its end.
+    const onC = display.track('vol-c');
+    onC(progress(0, 0, 8 * MiB));
+    onC(progress(500, 8 * MiB, 8 * MiB));
+    display.end('vol-c', 'done');
+    display.end('vol-b', 'interrupted');
+    display.stop();
+    expect(lines).toEqual([
+      'vol-a    0%  0 B / 64.0 MiB  0 B/s  ETA -\n',
+      'vol-b    ?%  0 B / ?  0 B/s  ETA -\n',
+      'vol-a   25%  16.0 MiB / 64.0 MiB  16.0 MiB/s  ETA 3.0 s\n',
+      'vol-a   50%  32.0 MiB / 64.0 MiB  16.0 MiB/s  ETA 2.0 s\n',
+      'vol-a  100%  64.0 MiB / 64.0 MiB  16.0 MiB/s  ETA 0 ms\n',
+      'vol-c    0%  0 B / 8.0 MiB  0 B/s  ETA -\n',
+      'vol-c  100%  8.0 MiB / 8.0 MiB  16.0 MiB/s  ETA 0 ms\n',
+      'vol-b  interrupted\n',
+    ]);
+  });
+});

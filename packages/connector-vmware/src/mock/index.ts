@@ -1,0 +1,19 @@
+// The mock vCenter: vim25 SOAP with CBT on loopback HTTPS, snapshot data served by real nbdkit.
+
+export { createVmwareMockPlatform, mockDataPath, type VmwareMockPlatform } from './mock-platform.js';
+export {
+  type MockVcenter,
+  type MockVcenterOptions,
+  type MockVmSpec,
+  startMockVcenter,
+} from './mock-vcenter.js';
+export type {
+  MockCbt,
+  MockDisk,
+  MockSnapshot,
+  MockSnapshotDisk,
+  MockTask,
+  MockVcenterState,
+  MockVcenterStats,
+  MockVm,
+} from './state.js';
