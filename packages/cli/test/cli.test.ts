@@ -150,6 +150,22 @@ describe('syncproxy check and hosts', () => {
     expect(lines).toContain('check FAILED');
   });
 
+  it('wrong credentials fail the credential check (exit 1) without showing the secret', async () => {
+    const path = join(dir, 'wrong-secret.json');
+    const secret = 'wrong/Secret+Access/Key-0123456789';
+    await writeFile(path, JSON.stringify({ ...mock.config(), secretAccessKey: secret }));
+    const run = await runSyncproxy(['check', '--platform', 'aws', '--config', path]);
+    expect(run.code).toBe(1);
+    expect(run.stdout.split('\n')).toContain(
+      'credentials: FAILED (auth): DescribeRegions failed: HTTP 401 AuthFailure: AWS was not able to validate the provided access credentials (check the access key id and the secret access key)',
+    );
+    expect(run.stdout + run.stderr).not.toContain(secret);
+    const json = await runSyncproxy(['check', '-p', 'aws', '-c', path, '--json', '--verbose']);
+    expect(json.code).toBe(1);
+    expect(JSON.parse(json.stdout).credentials.error.code).toBe('auth');
+    expect(json.stdout + json.stderr).not.toContain(secret);
+  });
+
   it('hosts lists instances and disks, as a table or JSON', async () => {
     const run = await runSyncproxy(['hosts', '--platform', 'aws', '--config', configPath]);
     expect(run.code).toBe(0);

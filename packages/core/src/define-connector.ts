@@ -11,7 +11,7 @@ import type {
 } from './contracts/connector.js';
 import { SUPPORTED_SPEC_VERSIONS } from './contracts/connector.js';
 import type { Logger } from './contracts/logger.js';
-import type { ChangedBlockReader, Extent } from './contracts/reader.js';
+import type { ChangedBlockReader, Extent, ReadOptions } from './contracts/reader.js';
 import { SyncproxyError } from './errors/syncproxy-error.js';
 import { redactingLogger, silentLogger } from './logger.js';
 
@@ -155,6 +155,12 @@ function wrapReader(reader: ChangedBlockReader, guard: Guard): ChangedBlockReade
     },
     extents: (options) => guardIterable(reader.extents(options), guard),
     read: (offset, length, options) => guard('read', () => reader.read(offset, length, options)),
+    ...(typeof reader.readInto === 'function'
+      ? {
+          readInto: (target: Uint8Array, offset: number, options?: ReadOptions) =>
+            guard('read', () => reader.readInto!(target, offset, options)),
+        }
+      : {}),
     close: () => guard('closeReader', () => reader.close()),
   };
 }

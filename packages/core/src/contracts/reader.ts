@@ -33,9 +33,17 @@ export interface ChangedBlockReader {
   /**
    * Sorted, non-overlapping extents within `[0, diskSize)`: everything allocated
    * for a full read, only what changed since the base for an incremental one.
+   * May be called more than once; every pass yields the same extents.
    */
   extents(options?: ReadOptions): AsyncIterable<Extent>;
   /** The bytes of `[offset, offset + length)`; always exactly `length` bytes. */
   read(offset: number, length: number, options?: ReadOptions): Promise<Uint8Array>;
+  /**
+   * Optional: fills `target` with the bytes at `[offset, offset + target.length)`.
+   * Readers that can read into a caller's buffer (files, devices, NBD) offer it so
+   * the engine can reuse a bounded pool of chunk buffers instead of allocating per
+   * read. `target` may be backed by a SharedArrayBuffer.
+   */
+  readInto?(target: Uint8Array, offset: number, options?: ReadOptions): Promise<void>;
   close(): Promise<void>;
 }

@@ -1,4 +1,5 @@
-import { createHash, webcrypto } from 'node:crypto';
+import { createHash } from 'node:crypto';
+import { setMaxListeners } from 'node:events';
 import pLimit from 'p-limit';
 import type { Logger } from '../contracts/logger.js';
 import type { ChangedBlockReader, SyncWarning } from '../contracts/reader.js';
@@ -13,6 +14,8 @@ import {
   FileCheckpointStore,
   type TransferCheckpoint,
 } from './checkpoint.js';
+import { ChunkBufferPool } from './chunk-buffers.js';
+import { ChunkHasher } from './chunk-hasher.js';
 import { type ChunkJob, type ChunkPiece, planChunks } from './chunk-plan.js';
 import { DEFAULT_CHUNK_SIZE_BYTES } from './hash-diff-reader.js';
 import { InFlightBudget } from './in-flight-budget.js';
@@ -255,6 +258,9 @@ export async function transferDisk(options: TransferOptions): Promise<TransferRe
 
   // One internal signal stops everything, whether the caller aborted or a chunk failed for good.
   const stop = new AbortController();
+  // Every read, write and wait in flight listens to it: far more than the default 10 listeners.
+  setMaxListeners(0, stop.signal);
+  const hasher = new ChunkHasher();
   const onCallerAbort = () => stop.abort(abortError(options.signal, 'transfer'));
   options.signal?.addEventListener('abort', onCallerAbort, { once: true });
   const signal = stop.signal;
@@ -314,6 +320,7 @@ export async function transferDisk(options: TransferOptions): Promise<TransferRe
       ledger,
       stores,
       retryPolicy,
+      hasher,
     });
     run.progress.setBaseline(ledger.bytesDone);
     if (totals !== undefined) run.totals = totals;
@@ -346,6 +353,7 @@ export async function transferDisk(options: TransferOptions): Promise<TransferRe
     };
   } finally {
     options.signal?.removeEventListener('abort', onCallerAbort);
+    await hasher.close();
     if (sinkOpened && options.closeSink !== false) {
       await sink.close().catch((error: unknown) => {
         logger?.warn('closing the sink failed', { error: toSyncproxyError(error).message });
@@ -427,6 +435,7 @@ interface RunContext {
   ledger: ChunkLedger;
   stores: { checkpoint?: CheckpointStore; manifest?: ManifestStore };
   retryPolicy: ReturnType<typeof resolveRetryPolicy>;
+  hasher: ChunkHasher;
 }
 
 /** One call of transferDisk: the pipeline, its counters and its checkpoints. */
@@ -444,8 +453,8 @@ class TransferRun {
   private readonly inFlight = new Map<number, Promise<void>>();
   private readonly written: Uint8Array;
   private readonly readLimit: ReturnType<typeof pLimit>;
-  /** WebCrypto copies what it hashes: two at a time keep both cores busy without a third copy of the in-flight bytes. */
-  private readonly hashLimit = pLimit(2);
+  /** Reused chunk buffers, for readers that can read into one (`readInto`). */
+  private readonly buffers: ChunkBufferPool | undefined;
   private readonly retry: RetryContext;
   private doneSinceSave = 0;
   private lastSaveAt: number;
@@ -460,6 +469,10 @@ class TransferRun {
     this.progress = new ProgressMeter(context.clock, options.onProgress);
     this.written = new Uint8Array(Math.ceil(settings.chunkCount / 8));
     this.readLimit = pLimit(settings.concurrency);
+    this.buffers =
+      typeof options.reader.readInto === 'function'
+        ? new ChunkBufferPool(settings.chunkSizeBytes, Math.ceil(settings.maxInFlightBytes / settings.chunkSizeBytes))
+        : undefined;
     this.lastSaveAt = context.clock.now();
     this.retry = {
       policy: context.retryPolicy,
@@ -589,31 +602,49 @@ class TransferRun {
 
   /** Reads, classifies, hashes and writes one chunk; resolves with its manifest entry. */
   private async runJob(job: ChunkJob): Promise<Uint8Array | 'zero' | 'unknown'> {
+    // One buffer laid out like the chunk: pieces are read into it where they sit, so a covered chunk
+    // is hashed in one piece, off the event loop, without a copy.
+    const chunk = this.buffers?.acquire(job.length);
+    const entry = await this.moveChunk(job, chunk);
+    // Only a job that succeeded gives its buffer back: after a failure an aborted readInto may still land in it.
+    if (chunk !== undefined) this.buffers!.release(chunk);
+    return entry;
+  }
+
+  private async moveChunk(job: ChunkJob, chunk: Uint8Array | undefined): Promise<Uint8Array | 'zero' | 'unknown'> {
     const { reader, sink, bandwidth } = this.options;
-    const { signal } = this.context;
+    const { signal, hasher } = this.context;
     const buffers = await Promise.all(
-      job.pieces.map((piece) =>
-        piece.kind === 'zero'
-          ? undefined
-          : withRetry(
-              `read [${piece.offset}, ${piece.offset + piece.length})`,
-              () =>
-                this.readLimit(async () => {
-                  if (signal.aborted) throw abortError(signal, 'transfer');
-                  await bandwidth?.take(piece.length, signal);
-                  const data = await raceAbort(reader.read(piece.offset, piece.length, { signal }), signal);
-                  if (data.length !== piece.length) {
-                    throw new SyncproxyError(
-                      `reader returned ${data.length} bytes for [${piece.offset}, ${piece.offset + piece.length})`,
-                      { code: 'protocol', retryable: false },
-                    );
-                  }
-                  this.bytesRead += data.length;
-                  return data;
-                }),
-              this.retry,
-            ),
-      ),
+      job.pieces.map((piece) => {
+        if (piece.kind === 'zero') {
+          if (chunk !== undefined && job.covered) chunk.fill(0, piece.offset - job.offset, piece.offset - job.offset + piece.length);
+          return undefined;
+        }
+        return withRetry(
+          `read [${piece.offset}, ${piece.offset + piece.length})`,
+          () =>
+            this.readLimit(async () => {
+              if (signal.aborted) throw abortError(signal, 'transfer');
+              await bandwidth?.take(piece.length, signal);
+              let data: Uint8Array;
+              if (chunk !== undefined) {
+                data = chunk.subarray(piece.offset - job.offset, piece.offset - job.offset + piece.length);
+                await raceAbort(reader.readInto!(data, piece.offset, { signal }), signal);
+              } else {
+                data = await raceAbort(reader.read(piece.offset, piece.length, { signal }), signal);
+              }
+              if (data.length !== piece.length) {
+                throw new SyncproxyError(
+                  `reader returned ${data.length} bytes for [${piece.offset}, ${piece.offset + piece.length})`,
+                  { code: 'protocol', retryable: false },
+                );
+              }
+              this.bytesRead += data.length;
+              return data;
+            }),
+          this.retry,
+        );
+      }),
     );
     // Past this point the chunk is written whole even if the transfer stops: no torn chunk is left by an abort.
     if (signal.aborted) throw abortError(signal, 'transfer');
@@ -622,8 +653,13 @@ class TransferRun {
       const data = buffers[i];
       return { piece, data: data !== undefined && !isAllZero(data) ? data : undefined };
     });
-    // Hashing (on the thread pool) runs while the chunk is written: neither waits for the other.
-    const hashing = job.covered ? this.hashLimit(() => hashPieces(writes)) : undefined;
+    // Hashing runs while the chunk is written: neither waits for the other.
+    let hashing: Promise<Uint8Array | 'zero'> | undefined;
+    if (job.covered) {
+      if (writes.every(({ data }) => data === undefined)) hashing = Promise.resolve('zero');
+      else if (chunk !== undefined) hashing = hasher.hash(chunk.subarray(0, job.length));
+      else hashing = hashPieces(writes, hasher);
+    }
     hashing?.catch(() => {});
     const writeRetry: RetryContext = { ...this.retry, signal: undefined };
     await Promise.all(
@@ -662,14 +698,25 @@ class TransferRun {
     }
   }
 
-  /** Saves when the interval is reached; new chunks wait meanwhile, which bounds what a crash can lose. */
+  /**
+   * Starts a save every half interval without stopping the pipeline: the sink's
+   * fsync runs while later chunks move. A save's snapshot is taken when it
+   * starts and names only chunks whose writes had completed, so the fsync that
+   * follows makes them durable. One save at a time: when the next is due
+   * while one still runs, new chunks wait for it. What a crash loses is
+   * therefore at most the half interval being saved plus the half interval
+   * since, i.e. `checkpointEvery.chunks`, plus what is in flight.
+   */
   private async checkpointIfDue(): Promise<void> {
-    if (this.saving !== undefined) await this.saving;
     if (!this.hasStores) return;
-    const due =
-      this.doneSinceSave >= this.settings.checkpointChunks ||
+    const half = Math.max(1, Math.floor(this.settings.checkpointChunks / 2));
+    const due = () =>
+      this.doneSinceSave >= half ||
       (this.doneSinceSave > 0 && this.context.clock.now() - this.lastSaveAt >= this.settings.checkpointMs);
-    if (due) await this.saveCheckpoint();
+    if (!due()) return;
+    if (this.saving !== undefined) await this.saving;
+    if (!due()) return;
+    this.saveCheckpoint().catch((error: unknown) => this.fail(error));
   }
 
   /** Flushes the sink, then saves the manifest, then the checkpoint: a checkpoint never names a chunk that is not durable. */
@@ -698,9 +745,12 @@ class TransferRun {
       if (partial !== undefined) await stores.manifest!.save(partial);
       await stores.checkpoint?.save(checkpoint);
     })();
-    this.saving = save.finally(() => {
-      if (this.saving === tracked) this.saving = undefined;
-    });
+    // `saving` only tells when the save is over; its error reaches the caller of this method (and so fail()).
+    this.saving = save
+      .catch(() => {})
+      .finally(() => {
+        if (this.saving === tracked) this.saving = undefined;
+      });
     const tracked = this.saving;
     return save;
   }
@@ -749,16 +799,17 @@ class TransferRun {
 }
 
 /**
- * SHA-256 of a chunk from its pieces in order, or the zero marker when it is all zeroes.
- * A chunk of one data piece (the common case) is hashed by WebCrypto, which runs on the
- * libuv thread pool: hashing then overlaps with the event loop and uses a second core.
+ * SHA-256 of a chunk from its pieces in order (some data, some zero). A chunk of
+ * one data piece (the common case) goes to the hasher, which hashes shared
+ * buffers on its worker thread.
  */
 async function hashPieces(
   writes: Array<{ piece: ChunkPiece; data: Uint8Array | undefined }>,
+  hasher: ChunkHasher,
 ): Promise<Uint8Array | 'zero'> {
   if (writes.every(({ data }) => data === undefined)) return 'zero';
   const only = writes.length === 1 ? writes[0]!.data : undefined;
-  if (only !== undefined) return new Uint8Array(await webcrypto.subtle.digest('SHA-256', only));
+  if (only !== undefined) return hasher.hash(only);
   const hash = createHash('sha256');
   for (const { piece, data } of writes) {
     if (data !== undefined) {

@@ -76,10 +76,11 @@ describe('transferDisk property: the target equals the source image', () => {
         geometryArb,
         fc.array(requestArb, { maxLength: 25 }),
         fc.boolean(),
-        async (g, requests, full) => {
+        fc.boolean(),
+        async (g, requests, full, readInto) => {
           const image = new Uint8Array(g.diskSize);
           const extents = apply(image, requests);
-          const reader = new MemoryReader(image, extents, g.granularity);
+          const reader = new MemoryReader(image, extents, g.granularity, { readInto });
           const path = join(dir.path, `full-${run++}.img`);
           const chunkSizeBytes = g.granularity * g.chunkUnits * (g.granularity === 1 ? 512 : 1);
           const result = await transferDisk({
@@ -115,7 +116,8 @@ describe('transferDisk property: the target equals the source image', () => {
         fc.array(requestArb, { maxLength: 15 }),
         fc.array(requestArb, { maxLength: 15 }),
         fc.array(requestArb, { maxLength: 8 }),
-        async (g, first, changes, laterChanges) => {
+        fc.boolean(),
+        async (g, first, changes, laterChanges, readInto) => {
           const chunkSizeBytes = g.granularity * g.chunkUnits * (g.granularity === 1 ? 512 : 1);
           const path = join(dir.path, `incr-${run++}.img`);
           const base = new Uint8Array(g.diskSize);
@@ -129,7 +131,7 @@ describe('transferDisk property: the target equals the source image', () => {
           const newer = base.slice();
           const changed = apply(newer, changes);
           const incremental = await transferDisk({
-            reader: new MemoryReader(newer, changed, g.granularity),
+            reader: new MemoryReader(newer, changed, g.granularity, { readInto }),
             sink: new FileSink(path),
             chunkSizeBytes,
             concurrency: g.concurrency,

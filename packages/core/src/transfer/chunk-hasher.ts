@@ -1,0 +1,62 @@
+import { createHash } from 'node:crypto';
+import { Worker } from 'node:worker_threads';
+
+// Runs as a CommonJS script inside the worker (eval), so it survives bundling into ESM and CJS alike.
+const WORKER_SOURCE = `
+const { parentPort } = require('node:worker_threads');
+const { createHash } = require('node:crypto');
+parentPort.on('message', (job) => {
+  const digest = createHash('sha256').update(new Uint8Array(job.buffer, job.offset, job.length)).digest();
+  parentPort.postMessage({ id: job.id, digest: new Uint8Array(digest.buffer, digest.byteOffset, 32) });
+});
+`;
+
+/**
+ * SHA-256 of chunks. Data on a SharedArrayBuffer is hashed by a worker thread
+ * without a copy, so hashing runs on the second core while the event loop
+ * moves bytes; anything else is hashed in place on the calling thread (a copy
+ * to hand it over would cost about as much as the hash). The worker starts on
+ * first use and stops with {@link ChunkHasher.close}.
+ */
+export class ChunkHasher {
+  private worker: Worker | undefined;
+  private nextId = 0;
+  private readonly pending = new Map<number, { resolve: (d: Uint8Array) => void; reject: (e: unknown) => void }>();
+
+  hash(data: Uint8Array): Promise<Uint8Array> {
+    if (!(data.buffer instanceof SharedArrayBuffer) || data.byteLength < 64 * 1024) {
+      return Promise.resolve(new Uint8Array(createHash('sha256').update(data).digest()));
+    }
+    const worker = this.start();
+    const id = this.nextId++;
+    return new Promise((resolve, reject) => {
+      this.pending.set(id, { resolve, reject });
+      worker.postMessage({ id, buffer: data.buffer, offset: data.byteOffset, length: data.byteLength });
+    });
+  }
+
+  private start(): Worker {
+    if (this.worker !== undefined) return this.worker;
+    const worker = new Worker(WORKER_SOURCE, { eval: true });
+    worker.on('message', (message: { id: number; digest: Uint8Array }) => {
+      const waiter = this.pending.get(message.id);
+      this.pending.delete(message.id);
+      waiter?.resolve(message.digest);
+    });
+    const failAll = (error: unknown): void => {
+      for (const waiter of this.pending.values()) waiter.reject(error);
+      this.pending.clear();
+      if (this.worker === worker) this.worker = undefined;
+    };
+    worker.on('error', failAll);
+    worker.on('exit', (code) => failAll(new Error(`the hashing worker exited (code ${code})`)));
+    this.worker = worker;
+    return worker;
+  }
+
+  async close(): Promise<void> {
+    const worker = this.worker;
+    this.worker = undefined;
+    if (worker !== undefined) await worker.terminate();
+  }
+}
