@@ -24,17 +24,25 @@ import {
 } from '@aws-sdk/client-ec2';
 import { NodeHttpHandler } from '@smithy/node-http-handler';
 import {
+  type Clock,
   type ErrorCode,
   type Logger,
   overrideLookup,
+  type RetryOptions,
+  resolveRetryPolicy,
   SyncproxyError,
+  systemClock,
   toSyncproxyError,
+  withRetry,
 } from '@syncproxy/core';
 import { AwsApiError } from './aws-api-error.js';
-import { type Clock, type RetryOptions, resolveRetryPolicy, systemClock, withRetry } from './backoff.js';
 import { type AwsConfig, endpointFor } from './config.js';
 
 /** EBS direct APIs serve 512 KiB blocks (GetSnapshotBlock API reference). */
+
+/** AWS asks clients to back off longer than the engine's default (API_GetSnapshotBlock, "retry"). */
+const AWS_RETRY_DEFAULTS = { attempts: 6, baseDelayMs: 200, maxDelayMs: 20_000 };
+
 export const EBS_BLOCK_SIZE = 524_288;
 const GIB = 1024 ** 3;
 const PLATFORM = 'aws';
@@ -100,7 +108,7 @@ export class AwsClient {
     this.region = config.region;
     this.ec2Endpoint = endpointFor(config, 'ec2');
     this.ebsEndpoint = endpointFor(config, 'ebs');
-    this.#retry = resolveRetryPolicy(options.retry);
+    this.#retry = resolveRetryPolicy(options.retry, AWS_RETRY_DEFAULTS);
     this.#clock = options.clock ?? systemClock;
     this.#logger = options.logger;
     // The SDK's NodeHttpHandler cannot take an undici dispatcher: the proxy's
@@ -426,7 +434,7 @@ export class AwsClient {
       method: service === 'ec2' ? 'POST' : 'GET',
       url: `${endpoint}${options.path ?? '/'}`,
     };
-    return withRetry(run, {
+    return withRetry(operation, run, {
       policy: this.#retry,
       clock: this.#clock,
       signal,

@@ -1,5 +1,11 @@
-import { defineConnector, type NetworkRequirement, type SourceConnector } from '@syncproxy/core';
-import { type Clock, type RetryOptions, systemClock } from './backoff.js';
+import {
+  type Clock,
+  defineConnector,
+  type NetworkRequirement,
+  type RetryOptions,
+  type SourceConnector,
+  systemClock,
+} from '@syncproxy/core';
 import { AwsClient } from './client.js';
 import { type AwsConfig, awsConfigSchema, endpointFor } from './config.js';
 import { AwsSession, type ReaderTuning, type SnapshotWaitOptions } from './session.js';

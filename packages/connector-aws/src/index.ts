@@ -1,5 +1,4 @@
 export { AwsApiError, type AwsApiErrorOptions } from './aws-api-error.js';
-export type { Clock, RetryOptions } from './backoff.js';
 export { AwsClient, type AwsClientOptions, EBS_BLOCK_SIZE, mapAwsError } from './client.js';
 export {
   type AwsConfig,

@@ -1,13 +1,14 @@
 import {
   abortError,
   type ChangedBlockReader,
+  type Clock,
+  systemClock,
   type Extent,
   type ReadOptions,
   SyncproxyError,
   type SyncWarning,
 } from '@syncproxy/core';
 import { AwsApiError } from './aws-api-error.js';
-import { type Clock, systemClock } from './backoff.js';
 import { type AwsClient, EBS_BLOCK_SIZE } from './client.js';
 
 export interface EbsReaderOptions {

@@ -13,8 +13,9 @@ import {
   type SnapshotRef,
   SyncproxyError,
   type SyncWarning,
+  type Clock,
+  sleep,
 } from '@syncproxy/core';
-import { type Clock, sleep } from './backoff.js';
 import type { AwsClient } from './client.js';
 import { type AwsConfig, platformName } from './config.js';
 import { EbsSnapshotReader } from './reader.js';
@@ -382,7 +383,7 @@ export class AwsSession implements ConnectorSession {
         );
       }
       this.#logger.debug('waiting for snapshots', { snapshotIds, delayMs: delay });
-      await sleep(this.#clock, Math.min(delay, this.#wait.timeoutMs - elapsed), signal);
+      await sleep(this.#clock, Math.min(delay, this.#wait.timeoutMs - elapsed), signal, 'snapshot wait');
       if (signal?.aborted) throw abortError(signal, 'createSnapshot');
       delay = Math.min(this.#wait.maxDelayMs, Math.max(1, Math.round(delay * 1.5)));
     }

@@ -74,7 +74,15 @@ export {
 } from './transfer/manifest.js';
 export { type CheckpointStore, FileCheckpointStore, type TransferCheckpoint } from './transfer/checkpoint.js';
 export { TokenBucket, type TokenBucketOptions } from './transfer/token-bucket.js';
-export type { RetryOptions } from './transfer/retry.js';
+export {
+  backoffDelayMs,
+  type RetryContext,
+  type RetryOptions,
+  type RetryPolicy,
+  resolveRetryPolicy,
+  withRetry,
+} from './retry.js';
+export { raceAbort, sleep } from './abortable.js';
 
 // Proxy scheduler (issue 6): createProxyScheduler, state stores
 export type {
@@ -87,7 +95,7 @@ export type {
   StrandedTask,
   UpdateSettingsOptions,
 } from './contracts/scheduler.js';
-export { type Clock, createManualClock, type ManualClock, systemClock } from './scheduler/clock.js';
+export { type Clock, createManualClock, type ManualClock, setClockTimer, systemClock } from './clock.js';
 export { createFileStateStore, type FileStateStoreOptions } from './scheduler/file-store.js';
 export { createMemoryStateStore } from './scheduler/memory-store.js';
 export {

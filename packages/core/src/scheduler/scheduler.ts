@@ -20,7 +20,7 @@ import type {
 import { SyncproxyError } from '../errors/syncproxy-error.js';
 import { abortError } from '../errors/to-syncproxy-error.js';
 import { silentLogger } from '../logger.js';
-import { type Clock, setClockTimer, systemClock } from './clock.js';
+import { type Clock, setClockTimer, systemClock } from '../clock.js';
 import {
   assignOptionsSchema,
   parseAssignmentFilter,
@@ -364,7 +364,7 @@ class Scheduler implements ProxyScheduler {
     if (this.healthTimer && this.healthTimer.at <= deadline) return;
     this.healthTimer?.cancel();
     const delay = Math.max(0, deadline - this.clock.now());
-    this.healthTimer = { at: deadline, cancel: setClockTimer(this.clock, () => this.onHealthTimer(), delay) };
+    this.healthTimer = { at: deadline, cancel: setClockTimer(this.clock, () => this.onHealthTimer(), delay, { background: true }) };
   }
 
   private async onHealthTimer(): Promise<void> {

@@ -6,8 +6,8 @@ import type { ChangedBlockReader, SyncWarning } from '../contracts/reader.js';
 import type { BlockSink } from '../contracts/sink.js';
 import { SyncproxyError } from '../errors/syncproxy-error.js';
 import { abortError, toSyncproxyError } from '../errors/to-syncproxy-error.js';
-import { type Clock, systemClock } from '../scheduler/clock.js';
-import { raceAbort } from './abortable.js';
+import { type Clock, systemClock } from '../clock.js';
+import { raceAbort } from '../abortable.js';
 import {
   type CheckpointStore,
   ChunkLedger,
@@ -21,7 +21,7 @@ import { DEFAULT_CHUNK_SIZE_BYTES } from './hash-diff-reader.js';
 import { InFlightBudget } from './in-flight-budget.js';
 import { DiskManifest, FileManifestStore, type ManifestStore } from './manifest.js';
 import { ProgressMeter, type TransferProgress } from './progress.js';
-import { type RetryContext, type RetryOptions, resolveRetryPolicy, withRetry } from './retry.js';
+import { type RetryContext, type RetryOptions, resolveRetryPolicy, withRetry } from '../retry.js';
 import type { TokenBucket } from './token-bucket.js';
 import { isAllZero, ZERO_BLOCK } from './zero-detection.js';
 

@@ -1,4 +1,4 @@
-import type { Clock } from '../scheduler/clock.js';
+import type { Clock } from '../clock.js';
 
 /** A progress event of {@link transferDisk}; at most one per 100 ms, plus a last one at the end. */
 export interface TransferProgress {

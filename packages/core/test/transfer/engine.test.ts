@@ -1,7 +1,7 @@
 import { randomFillSync } from 'node:crypto';
 import { SyncproxyError, TokenBucket, type TransferProgress, transferDisk } from '@syncproxy/core';
 import { describe, expect, it } from 'vitest';
-import { createManualClock } from '../../src/scheduler/clock.js';
+import { createManualClock } from '../../src/clock.js';
 import { MemorySink, MemoryStores } from './fixtures/memory-sink.js';
 import { faultyReader, MemoryReader, seededRandom } from './fixtures/readers.js';
 

@@ -1,7 +1,7 @@
 import { SyncproxyError } from '@syncproxy/core';
 import { describe, expect, it } from 'vitest';
-import { createManualClock } from '../../src/scheduler/clock.js';
-import { backoffDelayMs, resolveRetryPolicy, withRetry } from '../../src/transfer/retry.js';
+import { createManualClock } from '../../src/clock.js';
+import { backoffDelayMs, resolveRetryPolicy, withRetry } from '../../src/retry.js';
 
 const flush = () => new Promise((resolve) => setImmediate(resolve));
 

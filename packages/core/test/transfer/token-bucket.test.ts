@@ -1,6 +1,6 @@
 import { TokenBucket } from '@syncproxy/core';
 import { describe, expect, it } from 'vitest';
-import { createManualClock } from '../../src/scheduler/clock.js';
+import { createManualClock } from '../../src/clock.js';
 
 const flush = () => new Promise((resolve) => setImmediate(resolve));
 

@@ -1,9 +1,9 @@
-import { SyncproxyError } from '../errors/syncproxy-error.js';
-import { abortError, toSyncproxyError } from '../errors/to-syncproxy-error.js';
-import type { Clock } from '../scheduler/clock.js';
+import { SyncproxyError } from './errors/syncproxy-error.js';
+import { abortError, toSyncproxyError } from './errors/to-syncproxy-error.js';
+import { type Clock, systemClock } from './clock.js';
 import { sleep } from './abortable.js';
 
-/** How the transfer engine retries a failed read or write of one chunk. */
+/** How a failed operation is retried (the engine per chunk, clients per API call). */
 export interface RetryOptions {
   /** Tries in all, the first included (default 5). 1 means no retry. */
   attempts?: number;
@@ -19,11 +19,12 @@ export interface RetryPolicy {
   maxDelayMs: number;
 }
 
-export function resolveRetryPolicy(options: RetryOptions = {}): RetryPolicy {
+/** Fills defaults (5 attempts, 100 ms, 10 s, or `defaults`) and checks the values. */
+export function resolveRetryPolicy(options: RetryOptions = {}, defaults: Partial<RetryPolicy> = {}): RetryPolicy {
   const policy = {
-    attempts: options.attempts ?? 5,
-    baseDelayMs: options.baseDelayMs ?? 100,
-    maxDelayMs: options.maxDelayMs ?? 10_000,
+    attempts: options.attempts ?? defaults.attempts ?? 5,
+    baseDelayMs: options.baseDelayMs ?? defaults.baseDelayMs ?? 100,
+    maxDelayMs: options.maxDelayMs ?? defaults.maxDelayMs ?? 10_000,
   };
   if (!Number.isInteger(policy.attempts) || policy.attempts < 1) {
     throw new SyncproxyError(`retry.attempts must be an integer >= 1 (got ${options.attempts})`, {
@@ -48,33 +49,41 @@ export function backoffDelayMs(policy: RetryPolicy, retry: number, random: () =>
 
 export interface RetryContext {
   policy: RetryPolicy;
-  clock: Clock;
-  random: () => number;
+  /** Default: the system clock. */
+  clock?: Clock;
+  /** Default: Math.random. */
+  random?: () => number;
   signal?: AbortSignal;
-  /** Called before each retry; the engine counts them. */
+  /** Called before each retry (to count retries, or log them). */
   onRetry?: (error: SyncproxyError, retry: number) => void;
+  /** Maps anything thrown to a SyncproxyError; default {@link toSyncproxyError}. A client maps its platform's errors here. */
+  mapError?: (error: unknown) => SyncproxyError;
 }
 
 /**
  * Runs `operation` until it succeeds, fails with a non-retryable error, or
- * runs out of attempts. Anything thrown becomes a SyncproxyError; an abort
- * is never retried.
+ * runs out of attempts, waiting a full-jitter backoff between tries. Anything
+ * thrown becomes a SyncproxyError; an abort is never retried. The one retry
+ * loop of the SDK: the engine uses it per chunk, clients per API call.
  */
 export async function withRetry<T>(
   what: string,
   operation: () => Promise<T>,
   context: RetryContext,
 ): Promise<T> {
+  const clock = context.clock ?? systemClock;
+  const random = context.random ?? Math.random;
+  const mapError = context.mapError ?? ((thrown: unknown) => toSyncproxyError(thrown, { operation: what }));
   for (let attempt = 1; ; attempt++) {
-    if (context.signal?.aborted) throw abortError(context.signal, 'transfer');
+    if (context.signal?.aborted) throw abortError(context.signal, what);
     try {
       return await operation();
     } catch (thrown) {
-      if (context.signal?.aborted) throw abortError(context.signal, 'transfer');
-      const error = toSyncproxyError(thrown, { operation: what });
+      if (context.signal?.aborted) throw abortError(context.signal, what);
+      const error = mapError(thrown);
       if (!error.retryable || error.code === 'aborted' || attempt >= context.policy.attempts) throw error;
       context.onRetry?.(error, attempt);
-      await sleep(context.clock, backoffDelayMs(context.policy, attempt, context.random), context.signal);
+      await sleep(clock, backoffDelayMs(context.policy, attempt, random), context.signal, what);
     }
   }
 }

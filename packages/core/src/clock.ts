@@ -13,20 +13,25 @@ export interface Clock {
   setTimer?(fn: () => unknown, ms: number): () => void;
 }
 
-/** Wall-clock time and process timers that do not keep the process alive. */
-export const systemClock: Clock = Object.freeze({
-  now: () => Date.now(),
-  setTimer(fn: () => unknown, ms: number): () => void {
-    const timer = setTimeout(fn, ms);
-    timer.unref();
-    return () => clearTimeout(timer);
-  },
-});
+/** Wall-clock time; waits use the process timers (see {@link setClockTimer}). */
+export const systemClock: Clock = Object.freeze({ now: () => Date.now() });
 
-/** Runs `fn` after `ms` of `clock` time, with the process timers when the clock has none. */
-export function setClockTimer(clock: Clock, fn: () => unknown, ms: number): () => void {
+/**
+ * Runs `fn` after `ms` of `clock` time, with the process timers when the clock
+ * has none. A process timer keeps the process alive (a retry backoff or a
+ * snapshot poll must not let Node exit mid-wait) unless `background` is set,
+ * as for a scheduler's health check.
+ */
+export function setClockTimer(
+  clock: Clock,
+  fn: () => unknown,
+  ms: number,
+  options: { background?: boolean } = {},
+): () => void {
   if (clock.setTimer) return clock.setTimer(fn, ms);
-  return systemClock.setTimer!(fn, ms);
+  const timer = setTimeout(fn, ms);
+  if (options.background) timer.unref();
+  return () => clearTimeout(timer);
 }
 
 /** A clock that moves only when told to: for tests and simulations. */

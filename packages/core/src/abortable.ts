@@ -1,15 +1,15 @@
-import { abortError } from '../errors/to-syncproxy-error.js';
-import type { Clock } from '../scheduler/clock.js';
-import { setClockTimer } from '../scheduler/clock.js';
+import { abortError } from './errors/to-syncproxy-error.js';
+import type { Clock } from './clock.js';
+import { setClockTimer } from './clock.js';
 
 /** Waits `ms` of `clock` time; rejects with an aborted error as soon as `signal` aborts. */
-export function sleep(clock: Clock, ms: number, signal?: AbortSignal): Promise<void> {
-  if (signal?.aborted) return Promise.reject(abortError(signal, 'transfer'));
+export function sleep(clock: Clock, ms: number, signal?: AbortSignal, what = 'transfer'): Promise<void> {
+  if (signal?.aborted) return Promise.reject(abortError(signal, what));
   if (ms <= 0) return Promise.resolve();
   return new Promise((resolve, reject) => {
     const onAbort = () => {
       cancel();
-      reject(abortError(signal, 'transfer'));
+      reject(abortError(signal, what));
     };
     const cancel = setClockTimer(
       clock,
