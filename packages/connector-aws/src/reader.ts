@@ -2,11 +2,11 @@ import {
   abortError,
   type ChangedBlockReader,
   type Clock,
-  systemClock,
   type Extent,
   type ReadOptions,
   SyncproxyError,
   type SyncWarning,
+  systemClock,
 } from '@syncproxy/core';
 import { AwsApiError } from './aws-api-error.js';
 import { type AwsClient, EBS_BLOCK_SIZE } from './client.js';

@@ -1,6 +1,7 @@
 import type { Instance, Snapshot, Tag, Volume } from '@aws-sdk/client-ec2';
 import {
   abortError,
+  type Clock,
   type ConnectorSession,
   type CreateSnapshotOptions,
   type Disk,
@@ -13,7 +14,6 @@ import {
   type SnapshotRef,
   SyncproxyError,
   type SyncWarning,
-  type Clock,
   sleep,
 } from '@syncproxy/core';
 import type { AwsClient } from './client.js';

@@ -1,6 +1,6 @@
-import { abortError } from './errors/to-syncproxy-error.js';
 import type { Clock } from './clock.js';
 import { setClockTimer } from './clock.js';
+import { abortError } from './errors/to-syncproxy-error.js';
 
 /** Waits `ms` of `clock` time; rejects with an aborted error as soon as `signal` aborts. */
 export function sleep(clock: Clock, ms: number, signal?: AbortSignal, what = 'transfer'): Promise<void> {

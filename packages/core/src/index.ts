@@ -1,4 +1,11 @@
 // Contracts (spec v1)
+
+export { raceAbort, sleep } from './abortable.js';
+export { type Clock, createManualClock, type ManualClock, setClockTimer, systemClock } from './clock.js';
+// Config forms and secrets
+export { type ConfigIssue, parseConfig } from './config/parse-config.js';
+export { collectSecrets, REDACTED, Redactor, redact } from './config/redact.js';
+export { isSecret, type JsonSchema, SECRET_KEYWORDS, secret, toJSONSchema } from './config/secret.js';
 export type {
   AnySourceConnector,
   ChangeTracking,
@@ -20,43 +27,68 @@ export type {
 export { SUPPORTED_SPEC_VERSIONS } from './contracts/connector.js';
 export type { LogFields, Logger } from './contracts/logger.js';
 export type { ChangedBlockReader, Extent, ExtentKind, ReadOptions, SyncWarning } from './contracts/reader.js';
-export type { BlockSink, SinkWriteOptions } from './contracts/sink.js';
+// Proxy scheduler (issue 6): createProxyScheduler, state stores
 export type {
   Assignment,
+  AssignmentFilter,
   AssignOptions,
+  HealthReport,
   ProxyHealth,
   ProxyInfo,
   ProxyLoad,
+  ProxyRecord,
   ProxyScheduler,
   ProxySettings,
   RegisterProxyInput,
   SchedulerEvent,
+  SchedulerState,
+  StateStore,
+  StateUpdate,
+  StrandedTask,
   SyncTask,
+  UpdateSettingsOptions,
 } from './contracts/scheduler.js';
-
+export type { BlockSink, SinkWriteOptions } from './contracts/sink.js';
 // Connectors and the registry
-export { type ConnectorDefinition, defineConnector, type ResolvedConnectorContext } from './define-connector.js';
-export { type ConnectorSummary, ConnectorRegistry, createRegistry } from './registry.js';
-
-// Config forms and secrets
-export { type ConfigIssue, parseConfig } from './config/parse-config.js';
-export { collectSecrets, REDACTED, Redactor, redact } from './config/redact.js';
-export { isSecret, type JsonSchema, SECRET_KEYWORDS, secret, toJSONSchema } from './config/secret.js';
-
+export {
+  type ConnectorDefinition,
+  defineConnector,
+  type ResolvedConnectorContext,
+} from './define-connector.js';
 // Errors
 export * from './errors/index.js';
-
 // Logging
 export { createJsonLogger, type LogLevel, redactingLogger, silentLogger } from './logger.js';
-
 // Network
 export { type CheckNetworkOptions, checkNetwork, type NetworkCheckResult } from './network/check-network.js';
 export { createDispatcher, type DispatcherOptions, normalizeThumbprint } from './network/dispatcher.js';
 export { type LookupCallback, overrideLookup } from './network/host-overrides.js';
-
+export { ConnectorRegistry, type ConnectorSummary, createRegistry } from './registry.js';
+export {
+  backoffDelayMs,
+  type RetryContext,
+  type RetryOptions,
+  type RetryPolicy,
+  resolveRetryPolicy,
+  withRetry,
+} from './retry.js';
+export { createFileStateStore, type FileStateStoreOptions } from './scheduler/file-store.js';
+export { createMemoryStateStore } from './scheduler/memory-store.js';
+export {
+  createProxyScheduler,
+  DEFAULT_HEARTBEAT_TIMEOUT_MS,
+  type ProxySchedulerOptions,
+} from './scheduler/scheduler.js';
+export {
+  DEFAULT_PROXY_SETTINGS,
+  HARD_MAX_MOUNTED_DISKS,
+  MAX_HTTP_TIMEOUT_SEC,
+  RECOMMENDED_MAX_MOUNTED_DISKS,
+} from './scheduler/settings.js';
+export { parseStateJson, stateToJson } from './scheduler/state.js';
+export { type CheckpointStore, FileCheckpointStore, type TransferCheckpoint } from './transfer/checkpoint.js';
 // Transfer engine (issue 3): transferDisk, FileSink, hash-diff reader
 export { type TransferOptions, type TransferResult, transferDisk } from './transfer/engine.js';
-export type { TransferProgress } from './transfer/progress.js';
 export { FileSink, type FileSinkOptions } from './transfer/file-sink.js';
 export {
   createHashDiffReader,
@@ -72,41 +104,5 @@ export {
   type ManifestStore,
   readManifest,
 } from './transfer/manifest.js';
-export { type CheckpointStore, FileCheckpointStore, type TransferCheckpoint } from './transfer/checkpoint.js';
+export type { TransferProgress } from './transfer/progress.js';
 export { TokenBucket, type TokenBucketOptions } from './transfer/token-bucket.js';
-export {
-  backoffDelayMs,
-  type RetryContext,
-  type RetryOptions,
-  type RetryPolicy,
-  resolveRetryPolicy,
-  withRetry,
-} from './retry.js';
-export { raceAbort, sleep } from './abortable.js';
-
-// Proxy scheduler (issue 6): createProxyScheduler, state stores
-export type {
-  AssignmentFilter,
-  HealthReport,
-  ProxyRecord,
-  SchedulerState,
-  StateStore,
-  StateUpdate,
-  StrandedTask,
-  UpdateSettingsOptions,
-} from './contracts/scheduler.js';
-export { type Clock, createManualClock, type ManualClock, setClockTimer, systemClock } from './clock.js';
-export { createFileStateStore, type FileStateStoreOptions } from './scheduler/file-store.js';
-export { createMemoryStateStore } from './scheduler/memory-store.js';
-export {
-  createProxyScheduler,
-  DEFAULT_HEARTBEAT_TIMEOUT_MS,
-  type ProxySchedulerOptions,
-} from './scheduler/scheduler.js';
-export {
-  DEFAULT_PROXY_SETTINGS,
-  HARD_MAX_MOUNTED_DISKS,
-  MAX_HTTP_TIMEOUT_SEC,
-  RECOMMENDED_MAX_MOUNTED_DISKS,
-} from './scheduler/settings.js';
-export { parseStateJson, stateToJson } from './scheduler/state.js';

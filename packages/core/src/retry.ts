@@ -1,7 +1,7 @@
+import { sleep } from './abortable.js';
+import { type Clock, systemClock } from './clock.js';
 import { SyncproxyError } from './errors/syncproxy-error.js';
 import { abortError, toSyncproxyError } from './errors/to-syncproxy-error.js';
-import { type Clock, systemClock } from './clock.js';
-import { sleep } from './abortable.js';
 
 /** How a failed operation is retried (the engine per chunk, clients per API call). */
 export interface RetryOptions {
@@ -20,7 +20,10 @@ export interface RetryPolicy {
 }
 
 /** Fills defaults (5 attempts, 100 ms, 10 s, or `defaults`) and checks the values. */
-export function resolveRetryPolicy(options: RetryOptions = {}, defaults: Partial<RetryPolicy> = {}): RetryPolicy {
+export function resolveRetryPolicy(
+  options: RetryOptions = {},
+  defaults: Partial<RetryPolicy> = {},
+): RetryPolicy {
   const policy = {
     attempts: options.attempts ?? defaults.attempts ?? 5,
     baseDelayMs: options.baseDelayMs ?? defaults.baseDelayMs ?? 100,

@@ -1,10 +1,17 @@
-import { describe, expect, it } from 'vitest';
 import { PlatformApiError, SyncproxyError, toSyncproxyError } from '@syncproxy/core';
+import { describe, expect, it } from 'vitest';
 
 describe('SyncproxyError', () => {
   it('is recognised by its marker, and is retryable by default only for throttled, network and timeout', () => {
     const codes = ['throttled', 'network', 'timeout', 'auth', 'integrity', 'config'] as const;
-    expect(codes.map((code) => new SyncproxyError('x', { code }).retryable)).toEqual([true, true, true, false, false, false]);
+    expect(codes.map((code) => new SyncproxyError('x', { code }).retryable)).toEqual([
+      true,
+      true,
+      true,
+      false,
+      false,
+      false,
+    ]);
     expect(SyncproxyError.isInstance(new SyncproxyError('x', { code: 'io' }))).toBe(true);
     expect(SyncproxyError.isInstance(new Error('x'))).toBe(false);
     expect(SyncproxyError.isInstance({ code: 'io', retryable: true })).toBe(false);
@@ -44,23 +51,23 @@ describe('PlatformApiError', () => {
     );
     expect(JSON.stringify(error)).not.toContain('SECRETTOKEN');
     const statuses = [401, 403, 404, 409, 408, 429, 400];
-    expect(statuses.map((status) => new PlatformApiError({ operation: 'op', method: 'GET', url: 'u', status }).code)).toEqual([
-      'auth',
-      'permission',
-      'not-found',
-      'conflict',
-      'timeout',
-      'throttled',
-      'platform',
-    ]);
-    expect(new PlatformApiError({ operation: 'op', method: 'GET', url: 'u', status: 400 }).retryable).toBe(false);
+    expect(
+      statuses.map(
+        (status) => new PlatformApiError({ operation: 'op', method: 'GET', url: 'u', status }).code,
+      ),
+    ).toEqual(['auth', 'permission', 'not-found', 'conflict', 'timeout', 'throttled', 'platform']);
+    expect(new PlatformApiError({ operation: 'op', method: 'GET', url: 'u', status: 400 }).retryable).toBe(
+      false,
+    );
   });
 });
 
 describe('toSyncproxyError', () => {
   it('maps Node system errors along the cause chain to codes', () => {
     const sys = (code: string) => Object.assign(new Error(code), { code });
-    expect(toSyncproxyError(new TypeError('fetch failed', { cause: sys('ECONNRESET') })).code).toBe('network');
+    expect(toSyncproxyError(new TypeError('fetch failed', { cause: sys('ECONNRESET') })).code).toBe(
+      'network',
+    );
     expect(toSyncproxyError(sys('ETIMEDOUT')).code).toBe('timeout');
     expect(toSyncproxyError(sys('ENOSPC')).code).toBe('io');
     expect(toSyncproxyError(sys('EACCES')).code).toBe('permission');

@@ -107,7 +107,10 @@ function causeToJson(cause: unknown, depth = 0): unknown {
     // Error-like values that are not Errors (serialised errors, null-prototype clones made by test runners).
     const like = cause as { name?: unknown; message?: unknown; code?: unknown; cause?: unknown };
     if (typeof like.message === 'string') {
-      const out: Record<string, unknown> = { name: typeof like.name === 'string' ? like.name : 'Error', message: like.message };
+      const out: Record<string, unknown> = {
+        name: typeof like.name === 'string' ? like.name : 'Error',
+        message: like.message,
+      };
       if (typeof like.code === 'string' || typeof like.code === 'number') out.code = like.code;
       if (like.cause !== undefined) out.cause = causeToJson(like.cause, depth + 1);
       return out;

@@ -1,4 +1,5 @@
 import { z } from 'zod';
+import { type Clock, setClockTimer, systemClock } from '../clock.js';
 import { parseConfig } from '../config/parse-config.js';
 import type { Logger } from '../contracts/logger.js';
 import type {
@@ -20,7 +21,6 @@ import type {
 import { SyncproxyError } from '../errors/syncproxy-error.js';
 import { abortError } from '../errors/to-syncproxy-error.js';
 import { silentLogger } from '../logger.js';
-import { type Clock, setClockTimer, systemClock } from '../clock.js';
 import {
   assignOptionsSchema,
   parseAssignmentFilter,
@@ -364,7 +364,10 @@ class Scheduler implements ProxyScheduler {
     if (this.healthTimer && this.healthTimer.at <= deadline) return;
     this.healthTimer?.cancel();
     const delay = Math.max(0, deadline - this.clock.now());
-    this.healthTimer = { at: deadline, cancel: setClockTimer(this.clock, () => this.onHealthTimer(), delay, { background: true }) };
+    this.healthTimer = {
+      at: deadline,
+      cancel: setClockTimer(this.clock, () => this.onHealthTimer(), delay, { background: true }),
+    };
   }
 
   private async onHealthTimer(): Promise<void> {

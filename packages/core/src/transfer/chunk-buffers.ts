@@ -23,6 +23,7 @@ export class ChunkBufferPool {
 
   /** Gives a buffer back once nothing reads or writes it any more. */
   release(buffer: Uint8Array): void {
-    if (buffer.byteLength === this.chunkSizeBytes && this.free.length < this.maxPooled) this.free.push(buffer);
+    if (buffer.byteLength === this.chunkSizeBytes && this.free.length < this.maxPooled)
+      this.free.push(buffer);
   }
 }

@@ -1,4 +1,5 @@
 import { createHash } from 'node:crypto';
+import { availableParallelism } from 'node:os';
 import { Worker } from 'node:worker_threads';
 
 // Runs as a CommonJS script inside the worker (eval), so it survives bundling into ESM and CJS alike.
@@ -19,15 +20,26 @@ parentPort.on('message', (job) => {
  * first use and stops with {@link ChunkHasher.close}.
  */
 export class ChunkHasher {
-  private worker: Worker | undefined;
+  private readonly workers: Array<Worker | undefined>;
+  private turn = 0;
   private nextId = 0;
-  private readonly pending = new Map<number, { resolve: (d: Uint8Array) => void; reject: (e: unknown) => void }>();
+  private readonly pending = new Map<
+    number,
+    { resolve: (d: Uint8Array) => void; reject: (e: unknown) => void }
+  >();
+
+  /** `workers`: threads that hash; default one per core, at most 2 (the event loop needs a core too). */
+  constructor(options: { workers?: number } = {}) {
+    const count = Math.max(1, options.workers ?? Math.min(2, availableParallelism()));
+    this.workers = new Array(count).fill(undefined);
+  }
 
   hash(data: Uint8Array): Promise<Uint8Array> {
     if (!(data.buffer instanceof SharedArrayBuffer) || data.byteLength < 64 * 1024) {
       return Promise.resolve(new Uint8Array(createHash('sha256').update(data).digest()));
     }
-    const worker = this.start();
+    const slot = this.turn++ % this.workers.length;
+    const worker = this.start(slot);
     const id = this.nextId++;
     return new Promise((resolve, reject) => {
       this.pending.set(id, { resolve, reject });
@@ -35,8 +47,9 @@ export class ChunkHasher {
     });
   }
 
-  private start(): Worker {
-    if (this.worker !== undefined) return this.worker;
+  private start(slot: number): Worker {
+    const running = this.workers[slot];
+    if (running !== undefined) return running;
     const worker = new Worker(WORKER_SOURCE, { eval: true });
     worker.on('message', (message: { id: number; digest: Uint8Array }) => {
       const waiter = this.pending.get(message.id);
@@ -44,19 +57,20 @@ export class ChunkHasher {
       waiter?.resolve(message.digest);
     });
     const failAll = (error: unknown): void => {
+      // A worker's failure fails every hash in flight (the engine then fails its chunks, typed).
       for (const waiter of this.pending.values()) waiter.reject(error);
       this.pending.clear();
-      if (this.worker === worker) this.worker = undefined;
+      if (this.workers[slot] === worker) this.workers[slot] = undefined;
     };
     worker.on('error', failAll);
-    worker.on('exit', (code) => failAll(new Error(`the hashing worker exited (code ${code})`)));
-    this.worker = worker;
+    worker.on('exit', (code) => failAll(new Error(`a hashing worker exited (code ${code})`)));
+    this.workers[slot] = worker;
     return worker;
   }
 
   async close(): Promise<void> {
-    const worker = this.worker;
-    this.worker = undefined;
-    if (worker !== undefined) await worker.terminate();
+    const running = this.workers.filter((w): w is Worker => w !== undefined);
+    this.workers.fill(undefined);
+    await Promise.all(running.map((w) => w.terminate()));
   }
 }

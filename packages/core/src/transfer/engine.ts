@@ -1,13 +1,14 @@
 import { createHash } from 'node:crypto';
 import { setMaxListeners } from 'node:events';
 import pLimit from 'p-limit';
+import { raceAbort } from '../abortable.js';
+import { type Clock, systemClock } from '../clock.js';
 import type { Logger } from '../contracts/logger.js';
 import type { ChangedBlockReader, SyncWarning } from '../contracts/reader.js';
 import type { BlockSink } from '../contracts/sink.js';
 import { SyncproxyError } from '../errors/syncproxy-error.js';
 import { abortError, toSyncproxyError } from '../errors/to-syncproxy-error.js';
-import { type Clock, systemClock } from '../clock.js';
-import { raceAbort } from '../abortable.js';
+import { type RetryContext, type RetryOptions, resolveRetryPolicy, withRetry } from '../retry.js';
 import {
   type CheckpointStore,
   ChunkLedger,
@@ -21,9 +22,8 @@ import { DEFAULT_CHUNK_SIZE_BYTES } from './hash-diff-reader.js';
 import { InFlightBudget } from './in-flight-budget.js';
 import { DiskManifest, FileManifestStore, type ManifestStore } from './manifest.js';
 import { ProgressMeter, type TransferProgress } from './progress.js';
-import { type RetryContext, type RetryOptions, resolveRetryPolicy, withRetry } from '../retry.js';
 import type { TokenBucket } from './token-bucket.js';
-import { isAllZero, ZERO_BLOCK } from './zero-detection.js';
+import { isAllZero, ZERO_BLOCK, zeroFill } from './zero-detection.js';
 
 export interface TransferOptions {
   reader: ChangedBlockReader;
@@ -52,7 +52,7 @@ export interface TransferOptions {
    * a crash makes the next call read again at most `chunks` chunks plus `maxInFlightBytes`.
    */
   checkpointEvery?: { chunks?: number; ms?: number };
-  /** Where the manifest is kept. Default: `<statePath>.manifest` beside a FileSink's image. `false`: none. */
+  /** Where the manifest is kept. Default: `<statePath>.manifest` beside a FileSink's image. `false`: none, and then chunks are hashed only for `verify`. */
   manifest?: ManifestStore | false;
   /** Re-read every chunk this run wrote from the sink and compare with the hashes of the source bytes. */
   verify?: boolean;
@@ -106,7 +106,7 @@ export interface TransferResult {
   durationMs: number;
   /** (bytesWritten + zeroBytes) per second of this run. */
   throughputBytesPerSec: number;
-  /** {@link DiskManifest.digest} of the target's manifest after the transfer. */
+  /** {@link DiskManifest.digest} of the target's manifest after the transfer; empty when nothing was hashed (no manifest store, no verify). */
   manifestDigest: string;
   /** Chunks of the target whose hash the manifest does not know (regions no transfer has written yet). */
   unknownChunks: number;
@@ -345,7 +345,7 @@ export async function transferDisk(options: TransferOptions): Promise<TransferRe
       retries: run.retries,
       durationMs,
       throughputBytesPerSec: durationMs > 0 ? (moved / durationMs) * 1000 : 0,
-      manifestDigest: manifest.digest(),
+      manifestDigest: run.hashes ? manifest.digest() : '',
       unknownChunks: manifest.unknownCount(),
       resumed: resuming,
       verified,
@@ -453,6 +453,12 @@ class TransferRun {
   private readonly inFlight = new Map<number, Promise<void>>();
   private readonly written: Uint8Array;
   private readonly readLimit: ReturnType<typeof pLimit>;
+  /**
+   * Chunks are hashed only when the hashes go somewhere: a manifest store, or
+   * `verify`. With neither (`manifest: false`, a sink with no default store)
+   * hashing would be CPU spent for nothing, and the result's digest is empty.
+   */
+  readonly hashes: boolean;
   /** Reused chunk buffers, for readers that can read into one (`readInto`). */
   private readonly buffers: ChunkBufferPool | undefined;
   private readonly retry: RetryContext;
@@ -469,9 +475,13 @@ class TransferRun {
     this.progress = new ProgressMeter(context.clock, options.onProgress);
     this.written = new Uint8Array(Math.ceil(settings.chunkCount / 8));
     this.readLimit = pLimit(settings.concurrency);
+    this.hashes = context.stores.manifest !== undefined || options.verify === true;
     this.buffers =
       typeof options.reader.readInto === 'function'
-        ? new ChunkBufferPool(settings.chunkSizeBytes, Math.ceil(settings.maxInFlightBytes / settings.chunkSizeBytes))
+        ? new ChunkBufferPool(
+            settings.chunkSizeBytes,
+            Math.ceil(settings.maxInFlightBytes / settings.chunkSizeBytes),
+          )
         : undefined;
     this.lastSaveAt = context.clock.now();
     this.retry = {
@@ -611,13 +621,16 @@ class TransferRun {
     return entry;
   }
 
-  private async moveChunk(job: ChunkJob, chunk: Uint8Array | undefined): Promise<Uint8Array | 'zero' | 'unknown'> {
+  private async moveChunk(
+    job: ChunkJob,
+    chunk: Uint8Array | undefined,
+  ): Promise<Uint8Array | 'zero' | 'unknown'> {
     const { reader, sink, bandwidth } = this.options;
     const { signal, hasher } = this.context;
     const buffers = await Promise.all(
       job.pieces.map((piece) => {
         if (piece.kind === 'zero') {
-          if (chunk !== undefined && job.covered) chunk.fill(0, piece.offset - job.offset, piece.offset - job.offset + piece.length);
+          if (chunk !== undefined && job.covered) zeroFill(chunk, piece.offset - job.offset, piece.length);
           return undefined;
         }
         return withRetry(
@@ -655,7 +668,7 @@ class TransferRun {
     });
     // Hashing runs while the chunk is written: neither waits for the other.
     let hashing: Promise<Uint8Array | 'zero'> | undefined;
-    if (job.covered) {
+    if (job.covered && this.hashes) {
       if (writes.every(({ data }) => data === undefined)) hashing = Promise.resolve('zero');
       else if (chunk !== undefined) hashing = hasher.hash(chunk.subarray(0, job.length));
       else hashing = hashPieces(writes, hasher);
@@ -679,7 +692,7 @@ class TransferRun {
     );
 
     let entry: Uint8Array | 'zero' | 'unknown' = hashing === undefined ? 'unknown' : await hashing;
-    if (!job.covered && this.readsBack()) {
+    if (!job.covered && this.hashes && this.readsBack()) {
       const target = await withRetry(
         `read back chunk ${job.index}`,
         () => sink.read!(job.offset, job.length),
@@ -699,24 +712,30 @@ class TransferRun {
   }
 
   /**
-   * Starts a save every half interval without stopping the pipeline: the sink's
-   * fsync runs while later chunks move. A save's snapshot is taken when it
-   * starts and names only chunks whose writes had completed, so the fsync that
-   * follows makes them durable. One save at a time: when the next is due
-   * while one still runs, new chunks wait for it. What a crash loses is
-   * therefore at most the half interval being saved plus the half interval
-   * since, i.e. `checkpointEvery.chunks`, plus what is in flight.
+   * Saves a checkpoint when due, in one of two ways, so that what a crash makes
+   * a resume read again stays under `checkpointEvery.chunks` chunks plus what is
+   * in flight:
+   * - when the interval is large against the in-flight bound (the default: 256
+   *   chunks against 16), saves run in the background, each starting after
+   *   `(interval - inFlightChunks) / 2` chunks: the sink's fsync overlaps with
+   *   later chunks instead of stalling the pipeline. A save's snapshot names
+   *   only chunks whose writes had completed, so the fsync that follows makes
+   *   them durable; a save due while the previous one runs waits for it.
+   * - otherwise each save blocks new chunks until it is durable.
    */
   private async checkpointIfDue(): Promise<void> {
     if (!this.hasStores) return;
-    const half = Math.max(1, Math.floor(this.settings.checkpointChunks / 2));
+    const { checkpointChunks, maxInFlightBytes, chunkSizeBytes, checkpointMs } = this.settings;
+    const overlap = Math.floor((checkpointChunks - Math.ceil(maxInFlightBytes / chunkSizeBytes)) / 2);
+    const threshold = overlap >= 1 ? overlap : checkpointChunks;
     const due = () =>
-      this.doneSinceSave >= half ||
-      (this.doneSinceSave > 0 && this.context.clock.now() - this.lastSaveAt >= this.settings.checkpointMs);
+      this.doneSinceSave >= threshold ||
+      (this.doneSinceSave > 0 && this.context.clock.now() - this.lastSaveAt >= checkpointMs);
+    if (this.saving !== undefined && (overlap < 1 || due())) await this.saving;
     if (!due()) return;
-    if (this.saving !== undefined) await this.saving;
-    if (!due()) return;
-    this.saveCheckpoint().catch((error: unknown) => this.fail(error));
+    const save = this.saveCheckpoint();
+    if (overlap >= 1) save.catch((error: unknown) => this.fail(error));
+    else await save;
   }
 
   /** Flushes the sink, then saves the manifest, then the checkpoint: a checkpoint never names a chunk that is not durable. */

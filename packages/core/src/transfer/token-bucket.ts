@@ -1,6 +1,6 @@
+import { type Clock, setClockTimer, systemClock } from '../clock.js';
 import { SyncproxyError } from '../errors/syncproxy-error.js';
 import { abortError } from '../errors/to-syncproxy-error.js';
-import { type Clock, setClockTimer, systemClock } from '../clock.js';
 
 export interface TokenBucketOptions {
   /** Sustained rate, bytes per second. */

@@ -14,3 +14,13 @@ export function isAllZero(data: Uint8Array): boolean {
   }
   return true;
 }
+
+/**
+ * Zeroes `length` bytes of `target` from `at`. Copies from {@link ZERO_BLOCK}:
+ * on a SharedArrayBuffer, `fill` takes a slow element-wise path, a copy is memcpy.
+ */
+export function zeroFill(target: Uint8Array, at: number, length: number): void {
+  for (let done = 0; done < length; done += ZERO_BLOCK_BYTES) {
+    target.set(ZERO_BLOCK.subarray(0, Math.min(ZERO_BLOCK_BYTES, length - done)), at + done);
+  }
+}
