@@ -43,7 +43,11 @@ for (const dir of dirs) {
   }
   // Lint what would be published: the tarball pnpm packs (workspace: ranges rewritten).
   const packDir = mkdtempSync(join(tmpdir(), 'syncproxy-pack-'));
-  const pack = spawnSync('pnpm', ['pack', '--pack-destination', packDir], { cwd: abs, encoding: 'utf8', env });
+  const pack = spawnSync('pnpm', ['pack', '--pack-destination', packDir], {
+    cwd: abs,
+    encoding: 'utf8',
+    env,
+  });
   const tarball = readdirSync(packDir).find((f) => f.endsWith('.tgz'));
   if (pack.status !== 0 || !tarball) {
     problems.push(`${where}: pnpm pack failed: ${pack.stderr}`);
