@@ -1,6 +1,6 @@
-import { open, readFile, rename, rm } from 'node:fs/promises';
+import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { type SnapshotRef, SyncproxyError } from '@syncproxy/core';
+import { type SnapshotRef, SyncproxyError, writeFileAtomic } from '@syncproxy/core';
 
 /** The file in a target directory that records what its images hold. */
 export const SYNC_STATE_FILE = 'syncproxy-state.json';
@@ -83,23 +83,12 @@ function invalid(path: string, why: string): SyncproxyError {
   });
 }
 
-let sequence = 0;
-
 /** Replaces the state file whole: a crash leaves the old state or the new one. */
 export async function saveSyncState(target: string, state: SyncState): Promise<void> {
   const path = syncStatePath(target);
-  const temporary = `${path}.${process.pid}.${sequence++}.tmp`;
   try {
-    const handle = await open(temporary, 'w');
-    try {
-      await handle.writeFile(`${JSON.stringify(state, null, 2)}\n`);
-      await handle.sync();
-    } finally {
-      await handle.close();
-    }
-    await rename(temporary, path);
+    await writeFileAtomic(path, `${JSON.stringify(state, null, 2)}\n`);
   } catch (error) {
-    await rm(temporary, { force: true }).catch(() => {});
     throw new SyncproxyError(`cannot write ${path}`, { code: 'io', retryable: false, cause: error });
   }
 }

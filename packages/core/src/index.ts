@@ -1,6 +1,7 @@
 // Contracts (spec v1)
 
 export { raceAbort, sleep } from './abortable.js';
+export { syncDirectory, type WriteFileAtomicOptions, writeFileAtomic } from './atomic-file.js';
 export { type Clock, createManualClock, type ManualClock, setClockTimer, systemClock } from './clock.js';
 // Config forms and secrets
 export { type ConfigIssue, parseConfig } from './config/parse-config.js';

@@ -1,6 +1,6 @@
-import { randomBytes } from 'node:crypto';
-import { mkdir, open, readdir, rename, rm } from 'node:fs/promises';
+import { mkdir, open, readdir, rm } from 'node:fs/promises';
 import { basename, dirname, join, resolve } from 'node:path';
+import { writeFileAtomic } from '../atomic-file.js';
 import type { SchedulerState, StateStore, StateUpdate } from '../contracts/scheduler.js';
 import { SyncproxyError } from '../errors/syncproxy-error.js';
 import { toSyncproxyError } from '../errors/to-syncproxy-error.js';
@@ -187,27 +187,8 @@ class FileStateStore implements StateStore {
   }
 
   private async write(state: SchedulerState): Promise<void> {
-    const temp = `${this.path}.tmp-${process.pid}-${randomBytes(4).toString('hex')}`;
-    let stamp: string;
-    const handle = await open(temp, 'w', 0o600);
-    try {
-      await handle.writeFile(stateToJson(state));
-      await handle.sync();
-      // rename keeps the inode and mtime, so this is also the stamp of the file once in place.
-      stamp = stampOf(await handle.stat({ bigint: true }));
-    } catch (error) {
-      await handle.close().catch(() => {});
-      await rm(temp, { force: true });
-      throw error;
-    }
-    await handle.close();
-    try {
-      await rename(temp, this.path);
-    } catch (error) {
-      await rm(temp, { force: true });
-      throw error;
-    }
-    await syncDirectory(dirname(this.path));
+    // rename keeps the inode and mtime, so the written file's stat is also its stamp once in place.
+    const stamp = stampOf(await writeFileAtomic(this.path, stateToJson(state), { mode: 0o600 }));
     this.cached = { state, stamp };
   }
 
@@ -228,18 +209,4 @@ class FileStateStore implements StateStore {
 
 function stampOf(stat: { ino: bigint; size: bigint; mtimeNs: bigint }): string {
   return `${stat.ino}:${stat.size}:${stat.mtimeNs}`;
-}
-
-/** Makes the rename itself durable. Some platforms (Windows) cannot open a directory: the rename is then as durable as they allow. */
-async function syncDirectory(dir: string): Promise<void> {
-  let handle: Awaited<ReturnType<typeof open>> | undefined;
-  try {
-    handle = await open(dir, 'r');
-    await handle.sync();
-  } catch (error) {
-    const code = (error as NodeJS.ErrnoException).code;
-    if (code !== 'EISDIR' && code !== 'EPERM' && code !== 'EINVAL') throw error;
-  } finally {
-    await handle?.close();
-  }
 }

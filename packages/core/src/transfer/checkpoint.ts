@@ -1,7 +1,7 @@
 import { readFile, rm } from 'node:fs/promises';
+import { writeFileAtomic } from '../atomic-file.js';
 import { SyncproxyError } from '../errors/syncproxy-error.js';
 import { toSyncproxyError } from '../errors/to-syncproxy-error.js';
-import { writeFileAtomic } from './atomic-file.js';
 
 /**
  * What a transfer has finished, in chunks of the grid (`index *

@@ -1,8 +1,8 @@
 import { createHash } from 'node:crypto';
 import { readFile } from 'node:fs/promises';
+import { writeFileAtomic } from '../atomic-file.js';
 import { SyncproxyError } from '../errors/syncproxy-error.js';
 import { toSyncproxyError } from '../errors/to-syncproxy-error.js';
-import { writeFileAtomic } from './atomic-file.js';
 
 /** Bytes of one entry: a SHA-256. */
 export const MANIFEST_ENTRY_BYTES = 32;
