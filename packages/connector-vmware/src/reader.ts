@@ -112,6 +112,11 @@ export class VmwareDiskReader implements ChangedBlockReader {
     return this.#nbd.read(offset, length, options);
   }
 
+  /** Lets the engine read straight into its pooled chunk buffers. */
+  readInto(target: Uint8Array, offset: number, options: ReadOptions = {}): Promise<void> {
+    return this.#nbd.readInto(target, offset, options);
+  }
+
   close(): Promise<void> {
     this.#closing ??= (async () => {
       try {
