@@ -6,6 +6,7 @@ import {
   type CreateSnapshotOptions,
   type Disk,
   type DiskSnapshotRef,
+  diskSnapshotOf,
   type Host,
   type Logger,
   type OpenReaderOptions,
@@ -462,13 +463,7 @@ function diskSnapshot(
   diskId: string,
   role: string,
 ): { sizeBytes: number; data: AwsDiskSnapshotData } {
-  const ref = snapshot.disks.find((d) => d.diskId === diskId);
-  if (ref === undefined) {
-    throw new SyncproxyError(`volume ${diskId} is not part of ${role} ${snapshot.id}`, {
-      code: 'not-found',
-      retryable: false,
-    });
-  }
+  const ref = diskSnapshotOf(snapshot, diskId, { role, noun: 'volume' });
   return { sizeBytes: ref.sizeBytes, data: readDiskData(ref, role) };
 }
 

@@ -3,6 +3,7 @@ import {
   type CreateSnapshotOptions,
   type Disk,
   type DiskSnapshotRef,
+  diskSnapshotOf,
   type Host,
   type Logger,
   type OpenReaderOptions,
@@ -408,13 +409,7 @@ function diskData(
   diskId: string,
   role: string,
 ): { sizeBytes: number; data: VmwareDiskSnapshotData } {
-  const ref = snapshot.disks.find((d) => d.diskId === diskId);
-  if (ref === undefined) {
-    throw new SyncproxyError(`disk ${diskId} is not part of ${role} ${snapshot.id}`, {
-      code: 'not-found',
-      retryable: false,
-    });
-  }
+  const ref = diskSnapshotOf(snapshot, diskId, { role, noun: 'disk' });
   return { sizeBytes: ref.sizeBytes, data: readDiskData(ref, role) };
 }
 

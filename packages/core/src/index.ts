@@ -87,6 +87,7 @@ export {
   RECOMMENDED_MAX_MOUNTED_DISKS,
 } from './scheduler/settings.js';
 export { parseStateJson, stateToJson } from './scheduler/state.js';
+export { diskSnapshotOf } from './snapshot-ref.js';
 export { type CheckpointStore, FileCheckpointStore, type TransferCheckpoint } from './transfer/checkpoint.js';
 // Transfer engine (issue 3): transferDisk, FileSink, hash-diff reader
 export { type TransferOptions, type TransferResult, transferDisk } from './transfer/engine.js';

@@ -1,4 +1,4 @@
-import { PlatformApiError, SyncproxyError, toSyncproxyError } from '@syncproxy/core';
+import { diskSnapshotOf, PlatformApiError, SyncproxyError, toSyncproxyError } from '@syncproxy/core';
 import { describe, expect, it } from 'vitest';
 
 describe('SyncproxyError', () => {
@@ -75,5 +75,26 @@ describe('toSyncproxyError', () => {
     expect(toSyncproxyError(Object.assign(new Error('a'), { name: 'AbortError' })).code).toBe('aborted');
     const plain = toSyncproxyError(new RangeError('bad offset'), { operation: 'read' });
     expect(plain).toMatchObject({ code: 'internal', retryable: false, message: 'read failed: bad offset' });
+  });
+});
+
+describe('diskSnapshotOf', () => {
+  const snapshot = {
+    id: 'snap-set-1',
+    platform: 'aws',
+    hostId: 'i-1',
+    createdAt: '2026-11-24T00:00:00.000Z',
+    disks: [{ diskId: 'vol-1', sizeBytes: 1024, data: { snapshotId: 'snap-1' } }],
+  };
+
+  it('finds the disk part of a snapshot, or says which disk and snapshot with a not-found error', () => {
+    expect(diskSnapshotOf(snapshot, 'vol-1').data).toEqual({ snapshotId: 'snap-1' });
+    expect(() => diskSnapshotOf(snapshot, 'vol-2', { role: 'base snapshot', noun: 'volume' })).toThrow(
+      expect.objectContaining({
+        code: 'not-found',
+        platform: 'aws',
+        message: 'volume vol-2 is not part of base snapshot snap-set-1',
+      }),
+    );
   });
 });
