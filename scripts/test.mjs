@@ -34,7 +34,11 @@ let skipped = 0;
 try {
   const json = JSON.parse(readFileSync(report, 'utf8'));
   passed = json.numPassedTests ?? 0;
-  failed = (json.numFailedTests ?? 0) + (json.numFailedTestSuites ?? 0);
+  // A file that failed without a failed test (it did not load, or a hook threw) counts once.
+  const brokenFiles = (json.testResults ?? []).filter(
+    (file) => file.status === 'failed' && !(file.assertionResults ?? []).some((t) => t.status === 'failed'),
+  ).length;
+  failed = (json.numFailedTests ?? 0) + brokenFiles;
   skipped = (json.numPendingTests ?? 0) + (json.numTodoTests ?? 0);
 } catch {
   failed = failed || 1;

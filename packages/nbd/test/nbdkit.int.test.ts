@@ -142,7 +142,8 @@ describe('faults', () => {
     await nbdcopy(clean.uri, expected);
     const faulty = await nbdkit([...disk, 'error=EIO', 'error-pread-rate=10%'], { filters: ['error'] });
 
-    const reader = await NbdReader.open({ uri: faulty.uri, maxRequestBytes: MiB });
+    // 256 KiB requests: about 128 reads, so the chance that none draws an error is about 1e-6.
+    const reader = await NbdReader.open({ uri: faulty.uri, maxRequestBytes: 256 * 1024 });
     const target = tempFile('copy.img');
     const result = await transferDisk({
       reader,
