@@ -1,5 +1,13 @@
 export { AwsApiError, type AwsApiErrorOptions } from './aws-api-error.js';
-export { AwsClient, type AwsClientOptions, EBS_BLOCK_SIZE, mapAwsError } from './client.js';
+export {
+  AwsClient,
+  type AwsClientOptions,
+  type BlockPage,
+  EBS_BLOCK_SIZE,
+  type GetBlockInput,
+  type ListBlocksInput,
+  mapAwsError,
+} from './client.js';
 export {
   type AwsConfig,
   type AwsConfigInput,

@@ -19,6 +19,7 @@ export {
   type DataPathResolver,
   type DiskDataTarget,
   templateResolver,
+  type VddkSessionFacts,
   vddkResolver,
 } from './data-path.js';
 export {
@@ -27,9 +28,15 @@ export {
   type StartNbdkitOptions,
   startNbdkit,
 } from './nbdkit-process.js';
-export { type ChangedAreaQuery, changedAreaExtents, SECTOR_BYTES, VmwareDiskReader } from './reader.js';
+export {
+  type ChangedAreaQuery,
+  changedAreaExtents,
+  SECTOR_BYTES,
+  VmwareDiskReader,
+  type VmwareDiskReaderOptions,
+} from './reader.js';
 export type { VmwareDiskSnapshotData } from './session.js';
 export { VimApiError, type VimApiErrorOptions } from './soap/vim-api-error.js';
-export { MoRef } from './soap/xml.js';
-export { certificateThumbprints } from './tls-probe.js';
+export { MoRef, type XmlNode, type XmlValue } from './soap/xml.js';
+export { type CertificateProbeOptions, certificateThumbprints } from './tls-probe.js';
 export { type VddkOptions, type VddkTarget, vddkCommand } from './vddk.js';

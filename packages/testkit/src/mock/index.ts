@@ -27,6 +27,7 @@ export {
 export { SeededRandom, seededBytes } from './seeded-random.js';
 export { type MockCertificate, mockCertificate } from './tls-certificate.js';
 export {
+  type Block,
   type ChangedExtentsOptions,
   DiskSnapshot,
   type DiskView,

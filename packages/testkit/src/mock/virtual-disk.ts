@@ -28,11 +28,12 @@ export interface ChangedExtentsOptions {
 }
 
 /**
+ * One stored block of a virtual disk, shared copy-on-write between snapshots.
  * A block is never mutated once a snapshot can see it: the epoch says which
  * generation owns it, and a write to an older block copies it first. That
  * keeps snapshots O(blocks) to take and makes "changed" an identity test.
  */
-interface Block {
+export interface Block {
   data: Uint8Array;
   epoch: number;
 }
