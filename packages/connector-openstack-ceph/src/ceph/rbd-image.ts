@@ -1,7 +1,7 @@
 import { type Extent, type ReadOptions, SyncproxyError } from '@syncproxy/core';
 import { parseRbdDiffJson } from './diff-json.js';
 import { type ExportDiffRecord, parseExportDiff } from './export-diff.js';
-import { preferExitError, type RbdCli } from './rbd-cli.js';
+import { preferExitError, type RbdCli, type RbdProcess } from './rbd-cli.js';
 
 /** `exact` is `rbd diff` (byte ranges); `whole-object` is the form's "rbd du" (whole RADOS objects, fast-diff). */
 export type IncrementalMode = 'exact' | 'whole-object';
@@ -121,17 +121,22 @@ export async function* rbdDiffExtents(
     }
     await proc.exited;
   } catch (error) {
-    await proc.stop();
-    throw preferExitError(
-      await proc.exited.then(
-        () => undefined,
-        (e: unknown) => e,
-      ),
-      error,
-    );
+    throw await stopAndExplain(proc, error);
   } finally {
     await proc.stop();
   }
+}
+
+/** Stops `proc`, then the error to throw: rbd's own exit error when it failed (it says why), else `error`. */
+async function stopAndExplain(proc: RbdProcess, error: unknown): Promise<unknown> {
+  await proc.stop();
+  return preferExitError(
+    await proc.exited.then(
+      () => undefined,
+      (e: unknown) => e,
+    ),
+    error,
+  );
 }
 
 /** The records of `rbd export-diff` of the snapshot, ending only after rbd exited with status 0. */
@@ -153,14 +158,7 @@ export async function* rbdExportDiff(
       yield record;
     }
   } catch (error) {
-    await proc.stop();
-    throw preferExitError(
-      await proc.exited.then(
-        () => undefined,
-        (e: unknown) => e,
-      ),
-      error,
-    );
+    throw await stopAndExplain(proc, error);
   } finally {
     await proc.stop();
   }
