@@ -18,6 +18,18 @@ const SIZE = process.env.SIZE ?? '4G';
 const REPS = Number(process.env.REPS ?? 5);
 const CONNECTIONS = Number(process.env.CONNECTIONS ?? 4);
 
+/**
+ * The engine with the buffer budget the client copy uses (8 x 1 MiB, see copy.ts): its default of
+ * 64 MiB in flight in 4 MiB chunks runs 0.74x nbdcopy to a null sink against 0.89x with these.
+ */
+const ENGINE_SETTINGS = {
+  checkpoint: false,
+  manifest: false,
+  chunkSizeBytes: 1024 * 1024,
+  concurrency: 8,
+  maxInFlightBytes: 8 * 1024 * 1024,
+} as const;
+
 interface Scenario {
   name: string;
   /** The nbdcopy scenario this one is compared with. */
@@ -46,13 +58,7 @@ const scenarios: Scenario[] = [
     baseline: 'nbdcopy -> null',
     run: async (uri) => {
       const reader = await NbdReader.open({ uri, connections: CONNECTIONS });
-      await transferDisk({
-        reader,
-        sink: new NullSink(),
-        checkpoint: false,
-        manifest: false,
-        concurrency: 16,
-      });
+      await transferDisk({ reader, sink: new NullSink(), ...ENGINE_SETTINGS });
       await reader.close();
     },
   },
@@ -77,7 +83,7 @@ const scenarios: Scenario[] = [
     run: async (uri, output) => {
       const reader = await NbdReader.open({ uri, connections: CONNECTIONS });
       const sink = new FileSink(output, { sync: false });
-      await transferDisk({ reader, sink, checkpoint: false, manifest: false, concurrency: 16 });
+      await transferDisk({ reader, sink, ...ENGINE_SETTINGS });
       await reader.close();
     },
   },

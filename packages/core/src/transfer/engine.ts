@@ -627,10 +627,13 @@ class TransferRun {
   ): Promise<Uint8Array | 'zero' | 'unknown'> {
     const { reader, sink, bandwidth } = this.options;
     const { signal, hasher } = this.context;
+    // The buffer holds the whole chunk for hashing only: zero pieces are filled in just when a hash of
+    // the chunk will be taken over data (an all-zero chunk is recorded as 'zero' without a hash).
+    const fillsZeroes = chunk !== undefined && job.covered && this.hashes && job.dataBytes > 0;
     const buffers = await Promise.all(
       job.pieces.map((piece) => {
         if (piece.kind === 'zero') {
-          if (chunk !== undefined && job.covered) zeroFill(chunk, piece.offset - job.offset, piece.length);
+          if (fillsZeroes) zeroFill(chunk, piece.offset - job.offset, piece.length);
           return undefined;
         }
         return withRetry(

@@ -4,6 +4,7 @@ import { describe, expect, it } from 'vitest';
 import { createManualClock } from '../../src/clock.js';
 import { MemorySink, MemoryStores } from './fixtures/memory-sink.js';
 import { faultyReader, MemoryReader, seededRandom } from './fixtures/readers.js';
+import { manifestDigestOf } from './fixtures/temp-dir.js';
 
 const KiB = 1024;
 const MiB = 1024 * KiB;
@@ -251,6 +252,30 @@ describe('transferDisk zero handling and results', () => {
       unknownChunks: 0,
     });
     expect(sink.calls.map((c) => c.op)).toEqual(['open', 'flush', 'close']);
+  });
+
+  it('hashes the zero pieces of a chunk read into a reused buffer as zeroes, not as the last chunk\'s bytes', async () => {
+    const chunkSizeBytes = 64 * KiB;
+    const image = new Uint8Array(3 * chunkSizeBytes);
+    randomFillSync(image.subarray(0, chunkSizeBytes + 16 * KiB));
+    randomFillSync(image.subarray(2 * chunkSizeBytes));
+    // Chunk 1 is 16 KiB of data then a zero extent; with one chunk at a time it reuses chunk 0's buffer.
+    const extents = [
+      { offset: 0, length: chunkSizeBytes + 16 * KiB, kind: 'data' as const },
+      { offset: chunkSizeBytes + 16 * KiB, length: 48 * KiB, kind: 'zero' as const },
+      { offset: 2 * chunkSizeBytes, length: chunkSizeBytes, kind: 'data' as const },
+    ];
+    const stores = new MemoryStores();
+    const result = await transferDisk({
+      reader: new MemoryReader(image, extents, 512, { readInto: true }),
+      sink: new MemorySink(),
+      chunkSizeBytes,
+      concurrency: 1,
+      maxInFlightBytes: chunkSizeBytes,
+      checkpoint: false,
+      manifest: stores.manifest,
+    });
+    expect(result.manifestDigest).toBe(manifestDigestOf(image, chunkSizeBytes));
   });
 
   it('with full: true zeroes every range no extent names', async () => {
