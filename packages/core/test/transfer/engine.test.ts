@@ -254,7 +254,7 @@ describe('transferDisk zero handling and results', () => {
     expect(sink.calls.map((c) => c.op)).toEqual(['open', 'flush', 'close']);
   });
 
-  it('hashes the zero pieces of a chunk read into a reused buffer as zeroes, not as the last chunk\'s bytes', async () => {
+  it('hashes the zero pieces of a chunk read into a reused buffer as zeroes, not as the stale bytes of the chunk before', async () => {
     const chunkSizeBytes = 64 * KiB;
     const image = new Uint8Array(3 * chunkSizeBytes);
     randomFillSync(image.subarray(0, chunkSizeBytes + 16 * KiB));
