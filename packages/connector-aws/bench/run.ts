@@ -1,25 +1,37 @@
 // Throughput of EBS direct block reads against the mock with 10 ms added to
 // every GetSnapshotBlock: at 1, 16 and 64 reads in flight. Run: pnpm bench.
-import { seededBytes, VirtualDisk } from '@syncproxy/testkit/mock';
+// The mock runs in a child process (bench/mock-process.ts), as AWS would be remote.
+import { spawn } from 'node:child_process';
+import { createInterface } from 'node:readline';
+import { fileURLToPath } from 'node:url';
 import { createAwsConnector } from '../src/index.js';
-import { startMockAws } from '../src/mock/index.js';
 
 const BLOCK = 524_288;
-const BLOCKS = Number(process.env.BENCH_BLOCKS ?? 256);
+const BLOCKS = Number(process.env.BENCH_BLOCKS ?? 1024);
 const REPEATS = Number(process.env.BENCH_REPEATS ?? 5);
 const LATENCY_MS = Number(process.env.BENCH_LATENCY_MS ?? 10);
-const IN_FLIGHT = [1, 16, 64];
+const IN_FLIGHT = (process.env.BENCH_IN_FLIGHT ?? '1,16,64').split(',').map(Number);
 
-const aws = await startMockAws();
+const child = spawn(
+  process.execPath,
+  ['--import', 'tsx', fileURLToPath(new URL('./mock-process.ts', import.meta.url)), String(BLOCKS)],
+  { stdio: ['pipe', 'pipe', 'inherit'] },
+);
+const lines = createInterface({ input: child.stdout! })[Symbol.asyncIterator]();
+const nextLine = async () => {
+  const { value, done } = await lines.next();
+  if (done) throw new Error('the mock process ended early');
+  return value as string;
+};
 try {
-  const disk = new VirtualDisk({ sizeBytes: 1024 ** 3 });
-  // Every other block written, so extents are many and reads are single blocks.
-  for (let i = 0; i < BLOCKS; i++) disk.write(i * 2 * BLOCK, seededBytes(i, BLOCK));
-  aws.addInstance({ name: 'bench', volumes: [{ disk }] });
-  const session = await createAwsConnector({ snapshotWait: { initialDelayMs: 0 } }).connect(aws.config());
+  const config = JSON.parse(await nextLine());
+  const session = await createAwsConnector({ snapshotWait: { initialDelayMs: 0 } }).connect(config);
   const [host] = await session.listHosts();
   const snapshot = await session.createSnapshot(host!);
-  if (LATENCY_MS > 0) aws.delayBlocks(LATENCY_MS);
+  if (LATENCY_MS > 0) {
+    child.stdin!.write(`delay ${LATENCY_MS}\n`);
+    await nextLine();
+  }
 
   const rows: Array<{ inFlight: number; medianMBps: number; runs: number[] }> = [];
   for (const inFlight of IN_FLIGHT) {
@@ -35,10 +47,12 @@ try {
       const started = performance.now();
       await Promise.all(
         Array.from({ length: inFlight }, async () => {
+          // A reused buffer on a SharedArrayBuffer per read in flight, as the engine's chunk buffers are.
+          const buffer = new Uint8Array(new SharedArrayBuffer(BLOCK));
           while (next < offsets.length) {
             const offset = offsets[next++]!;
-            const data = await reader.read(offset, BLOCK);
-            bytes += data.length;
+            await reader.readInto!(buffer, offset);
+            bytes += buffer.length;
           }
         }),
       );
@@ -62,5 +76,6 @@ try {
     );
   }
 } finally {
-  await aws.close();
+  child.stdin!.end();
+  await new Promise((resolve) => child.once('exit', resolve));
 }

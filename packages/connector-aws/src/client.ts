@@ -1,9 +1,9 @@
-import { createHash } from 'node:crypto';
 import { Agent as HttpAgent } from 'node:http';
 import { Agent as HttpsAgent } from 'node:https';
 import {
   EBSClient,
   GetSnapshotBlockCommand,
+  type GetSnapshotBlockCommandOutput,
   ListChangedBlocksCommand,
   ListSnapshotBlocksCommand,
 } from '@aws-sdk/client-ebs';
@@ -24,6 +24,7 @@ import {
 } from '@aws-sdk/client-ec2';
 import { NodeHttpHandler } from '@smithy/node-http-handler';
 import {
+  ChunkHasher,
   type Clock,
   type ErrorCode,
   type Logger,
@@ -82,6 +83,12 @@ export interface GetBlockInput {
   snapshotId: string;
   blockIndex: number;
   blockToken: string;
+  /**
+   * Where the block's bytes go, as they arrive (no buffer of its own, no copy):
+   * at least the block's length. On a SharedArrayBuffer its checksum is taken
+   * off the event loop. After a failed read it holds whatever had arrived.
+   */
+  into?: Uint8Array;
   signal?: AbortSignal;
 }
 
@@ -101,6 +108,8 @@ export class AwsClient {
   readonly #retry: ReturnType<typeof resolveRetryPolicy>;
   readonly #clock: Clock;
   readonly #logger: Logger | undefined;
+  /** Checksums of blocks that land on a SharedArrayBuffer are taken on a worker thread. */
+  readonly #hasher = new ChunkHasher({ workers: 1 });
   #retries = 0;
 
   constructor(options: AwsClientOptions) {
@@ -370,8 +379,11 @@ export class AwsClient {
             { abortSignal: input.signal },
           );
           if (out.BlockData === undefined) throw integrityError(input, 'the answer has no body');
-          const data = await out.BlockData.transformToByteArray();
-          verifyBlock(input, data, out.DataLength, out.Checksum, out.ChecksumAlgorithm);
+          const data =
+            input.into !== undefined
+              ? await readBodyInto(out.BlockData, input.into, input)
+              : await out.BlockData.transformToByteArray();
+          await verifyBlock(input, data, out, this.#hasher);
           return data;
         },
         input.signal,
@@ -393,6 +405,7 @@ export class AwsClient {
 
   /** Releases sockets. */
   close(): void {
+    void this.#hasher.close();
     this.#ec2.destroy();
     this.#ebs.destroy();
     for (const agent of this.#agents) agent.destroy();
@@ -579,13 +592,45 @@ export function mapAwsError(
   });
 }
 
-function verifyBlock(
+/**
+ * The body as it arrives, copied into `target`. A body longer than the target
+ * is refused (the checksum could not be taken over what was dropped).
+ */
+async function readBodyInto(
+  body: NonNullable<GetSnapshotBlockCommandOutput['BlockData']>,
+  target: Uint8Array,
+  input: GetBlockInput,
+): Promise<Uint8Array> {
+  // On Node the SDK hands back the response stream itself (an IncomingMessage).
+  if (!(Symbol.asyncIterator in body)) {
+    const data = await body.transformToByteArray();
+    if (data.length > target.length) {
+      throw integrityError(
+        input,
+        `the body has ${data.length} bytes, more than the ${target.length} asked for`,
+      );
+    }
+    target.set(data);
+    return target.subarray(0, data.length);
+  }
+  let at = 0;
+  for await (const chunk of body as AsyncIterable<Uint8Array>) {
+    if (at + chunk.length > target.length) {
+      throw integrityError(input, `the body has more than the ${target.length} bytes asked for`);
+    }
+    target.set(chunk, at);
+    at += chunk.length;
+  }
+  return target.subarray(0, at);
+}
+
+async function verifyBlock(
   input: GetBlockInput,
   data: Uint8Array,
-  dataLength: number | undefined,
-  checksum: string | undefined,
-  algorithm: string | undefined,
-): void {
+  out: Pick<GetSnapshotBlockCommandOutput, 'DataLength' | 'Checksum' | 'ChecksumAlgorithm'>,
+  hasher: ChunkHasher,
+): Promise<void> {
+  const { DataLength: dataLength, Checksum: checksum, ChecksumAlgorithm: algorithm } = out;
   if (algorithm !== undefined && algorithm !== 'SHA256') {
     throw new SyncproxyError(
       `GetSnapshotBlock ${input.snapshotId} block ${input.blockIndex}: checksum algorithm ${algorithm} is not supported (expected SHA256)`,
@@ -599,7 +644,8 @@ function verifyBlock(
     );
   }
   if (checksum === undefined) throw integrityError(input, 'the answer has no x-amz-Checksum');
-  const actual = createHash('sha256').update(data).digest('base64');
+  const digest = await hasher.hash(data);
+  const actual = Buffer.from(digest.buffer, digest.byteOffset, digest.byteLength).toString('base64');
   if (actual !== checksum) {
     throw integrityError(input, `SHA-256 of the body is ${actual}, x-amz-Checksum says ${checksum}`);
   }

@@ -162,21 +162,26 @@ export class EbsSnapshotReader implements ChangedBlockReader {
   }
 
   async read(offset: number, length: number, options: ReadOptions = {}): Promise<Uint8Array> {
+    const out = new Uint8Array(length);
+    await this.readInto(out, offset, options);
+    return out;
+  }
+
+  /**
+   * Reads `target.length` bytes at `offset` into `target`. Whole blocks are
+   * streamed straight into it, and on a SharedArrayBuffer (the engine's chunk
+   * buffers) their checksums are taken off the event loop.
+   */
+  async readInto(target: Uint8Array, offset: number, options: ReadOptions = {}): Promise<void> {
     this.#assertOpen();
-    if (
-      !Number.isSafeInteger(offset) ||
-      !Number.isSafeInteger(length) ||
-      offset < 0 ||
-      length < 0 ||
-      offset + length > this.diskSize
-    ) {
+    const length = target.length;
+    if (!Number.isSafeInteger(offset) || offset < 0 || offset + length > this.diskSize) {
       throw new SyncproxyError(
         `read of [${offset}, ${offset + length}) is outside snapshot ${this.#snapshotId} (size ${this.diskSize})`,
         { code: 'internal', retryable: false },
       );
     }
-    const out = new Uint8Array(length);
-    if (length === 0) return out;
+    if (length === 0) return;
     // One failed block stops its siblings instead of letting them run on.
     // (A listener, not AbortSignal.any: on Node 20 that costs milliseconds per call.)
     const local = new AbortController();
@@ -191,9 +196,13 @@ export class EbsSnapshotReader implements ChangedBlockReader {
       const blockStart = index * EBS_BLOCK_SIZE;
       const from = Math.max(offset, blockStart);
       const to = Math.min(offset + length, blockStart + EBS_BLOCK_SIZE);
+      const piece = target.subarray(from - offset, to - offset);
+      // Only a whole 512 KiB block can land in place: a part of one is checked against its whole checksum.
+      const inPlace = from === blockStart && to === blockStart + EBS_BLOCK_SIZE;
       reads.push(
-        this.#block(index, signal).then((bytes) => {
-          if (bytes !== undefined) out.set(bytes.subarray(from - blockStart, to - blockStart), from - offset);
+        this.#block(index, signal, inPlace ? piece : undefined).then((bytes) => {
+          if (bytes === undefined) piece.fill(0);
+          else if (!inPlace) piece.set(bytes.subarray(from - blockStart, to - blockStart));
           this.#consume(index, to - from);
         }),
       );
@@ -208,7 +217,6 @@ export class EbsSnapshotReader implements ChangedBlockReader {
     } finally {
       options.signal?.removeEventListener('abort', forward);
     }
-    return out;
   }
 
   async close(): Promise<void> {
@@ -223,7 +231,7 @@ export class EbsSnapshotReader implements ChangedBlockReader {
   }
 
   /** One block's bytes within the disk; undefined for a block the snapshot does not hold (zeroes). */
-  async #block(index: number, signal: AbortSignal): Promise<Uint8Array | undefined> {
+  async #block(index: number, signal: AbortSignal, into?: Uint8Array): Promise<Uint8Array | undefined> {
     const blockLength = Math.min(EBS_BLOCK_SIZE, this.diskSize - index * EBS_BLOCK_SIZE);
     let refused = false;
     while (true) {
@@ -235,6 +243,7 @@ export class EbsSnapshotReader implements ChangedBlockReader {
             snapshotId: this.#snapshotId,
             blockIndex: index,
             blockToken: token,
+            ...(into !== undefined ? { into } : {}),
             signal,
           }),
         );

@@ -203,6 +203,20 @@ describe('faults', () => {
     expect(aws.state.stats.blocksServed).toBe(27);
   });
 
+  test('readInto a reused SharedArrayBuffer: exact bytes across partial, whole and unwritten blocks, a bad checksum refetched', async () => {
+    const { aws, session, host, disk } = await setup();
+    const reader = await session.openReader(host.disks[0]!, { snapshot: await session.createSnapshot(host) });
+    // From inside block 2 to inside block 45: partial ends, whole blocks in place, blocks 4-38 never written.
+    const offset = 2 * BLOCK_SIZE + 777;
+    const length = 43 * BLOCK_SIZE + 1234;
+    const target = new Uint8Array(new SharedArrayBuffer(length + 10)).fill(0xaa);
+    aws.corruptChecksums(1);
+    await reader.readInto!(target.subarray(5, 5 + length), offset);
+    expect(Buffer.compare(target.subarray(5, 5 + length), disk.read(offset, length))).toBe(0);
+    expect([...target.subarray(0, 5), ...target.subarray(5 + length)]).toEqual(new Array(10).fill(0xaa));
+    expect(aws.state.stats.corruptedBlocks).toBe(1);
+  });
+
   test('a block whose checksum is always wrong fails with an integrity error, not retried further', async () => {
     const { aws, session, host } = await setup({ connector: { retry: { attempts: 3, baseDelayMs: 1 } } });
     const reader = await session.openReader(host.disks[0]!, { snapshot: await session.createSnapshot(host) });

@@ -89,6 +89,7 @@ export {
 export { parseStateJson, stateToJson } from './scheduler/state.js';
 export { diskSnapshotOf } from './snapshot-ref.js';
 export { type CheckpointStore, FileCheckpointStore, type TransferCheckpoint } from './transfer/checkpoint.js';
+export { ChunkHasher } from './transfer/chunk-hasher.js';
 // Transfer engine (issue 3): transferDisk, FileSink, hash-diff reader
 export { type TransferOptions, type TransferResult, transferDisk } from './transfer/engine.js';
 export { FileSink, type FileSinkOptions } from './transfer/file-sink.js';

@@ -273,7 +273,11 @@ function getBlock(request: MockRequest, state: MockAwsState): MockResponse {
     );
   }
   const data = snapshot.view.read(index * BLOCK_SIZE, BLOCK_SIZE);
-  let checksum = createHash('sha256').update(data).digest('base64');
+  let checksum = snapshot.checksums.get(index);
+  if (checksum === undefined) {
+    checksum = createHash('sha256').update(data).digest('base64');
+    snapshot.checksums.set(index, checksum);
+  }
   if (state.corruptChecksums > 0) {
     state.corruptChecksums--;
     state.stats.corruptedBlocks++;

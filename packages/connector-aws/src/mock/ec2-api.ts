@@ -317,6 +317,7 @@ const ACTIONS: Record<string, (params: URLSearchParams, state: MockAwsState) => 
         pollsLeft: state.snapshotPollsUntilCompleted,
         pollsTotal: state.snapshotPollsUntilCompleted,
         view: volume.disk.snapshot(id),
+        checksums: new Map(),
         startTime,
         description,
         tags: { ...tags },

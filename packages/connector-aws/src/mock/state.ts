@@ -38,6 +38,8 @@ export interface MockSnapshot {
   pollsLeft: number;
   pollsTotal: number;
   view: VolumeSnapshotView;
+  /** Base64 SHA-256 of each block served so far: a snapshot never changes, so neither do they. */
+  checksums: Map<number, string>;
   startTime: string;
   description: string;
   tags: Record<string, string>;

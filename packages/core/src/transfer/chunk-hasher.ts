@@ -2,10 +2,12 @@ import { createHash } from 'node:crypto';
 import { availableParallelism } from 'node:os';
 import { Worker } from 'node:worker_threads';
 
-// Runs as a CommonJS script inside the worker (eval), so it survives bundling into ESM and CJS alike.
+// Runs inside the worker (eval), so it survives bundling into ESM and CJS alike. The worker inherits
+// the process's flags, and with --input-type=module the script is an ES module, where there is no
+// require: process.getBuiltinModule (Node 20.16+) works in both.
 const WORKER_SOURCE = `
-const { parentPort } = require('node:worker_threads');
-const { createHash } = require('node:crypto');
+const { parentPort } = process.getBuiltinModule('node:worker_threads');
+const { createHash } = process.getBuiltinModule('node:crypto');
 parentPort.on('message', (job) => {
   const digest = createHash('sha256').update(new Uint8Array(job.buffer, job.offset, job.length)).digest();
   parentPort.postMessage({ id: job.id, digest: new Uint8Array(digest.buffer, digest.byteOffset, 32) });
@@ -21,6 +23,8 @@ parentPort.on('message', (job) => {
  */
 export class ChunkHasher {
   private readonly workers: Array<Worker | undefined>;
+  /** Hashes posted to each worker and not answered yet. */
+  private readonly inFlight: number[];
   private turn = 0;
   private nextId = 0;
   private readonly pending = new Map<
@@ -32,8 +36,10 @@ export class ChunkHasher {
   constructor(options: { workers?: number } = {}) {
     const count = Math.max(1, options.workers ?? Math.min(2, availableParallelism()));
     this.workers = new Array(count).fill(undefined);
+    this.inFlight = new Array(count).fill(0);
   }
 
+  /** The 32-byte SHA-256 of `data`. Data on a SharedArrayBuffer must not change until this settles. */
   hash(data: Uint8Array): Promise<Uint8Array> {
     if (!(data.buffer instanceof SharedArrayBuffer) || data.byteLength < 64 * 1024) {
       return Promise.resolve(new Uint8Array(createHash('sha256').update(data).digest()));
@@ -41,6 +47,9 @@ export class ChunkHasher {
     const slot = this.turn++ % this.workers.length;
     const worker = this.start(slot);
     const id = this.nextId++;
+    // An idle worker must not keep the process alive; one with hashes in flight must.
+    this.inFlight[slot] = (this.inFlight[slot] ?? 0) + 1;
+    if (this.inFlight[slot] === 1) worker.ref();
     return new Promise((resolve, reject) => {
       this.pending.set(id, { resolve, reject });
       worker.postMessage({ id, buffer: data.buffer, offset: data.byteOffset, length: data.byteLength });
@@ -51,15 +60,20 @@ export class ChunkHasher {
     const running = this.workers[slot];
     if (running !== undefined) return running;
     const worker = new Worker(WORKER_SOURCE, { eval: true });
+    worker.unref();
+    this.inFlight[slot] = 0;
     worker.on('message', (message: { id: number; digest: Uint8Array }) => {
       const waiter = this.pending.get(message.id);
       this.pending.delete(message.id);
+      this.inFlight[slot] = Math.max(0, this.inFlight[slot]! - 1);
+      if (this.inFlight[slot] === 0) worker.unref();
       waiter?.resolve(message.digest);
     });
     const failAll = (error: unknown): void => {
       // A worker's failure fails every hash in flight (the engine then fails its chunks, typed).
       for (const waiter of this.pending.values()) waiter.reject(error);
       this.pending.clear();
+      this.inFlight.fill(0);
       if (this.workers[slot] === worker) this.workers[slot] = undefined;
     };
     worker.on('error', failAll);
@@ -68,6 +82,7 @@ export class ChunkHasher {
     return worker;
   }
 
+  /** Stops the worker threads; a later {@link ChunkHasher.hash} starts them again. */
   async close(): Promise<void> {
     const running = this.workers.filter((w): w is Worker => w !== undefined);
     this.workers.fill(undefined);

@@ -1,4 +1,6 @@
+import { spawnSync } from 'node:child_process';
 import { createHash } from 'node:crypto';
+import { fileURLToPath } from 'node:url';
 import { describe, expect, it } from 'vitest';
 import { ChunkHasher } from '../../src/transfer/chunk-hasher.js';
 
@@ -23,5 +25,25 @@ describe('ChunkHasher', () => {
     const shared = new Uint8Array(new SharedArrayBuffer(1 << 20)).fill(9);
     expect(Buffer.from(await hasher.hash(shared)).toString('hex')).toBe(sha(shared));
     await hasher.close();
+  });
+
+  it('an idle hasher never closed does not keep the process alive, and one with a hash in flight does', () => {
+    const module = fileURLToPath(new URL('../../src/transfer/chunk-hasher.ts', import.meta.url));
+    const script = `
+      const { ChunkHasher } = await import(${JSON.stringify(module)});
+      const hasher = new ChunkHasher({ workers: 1 });
+      const data = new Uint8Array(new SharedArrayBuffer(1 << 20)).fill(1);
+      await hasher.hash(data);
+      // Not awaited: the process must still wait for this answer, then exit.
+      hasher.hash(data).then((d) => console.log('late', d.length));
+    `;
+    const child = spawnSync(process.execPath, ['--import', 'tsx', '--input-type=module', '-e', script], {
+      encoding: 'utf8',
+      timeout: 20_000,
+      cwd: fileURLToPath(new URL('..', import.meta.url)),
+    });
+    expect(child.signal).toBeNull();
+    expect(child.status).toBe(0);
+    expect(child.stdout.trim()).toBe('late 32');
   });
 });
