@@ -3,7 +3,8 @@
 //    64 KiB chunks, against merely iterating the same chunks.
 // 2. On a single-node Ceph brought up by scripts/ceph/up.sh (skipped when Ceph is not installed):
 //    a full sync of a BENCH_IMAGE_MIB (default 256) image through the RBD reader and transferDisk
-//    into a FileSink, against `rbd export` of the same snapshot to a file.
+//    into a FileSink, against `rbd export` of the same snapshot to a file followed by `sync FILE`
+//    (an fsync, as the FileSink does before it reports done).
 // Figures are medians of BENCH_REPS runs (default 5); ratios are taken within this one run.
 
 import { spawnSync } from 'node:child_process';
@@ -89,7 +90,12 @@ async function benchCeph(): Promise<void> {
     return;
   }
   const dir = join(work, 'ceph');
-  const up = spawnSync('bash', [join(root, 'scripts/ceph/up.sh'), dir], { encoding: 'utf8' });
+  // The memstore OSD keeps every object in RAM: room for the image twice over (a full OSD stalls writes).
+  const memstoreBytes = Math.max(1024 * MiB, 2 * imageMiB * MiB);
+  const up = spawnSync('bash', [join(root, 'scripts/ceph/up.sh'), dir], {
+    encoding: 'utf8',
+    env: { ...process.env, SYNCPROXY_CEPH_MEMSTORE_BYTES: String(memstoreBytes) },
+  });
   if (up.status !== 0) throw new Error(`scripts/ceph/up.sh failed: ${up.stderr}`);
   const cluster = JSON.parse(readFileSync(join(dir, 'cluster.json'), 'utf8'));
   const cli = await RbdCli.create({
@@ -120,8 +126,12 @@ async function benchCeph(): Promise<void> {
     const viaReader: number[] = [];
     for (let r = 0; r < reps; r++) {
       await rm(exported, { force: true });
+      // The FileSink fsyncs the image before it reports done; the export is made durable the same way.
       viaExport.push(
-        await timed(() => adminRbd(cluster, ['export', '--no-progress', `${spec}@s1`, exported])),
+        await timed(async () => {
+          await adminRbd(cluster, ['export', '--no-progress', `${spec}@s1`, exported]);
+          spawnSync('sync', [exported]);
+        }),
       );
       await rm(target, { force: true });
       viaReader.push(
@@ -135,7 +145,7 @@ async function benchCeph(): Promise<void> {
     const e = median(viaExport);
     const t = median(viaReader);
     console.log(`ceph full sync of a ${imageMiB} MiB image (memstore OSD, loopback)`);
-    console.log(`  rbd export             median ${e.toFixed(3)} s  ${(imageMiB / e).toFixed(0)} MiB/s`);
+    console.log(`  rbd export + sync      median ${e.toFixed(3)} s  ${(imageMiB / e).toFixed(0)} MiB/s`);
     console.log(`  reader + transferDisk  median ${t.toFixed(3)} s  ${(imageMiB / t).toFixed(0)} MiB/s`);
     console.log(`  reader / rbd export time ratio: ${(t / e).toFixed(2)}`);
   } finally {

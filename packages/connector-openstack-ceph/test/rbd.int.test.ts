@@ -261,6 +261,33 @@ describe('rbd on a real Ceph', () => {
     }
   });
 
+  it('readInto a dirty reused buffer: every extent exact, zero records in it filled with zeroes', async () => {
+    const expected = await exportedImage('s2');
+    for (const mode of ['exact', 'whole-object'] as const) {
+      for (const fromSnapshot of [undefined, 's1']) {
+        const reader = await openRbdReader({
+          cli,
+          pool: cluster.pool,
+          image,
+          snapshot: 's2',
+          mode,
+          ...(fromSnapshot ? { fromSnapshot } : {}),
+        });
+        const buffer = new Uint8Array(new SharedArrayBuffer(4 * MiB));
+        for (const e of await extentsOf(reader.extents())) {
+          if (e.kind !== 'data') continue;
+          for (let at = e.offset; at < e.offset + e.length; at += buffer.length) {
+            const piece = buffer.subarray(0, Math.min(buffer.length, e.offset + e.length - at));
+            piece.fill(0xaa);
+            await reader.readInto!(piece, at);
+            expect(Buffer.compare(piece, expected.subarray(at, at + piece.length)), `${mode} ${at}`).toBe(0);
+          }
+        }
+        await reader.close();
+      }
+    }
+  });
+
   it('serves reads asked out of order, restarting the stream when a read is behind it', async () => {
     const reader = await openRbdReader({ cli, pool: cluster.pool, image, snapshot: 's1' });
     const expected = await exportedImage('s1');

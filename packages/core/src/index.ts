@@ -109,3 +109,4 @@ export {
 } from './transfer/manifest.js';
 export type { TransferProgress } from './transfer/progress.js';
 export { TokenBucket, type TokenBucketOptions } from './transfer/token-bucket.js';
+export { isAllZero, zeroFill } from './transfer/zero-detection.js';

@@ -6,6 +6,7 @@ import {
   type ReadOptions,
   SyncproxyError,
   silentLogger,
+  zeroFill,
 } from '@syncproxy/core';
 import type { ExportDiffRecord } from './export-diff.js';
 import type { RbdCli } from './rbd-cli.js';
@@ -51,10 +52,12 @@ export async function openRbdReader(options: OpenRbdReaderOptions): Promise<Chan
 interface PendingRead {
   offset: number;
   end: number;
-  /** Everything below this is filled (zero-filled buffers make `z` records free). */
+  /** Everything below this is filled. */
   next: number;
   buffer: Uint8Array;
-  resolve(bytes: Uint8Array): void;
+  /** The buffer is new, so already zero: `z` records need no fill. */
+  isZeroed: boolean;
+  resolve(): void;
   reject(error: unknown): void;
   signal: AbortSignal | undefined;
 }
@@ -97,9 +100,30 @@ class RbdReader implements ChangedBlockReader {
     return rbdDiffExtents(this.cli, this.ref, this.diskSize, { signal });
   }
 
-  read(offset: number, length: number, options: ReadOptions = {}): Promise<Uint8Array> {
+  async read(offset: number, length: number, options: ReadOptions = {}): Promise<Uint8Array> {
+    if (!Number.isSafeInteger(length) || length < 0) {
+      throw new SyncproxyError(
+        `read(${offset}, ${length}): offset and length must be non-negative integers`,
+        {
+          code: 'internal',
+          retryable: false,
+        },
+      );
+    }
+    const buffer = new Uint8Array(length);
+    await this.fill(buffer, offset, true, options);
+    return buffer;
+  }
+
+  /** Reads `target.length` bytes at `offset` into `target` (the engine's reused chunk buffers). */
+  readInto(target: Uint8Array, offset: number, options: ReadOptions = {}): Promise<void> {
+    return this.fill(target, offset, false, options);
+  }
+
+  private fill(buffer: Uint8Array, offset: number, isZeroed: boolean, options: ReadOptions): Promise<void> {
     this.assertOpen();
-    if (!Number.isSafeInteger(offset) || !Number.isSafeInteger(length) || offset < 0 || length < 0) {
+    const length = buffer.length;
+    if (!Number.isSafeInteger(offset) || offset < 0) {
       return Promise.reject(
         new SyncproxyError(`read(${offset}, ${length}): offset and length must be non-negative integers`, {
           code: 'internal',
@@ -115,15 +139,16 @@ class RbdReader implements ChangedBlockReader {
         }),
       );
     }
-    if (length === 0) return Promise.resolve(new Uint8Array(0));
+    if (length === 0) return Promise.resolve();
     const signal = options.signal;
     if (signal?.aborted) return Promise.reject(abortError(signal, 'rbd read'));
-    return new Promise<Uint8Array>((resolve, reject) => {
+    return new Promise<void>((resolve, reject) => {
       const request: PendingRead = {
         offset,
         end: offset + length,
         next: offset,
-        buffer: new Uint8Array(length),
+        buffer,
+        isZeroed,
         resolve,
         reject,
         signal,
@@ -181,7 +206,7 @@ class RbdReader implements ChangedBlockReader {
       if (onAbort) signal.removeEventListener('abort', onAbort);
       this.watchers.delete(signal);
     }
-    if (error === undefined) request.resolve(request.buffer);
+    if (error === undefined) request.resolve();
     else request.reject(error);
   }
 
@@ -270,6 +295,8 @@ class RbdReader implements ChangedBlockReader {
           span.bytes.subarray(request.next - span.offset, to - span.offset),
           request.next - request.offset,
         );
+      } else if (!request.isZeroed) {
+        zeroFill(request.buffer, request.next - request.offset, to - request.next);
       }
       request.next = to;
       used = Math.max(used, to);
