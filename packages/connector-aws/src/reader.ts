@@ -162,6 +162,12 @@ export class EbsSnapshotReader implements ChangedBlockReader {
   }
 
   async read(offset: number, length: number, options: ReadOptions = {}): Promise<Uint8Array> {
+    if (!Number.isSafeInteger(length) || length < 0) {
+      throw new SyncproxyError(
+        `read of ${length} bytes at ${offset} from snapshot ${this.#snapshotId}: the length must be a non-negative integer`,
+        { code: 'internal', retryable: false },
+      );
+    }
     const out = new Uint8Array(length);
     await this.readInto(out, offset, options);
     return out;
