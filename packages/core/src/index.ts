@@ -14,20 +14,35 @@ export type {
   ConnectorContext,
   ConnectorSession,
   CreateSnapshotOptions,
+  DeviceDirectories,
   Disk,
   DiskSnapshotRef,
   Host,
+  MountSlot,
+  MountSlotProvider,
+  MountSlotRequest,
   NetworkRequirement,
   OpenReaderOptions,
+  PerHostLimits,
   PlatformStatus,
   PrecheckResult,
   SnapshotRef,
   SourceConnector,
   SpecVersion,
+  SweepOptions,
+  SweepReport,
+  SweptResource,
 } from './contracts/connector.js';
 export { SUPPORTED_SPEC_VERSIONS } from './contracts/connector.js';
 export type { LogFields, Logger } from './contracts/logger.js';
-export type { ChangedBlockReader, Extent, ExtentKind, ReadOptions, SyncWarning } from './contracts/reader.js';
+export type {
+  ChangedBlockReader,
+  Extent,
+  ExtentKind,
+  ReaderHints,
+  ReadOptions,
+  SyncWarning,
+} from './contracts/reader.js';
 // Proxy scheduler (issue 6): createProxyScheduler, state stores
 export type {
   Assignment,

@@ -1,5 +1,6 @@
 import type { Dispatcher } from 'undici';
 import type { z } from 'zod';
+import type { DiskManifest } from '../transfer/manifest.js';
 import type { Logger } from './logger.js';
 import type { ChangedBlockReader, SyncWarning } from './reader.js';
 
@@ -23,6 +24,54 @@ export interface ConnectorCapabilities {
   mountsDisks: boolean;
   /** Snapshots can be quiesced by guest tools. */
   quiescedSnapshots: boolean;
+  /**
+   * Limits per platform host (an ESXi or CNA host) that the proxy scheduler
+   * honours across all proxies and tasks: FusionCompute allows 8 backup
+   * connections per host. Absent: no per-host limit.
+   */
+  perHostLimits?: PerHostLimits;
+}
+
+/** Limits a platform sets per platform host, whatever proxy the work runs on. */
+export interface PerHostLimits {
+  /** Data connections open at once to one platform host. */
+  maxConnections?: number;
+}
+
+/** A proxy mount slot held by one open reader; given back on close and on failure. */
+export interface MountSlot {
+  /** The proxy the slot belongs to, when a scheduler handed it out. */
+  readonly proxyId?: string;
+  /** Gives the slot back. Idempotent. */
+  release(): Promise<void>;
+}
+
+export interface MountSlotRequest {
+  /** Connector id. */
+  platform: string;
+  hostId?: string;
+  diskId: string;
+  signal?: AbortSignal;
+}
+
+/**
+ * Hands out the proxy's mount slots (max mounted disks, default 50). Readers
+ * that attach a volume to the proxy take one per open reader. The product
+ * passes one backed by its {@link ProxyScheduler}; without one, a connector
+ * uses an in-process limit with the product default.
+ */
+export interface MountSlotProvider {
+  /** Waits for a free slot, or throws `no-capacity` as the provider's policy says. */
+  acquire(request: MountSlotRequest): Promise<MountSlot>;
+}
+
+/**
+ * Where the proxy's devices appear. Defaults are the host's (`/dev/disk/by-id`,
+ * `/sys/block`); tests and mocks point them at directories of their own.
+ */
+export interface DeviceDirectories {
+  byIdDir?: string;
+  sysBlockDir?: string;
 }
 
 /** An endpoint the proxy must reach, from the products' network-policy tables. */
@@ -43,6 +92,10 @@ export interface ConnectorContext {
   hostOverrides?: Record<string, string>;
   /** HTTP timeout of the proxy, seconds (product default 600). */
   httpTimeoutSec?: number;
+  /** Mount slots of this proxy, for connectors whose readers attach volumes (`capabilities.mountsDisks`). */
+  mountSlots?: MountSlotProvider;
+  /** Where attached volumes appear on this proxy. */
+  devices?: DeviceDirectories;
 }
 
 /** The "normal" status a product shows after a platform is added. */
@@ -110,7 +163,38 @@ export interface OpenReaderOptions {
   snapshot: SnapshotRef;
   /** The snapshot of the previous sync, for an incremental read. */
   base?: SnapshotRef;
+  /**
+   * The manifest of the target image as the previous transfer left it, when the
+   * caller (`syncHost`) has one. Connectors without change tracking hand it to
+   * `createHashDiffReader`, so only chunks whose hash changed are sent.
+   */
+  previousManifest?: DiskManifest;
   signal?: AbortSignal;
+}
+
+export interface SweepOptions {
+  /** Only what was created before this time (ISO-8601 or Date). Default: everything found. */
+  olderThan?: Date | string;
+  /** List only; delete nothing. */
+  dryRun?: boolean;
+  /** Resources the caller still needs (snapshot ids a sync state references): never deleted. */
+  keep?: readonly string[];
+  signal?: AbortSignal;
+}
+
+/** A platform resource this SDK created, found by its tag or label. */
+export interface SweptResource {
+  /** `snapshot`, `volume`, `attachment`, `clone`, `object`, `backup-resource`, `mapping`, ... */
+  kind: string;
+  id: string;
+  /** ISO-8601, when the platform says. */
+  createdAt?: string;
+  /** Deleted by this sweep (false on a dry run, or when kept). */
+  deleted: boolean;
+}
+
+export interface SweepReport {
+  resources: SweptResource[];
 }
 
 /** A numbered, explained pre-check, like the products' agent pre-checks. */
@@ -133,6 +217,12 @@ export interface ConnectorSession {
   createSnapshot(host: Host, options?: CreateSnapshotOptions): Promise<SnapshotRef>;
   openReader(disk: Disk, options: OpenReaderOptions): Promise<ChangedBlockReader>;
   deleteSnapshot(snapshot: SnapshotRef): Promise<void>;
+  /**
+   * Optional: lists, and unless `dryRun` deletes, what this SDK created on the
+   * platform (snapshots, clones, attachments, exported objects), found by its
+   * tag or label, never anything else.
+   */
+  sweep?(options?: SweepOptions): Promise<SweepReport>;
   /** Releases sockets, timers and child processes. */
   close(): Promise<void>;
   /** Degraded modes the session fell into (e.g. hash diff for lack of CBT). */

@@ -15,6 +15,20 @@ export interface SyncWarning {
   message: string;
 }
 
+/**
+ * What a reader tells the engine about itself, declared instead of cast. Every
+ * wrapper (`defineConnector`'s included) forwards it unchanged.
+ */
+export interface ReaderHints {
+  /** The chunk grid the reader works in (a hash-diff reader's manifest grid); the engine adopts it. */
+  chunkSizeBytes?: number;
+  /**
+   * Listing the extents reads the disk's data (a hash diff): the engine lists
+   * them once and never a second time to count totals.
+   */
+  extentsReadData?: boolean;
+}
+
 export interface ReadOptions {
   signal?: AbortSignal;
 }
@@ -30,6 +44,8 @@ export interface ChangedBlockReader {
   readonly granularity: number;
   /** Degraded modes this reader runs in (empty when none). */
   readonly warnings?: readonly SyncWarning[];
+  /** Optional facts the engine uses to plan (chunk grid, cost of listing extents). */
+  readonly hints?: ReaderHints;
   /**
    * Sorted, non-overlapping extents within `[0, diskSize)`: everything allocated
    * for a full read, only what changed since the base for an incremental one.

@@ -43,6 +43,12 @@ export interface SyncTask {
   mountSlots: number;
   /** Where the task's transfer checkpoint lives, so another proxy can resume it. */
   checkpointRef?: string;
+  /**
+   * The platform host the task's data path connects to (a CNA, an ESXi host)
+   * and the connections it opens there, for per-host limits
+   * (`ConnectorCapabilities.perHostLimits`) honoured across all proxies.
+   */
+  platformHost?: { id: string; connections: number };
 }
 
 export interface Assignment {

@@ -6,6 +6,11 @@ export interface SinkWriteOptions {
 export interface BlockSink {
   /** The target's size in bytes, when it is fixed (block devices, NBD exports). */
   readonly size?: number;
+  /**
+   * Optional: the path prefix of the sink's own state files (checkpoint,
+   * manifest), e.g. the image path of a FileSink. Absent: the sink keeps none.
+   */
+  readonly statePath?: string;
   /** Called once before the first write with the source disk's size. */
   open?(diskSize: number): Promise<void>;
   write(offset: number, data: Uint8Array, options?: SinkWriteOptions): Promise<void>;
