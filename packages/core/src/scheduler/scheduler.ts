@@ -7,6 +7,7 @@ import type {
   AssignmentFilter,
   AssignOptions,
   HealthReport,
+  HostLimits,
   ProxyInfo,
   ProxyScheduler,
   ProxySettings,
@@ -29,6 +30,7 @@ import {
   parseTask,
 } from './input.js';
 import { createMemoryStateStore } from './memory-store.js';
+import type { HostLimitLookup } from './placement.js';
 import { parseSettingsPatch } from './settings.js';
 import {
   copyAssignment,
@@ -52,6 +54,13 @@ export interface ProxySchedulerOptions {
   clock?: Clock;
   /** Default 60,000. */
   heartbeatTimeoutMs?: number;
+  /**
+   * Per-host connection limits by platform id (what the platform's connector
+   * declares in `capabilities.perHostLimits`): `assign` counts the connections
+   * of tasks with a `platformHost` across all proxies and refuses one that
+   * would exceed the limit with `no-capacity` naming the host.
+   */
+  hostLimits?: HostLimits;
   logger?: Logger;
 }
 
@@ -84,7 +93,30 @@ export function createProxyScheduler(options: ProxySchedulerOptions = {}): Proxy
     clock,
     parsed.heartbeatTimeoutMs ?? DEFAULT_HEARTBEAT_TIMEOUT_MS,
     options.logger ?? silentLogger,
+    hostLimitLookup(options.hostLimits),
   );
+}
+
+function hostLimitLookup(limits: HostLimits | undefined): HostLimitLookup {
+  if (limits === undefined) return () => undefined;
+  if (typeof limits !== 'function' && (typeof limits !== 'object' || limits === null)) {
+    throw new SyncproxyError(
+      'invalid scheduler options: hostLimits: must be a record of { maxConnections } by platform id, or a function',
+      { code: 'config', retryable: false },
+    );
+  }
+  const lookup = typeof limits === 'function' ? limits : (platformId: string) => limits[platformId];
+  return (platformId) => {
+    const max = lookup(platformId)?.maxConnections;
+    if (max === undefined) return undefined;
+    if (!Number.isInteger(max) || max < 0) {
+      throw new SyncproxyError(
+        `invalid scheduler options: hostLimits: platform ${platformId}: maxConnections must be a whole number >= 0`,
+        { code: 'config', retryable: false },
+      );
+    }
+    return max;
+  };
 }
 
 interface Waiter {
@@ -111,13 +143,25 @@ class Scheduler implements ProxyScheduler {
   private readonly waiters: Waiter[] = [];
   private draining = false;
   private closed = false;
+  private readonly unwatch: (() => void) | undefined;
 
   constructor(
     private readonly store: StateStore,
     private readonly clock: Clock,
     private readonly heartbeatTimeoutMs: number,
     private readonly logger: Logger,
+    private readonly hostLimit: HostLimitLookup,
   ) {
+    // Another node's change: its events reach this node's listeners, and its freed slots this node's waiters.
+    this.unwatch = store.watch?.((change) => {
+      if (this.closed) return;
+      this.publish(change.events);
+      if (change.capacityGrew) this.kickWaiters();
+      void this.store
+        .read((state) => nextHealthDeadline(state, heartbeatTimeoutMs))
+        .then((deadline) => this.armHealthTimer(deadline))
+        .catch(() => undefined);
+    });
     // A store that outlived an earlier scheduler may hold proxies whose heartbeat time is already running out.
     store
       .read((state) => nextHealthDeadline(state, heartbeatTimeoutMs))
@@ -262,6 +306,7 @@ class Scheduler implements ProxyScheduler {
     this.closed = true;
     this.healthTimer?.cancel();
     this.healthTimer = undefined;
+    this.unwatch?.();
     const closedError = new SyncproxyError('assign aborted: the scheduler was closed', {
       code: 'aborted',
       retryable: false,
@@ -288,7 +333,7 @@ class Scheduler implements ProxyScheduler {
     this.assertOpen();
     const now = this.clock.now();
     const done = await this.store.update((state) => {
-      const tx = new SchedulerTransaction(state, now, this.heartbeatTimeoutMs);
+      const tx = new SchedulerTransaction(state, now, this.heartbeatTimeoutMs, this.hostLimit);
       if (sweep === 'before') tx.sweep();
       const outcome = op(tx);
       if (sweep === 'after') tx.sweep();
@@ -299,6 +344,8 @@ class Scheduler implements ProxyScheduler {
       return {
         result: { outcome, events, deadline, capacityGrew: tx.capacityGrew, report },
         changed: tx.changed,
+        touched: tx.touched,
+        notice: { events, capacityGrew: tx.capacityGrew },
       };
     });
     this.publish(done.events);
