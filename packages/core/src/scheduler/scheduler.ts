@@ -106,7 +106,7 @@ function hostLimitLookup(limits: HostLimits | undefined): HostLimitLookup {
     );
   }
   const lookup = typeof limits === 'function' ? limits : (platformId: string) => limits[platformId];
-  return (platformId) => {
+  const checked: HostLimitLookup = (platformId) => {
     const max = lookup(platformId)?.maxConnections;
     if (max === undefined) return undefined;
     if (!Number.isInteger(max) || max < 0) {
@@ -117,6 +117,9 @@ function hostLimitLookup(limits: HostLimits | undefined): HostLimitLookup {
     }
     return max;
   };
+  // A record is checked whole now; a function's answers when asked.
+  if (typeof limits !== 'function') for (const platformId of Object.keys(limits)) checked(platformId);
+  return checked;
 }
 
 interface Waiter {
@@ -144,13 +147,21 @@ class Scheduler implements ProxyScheduler {
   private draining = false;
   private closed = false;
   private readonly unwatch: (() => void) | undefined;
+  /** Never throws inside a store update: `assign` asked the checked lookup for its platform first. */
+  private readonly hostLimit: HostLimitLookup = (platformId) => {
+    try {
+      return this.checkedHostLimit(platformId);
+    } catch {
+      return undefined;
+    }
+  };
 
   constructor(
     private readonly store: StateStore,
     private readonly clock: Clock,
     private readonly heartbeatTimeoutMs: number,
     private readonly logger: Logger,
-    private readonly hostLimit: HostLimitLookup,
+    private readonly checkedHostLimit: HostLimitLookup,
   ) {
     // Another node's change: its events reach this node's listeners, and its freed slots this node's waiters.
     this.unwatch = store.watch?.((change) => {
@@ -239,6 +250,7 @@ class Scheduler implements ProxyScheduler {
     const parsed = parseTask(task);
     const { waitMs, signal } = parseConfig(assignOptionsSchema, options, 'assign options');
     if (signal?.aborted) throw abortError(signal, 'assign');
+    if (parsed.platformHost) this.checkedHostLimit(parsed.platformId);
     if (!waitMs) return copyAssignment(await this.run((tx) => tx.assign(parsed)));
     return copyAssignment(await this.assignWaiting(parsed, waitMs, signal));
   }
