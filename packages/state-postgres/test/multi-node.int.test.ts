@@ -1,5 +1,5 @@
 import { createProxyScheduler, type SyncTask } from '@syncproxy/core';
-import { createPostgresStateStore, type PostgresStateStore } from '@syncproxy/state-postgres';
+import { createPostgresStateStore } from '@syncproxy/state-postgres';
 import pg from 'pg';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { NodeProcess } from './fixtures/node-process.js';
@@ -174,5 +174,3 @@ describe('schedulers in several processes on one database', () => {
     expect(state.proxies.find((p) => p.id === 'p1')?.health).toBe('down');
   });
 });
-
-export type { PostgresStateStore };
