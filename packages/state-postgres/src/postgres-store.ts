@@ -233,18 +233,32 @@ class Store implements PostgresStateStore {
     }
   }
 
-  /** Brings the cached state up to the committed version through the `changed_in` indexes. */
-  async #refresh(db: Pool | PoolClient, _why: string): Promise<SchedulerState> {
+  /**
+   * Brings the cached state up to the committed version through the
+   * `changed_in` indexes. For an update, the same round trip opens the
+   * transaction and takes the row lock first (simple-query protocol: the
+   * version goes in as a literal, it is a number), so the delta it reads is
+   * the state no other node can change until COMMIT.
+   */
+  async #refresh(db: Pool | PoolClient, why: 'read' | 'update'): Promise<SchedulerState> {
     const cached = this.#cached;
     const since = cached ? cached.version : -1;
-    const r = await db.query<Delta & { pruned_below: number }>(this.#sql.delta, [since]);
-    const row = r.rows[0];
+    let row: (Delta & { pruned_below: number }) | undefined;
+    if (why === 'update') {
+      const results = (await db.query(
+        `${this.#sql.lock}; ${this.#sql.delta.replaceAll('$1', String(Math.trunc(since)))}`,
+      )) as unknown as pg.QueryResult<Delta & { pruned_below: number }>[];
+      row = results[results.length - 1]?.rows[0];
+    } else {
+      row = (await db.query<Delta & { pruned_below: number }>(this.#sql.delta, [since])).rows[0];
+    }
     if (!row) throw new Error(`${this.schema}.scheduler_meta has no row: the schema was damaged`);
     const delta: Delta = { ...row, prunedBelow: row.pruned_below };
     if (cached && (since < delta.prunedBelow || delta.version < since)) {
       // Too far behind (markers pruned) or the database went back in time (restored): start from scratch.
       this.#cached = undefined;
-      return this.#refresh(db, _why);
+      if (why === 'update') await db.query('ROLLBACK');
+      return this.#refresh(db, why);
     }
     if (!cached) {
       const state = emptyState();
@@ -289,7 +303,6 @@ class Store implements PostgresStateStore {
     let at: FailurePoint = 'before-commit';
     let broken = false;
     try {
-      await client.query(this.#sql.lock);
       const state = await this.#refresh(client, 'update');
       const settle: (() => void)[] = [];
       const touchedProxies = new Set<string>();
