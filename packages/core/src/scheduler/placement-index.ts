@@ -58,28 +58,45 @@ export class PlacementIndex {
     for (const id of state.assignments.keys()) this.resyncTask(id);
   }
 
-  /** Re-reads proxy `id` (or its absence) from the state. */
+  /** Re-reads proxy `id` (or its absence) from the state; moves only the entries whose key changed. */
   resyncProxy(id: string): void {
     const old = this.#proxies.get(id);
-    if (old) {
-      for (const platform of old.platforms) this.#byPlatform.get(platform)?.remove(old.load);
-      if (old.heartbeat) this.#byHeartbeat.remove(old.heartbeat);
-      this.#proxies.delete(id);
-    }
     const proxy = this.#state.proxies.get(id);
-    if (!proxy || proxy.health !== 'healthy') return;
-    const load: LoadKey = { id, tasks: proxy.tasks, mountSlotsUsed: proxy.mountSlotsUsed };
-    for (const platform of proxy.bindings) {
-      let list = this.#byPlatform.get(platform);
-      if (!list) {
-        list = new SortedList(byLoad);
-        this.#byPlatform.set(platform, list);
-      }
-      list.insert(load);
+    const live = proxy && proxy.health === 'healthy' ? proxy : undefined;
+    const loadSame =
+      old !== undefined &&
+      live !== undefined &&
+      old.load.tasks === live.tasks &&
+      old.load.mountSlotsUsed === live.mountSlotsUsed &&
+      sameList(old.platforms, live.bindings);
+    const heartbeatSame = old?.heartbeat !== undefined && live?.lastHeartbeatAt === old.heartbeat.at;
+    if (old && !loadSame)
+      for (const platform of old.platforms) this.#byPlatform.get(platform)?.remove(old.load);
+    if (old?.heartbeat && !heartbeatSame) this.#byHeartbeat.remove(old.heartbeat);
+    if (!live) {
+      this.#proxies.delete(id);
+      return;
     }
-    const heartbeat: HeartbeatKey = { id, at: proxy.lastHeartbeatAt };
-    this.#byHeartbeat.insert(heartbeat);
-    this.#proxies.set(id, { load, platforms: [...proxy.bindings], heartbeat });
+    let load = old?.load as LoadKey;
+    let platforms = old?.platforms as string[];
+    if (!loadSame) {
+      load = { id, tasks: live.tasks, mountSlotsUsed: live.mountSlotsUsed };
+      platforms = [...live.bindings];
+      for (const platform of platforms) {
+        let list = this.#byPlatform.get(platform);
+        if (!list) {
+          list = new SortedList(byLoad);
+          this.#byPlatform.set(platform, list);
+        }
+        list.insert(load);
+      }
+    }
+    let heartbeat = old?.heartbeat as HeartbeatKey;
+    if (!heartbeatSame) {
+      heartbeat = { id, at: live.lastHeartbeatAt };
+      this.#byHeartbeat.insert(heartbeat);
+    }
+    this.#proxies.set(id, { load, platforms, heartbeat });
   }
 
   /** Re-reads the assignment of task `id` (or its absence) for the per-host connection counts. */
@@ -133,6 +150,10 @@ export class PlacementIndex {
     }
     return out;
   }
+}
+
+function sameList(a: readonly string[], b: readonly string[]): boolean {
+  return a.length === b.length && a.every((x, i) => x === b[i]);
 }
 
 function hostKey(platformId: string, hostId: string): string {
