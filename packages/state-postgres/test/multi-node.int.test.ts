@@ -139,7 +139,7 @@ describe('schedulers in several processes on one database', () => {
 
   it('fails a silent proxy over exactly once while 3 processes watch, every moved task keeping its checkpoint', async () => {
     const schema = freshSchema('failover');
-    const timeout = 2_000;
+    const timeout = 3_000;
     // All three watch from the start; one of them also heart-beats p2 and p3 (p1 stays silent).
     const watchers = [
       await startNode(schema, { heartbeatTimeoutMs: timeout, heartbeats: ['p2', 'p3'] }),
