@@ -99,8 +99,11 @@ describe('schedulers in several processes on one database', () => {
     const steady = await startNode(schema);
     await steady.request({ op: 'register', ids: ids(10), platformId: 'oci-fra', maxMountedDisks: 150 });
     const sent = new Map<string, SyncTask>();
+    // The next victim starts while this round runs: a node takes a second or two to start.
+    let nextVictim = startNode(schema);
     for (let round = 0; round < 10; round++) {
-      const victim = await startNode(schema);
+      const victim = await nextVictim;
+      if (round < 9) nextVictim = startNode(schema);
       const mine = tasks(`k${round}-`, 100, { checkpointRef: `ckpt/${round}` });
       const theirs = tasks(`s${round}-`, 40);
       for (const t of [...mine, ...theirs]) sent.set(t.id, t);

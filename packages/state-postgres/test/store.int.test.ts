@@ -153,6 +153,22 @@ describe('database faults', () => {
   });
 });
 
+describe('a pool the product owns', () => {
+  it('serves the store, and stays open after the store closes', async () => {
+    const pool = new pg.Pool({ ...server.connection, max: 3 });
+    pool.on('error', () => undefined);
+    const schema = freshSchema('pool');
+    const s = await createPostgresStateStore({ pool, schema });
+    expect(s.server).toBe(`127.0.0.1:${server.port}`);
+    const x = createProxyScheduler({ store: s });
+    await x.registerProxy({ id: 'p1' });
+    await x.close();
+    await s.close();
+    expect((await pool.query(`SELECT id FROM ${schema}.proxies`)).rows).toEqual([{ id: 'p1' }]);
+    await pool.end();
+  });
+});
+
 describe('schema', () => {
   it('migrates once when 8 nodes start together on an empty database', async () => {
     const schema = freshSchema('mig');
