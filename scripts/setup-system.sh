@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Installs the system software the test suite uses (nbdkit/libnbd for the NBD
-# client tests, Ceph for the rbd connector) when it is missing. Debian packages
+# client tests, Ceph for the rbd connector, the PostgreSQL server for
+# @syncproxy/state-postgres) when it is missing. Debian packages
 # via apt-get; needs root (CI and the dev machines run as root). Idempotent.
 set -euo pipefail
 
@@ -14,7 +15,25 @@ if [ "${SYNCPROXY_SKIP_CEPH:-}" != 1 ]; then
   command -v rbd >/dev/null 2>&1 || need+=(ceph-common)
 fi
 
+# Debian keeps initdb and postgres in /usr/lib/postgresql/<major>/bin, off PATH.
+have_initdb() {
+  command -v initdb >/dev/null 2>&1 && return 0
+  compgen -G '/usr/lib/postgresql/*/bin/initdb' >/dev/null
+}
+if [ "${SYNCPROXY_SKIP_POSTGRES:-}" != 1 ]; then
+  have_initdb || need+=(postgresql)
+fi
+
+# postgres refuses to run as root: the tests run it as the `postgres` user, which
+# Debian's package creates. Create it when the server came from elsewhere.
+ensure_postgres_user() {
+  if [ "${SYNCPROXY_SKIP_POSTGRES:-}" != 1 ] && [ "$(id -u)" = 0 ] && ! id -u postgres >/dev/null 2>&1; then
+    useradd --system --home-dir /var/lib/postgresql --shell /usr/sbin/nologin postgres
+  fi
+}
+
 if [ ${#need[@]} -eq 0 ]; then
+  ensure_postgres_user
   exit 0
 fi
 # De-duplicate.
@@ -27,3 +46,4 @@ echo "setup-system: installing ${need[*]}"
 export DEBIAN_FRONTEND=noninteractive
 apt-get update -qq
 apt-get install -y -qq --no-install-recommends "${need[@]}" >/dev/null
+ensure_postgres_user

@@ -59,6 +59,7 @@ export type {
   AssignmentFilter,
   AssignOptions,
   HealthReport,
+  HostLimits,
   ProxyHealth,
   ProxyInfo,
   ProxyLoad,
@@ -68,6 +69,7 @@ export type {
   RegisterProxyInput,
   SchedulerEvent,
   SchedulerState,
+  StateChange,
   StateStore,
   StateUpdate,
   StrandedTask,
@@ -100,6 +102,7 @@ export {
 } from './retry.js';
 export { createFileStateStore, type FileStateStoreOptions } from './scheduler/file-store.js';
 export { createMemoryStateStore } from './scheduler/memory-store.js';
+export { syncStateIndex } from './scheduler/placement-index.js';
 export {
   createProxyScheduler,
   DEFAULT_HEARTBEAT_TIMEOUT_MS,
@@ -111,7 +114,7 @@ export {
   MAX_HTTP_TIMEOUT_SEC,
   RECOMMENDED_MAX_MOUNTED_DISKS,
 } from './scheduler/settings.js';
-export { parseStateJson, stateToJson } from './scheduler/state.js';
+export { emptyState, parseStateJson, stateToJson } from './scheduler/state.js';
 export { diskSnapshotOf } from './snapshot-ref.js';
 export { isOldEnough, planSweep, type SweepPlan } from './sweep-options.js';
 export { type CheckpointStore, FileCheckpointStore, type TransferCheckpoint } from './transfer/checkpoint.js';

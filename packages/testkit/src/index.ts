@@ -25,3 +25,5 @@ export {
 } from './contract/resource-leaks.js';
 export { runConnectorContract } from './contract/run-connector-contract.js';
 export type { MockHostRef, MockHostSpec, MockPlatform } from './mock/mock-platform.js';
+export { describeSchedulerSuite } from './scheduler/scheduler-suite.js';
+export type { SchedulerSuiteOptions } from './scheduler/suite-context.js';

@@ -188,6 +188,21 @@ export interface SchedulerState {
 export interface StateUpdate<T> {
   result: T;
   changed: boolean;
+  /**
+   * The proxies and tasks (assigned or stranded) the mutation changed, added or
+   * removed, so a store can write only those records. Absent: anything may have changed.
+   */
+  touched?: { proxies: ReadonlySet<string>; tasks: ReadonlySet<string> };
+  /** What to tell schedulers on other nodes once the change is durable (see {@link StateStore.watch}). */
+  notice?: StateChange;
+}
+
+/** A change another scheduler sharing the store committed. */
+export interface StateChange {
+  /** The events its scheduler published for the change. Empty when the store could not carry them (then refetch). */
+  events: SchedulerEvent[];
+  /** Slots were freed or proxies became available: waiting assigns should try again. */
+  capacityGrew: boolean;
 }
 
 /**
@@ -208,5 +223,17 @@ export interface StateStore {
    * before it changes anything; if it throws, nothing is persisted.
    */
   update<T>(mutate: (state: SchedulerState) => StateUpdate<T>): Promise<T>;
+  /**
+   * Optional, for stores shared by several processes: calls `listener` after
+   * another process committed a change (its `StateUpdate.notice`). A scheduler
+   * re-publishes the events and retries its waiting assigns. Returns the
+   * unsubscribe function.
+   */
+  watch?(listener: (change: StateChange) => void): () => void;
   close(): Promise<void>;
 }
+
+/** The connection limit of each platform host, from `ConnectorCapabilities.perHostLimits`, by platform id. */
+export type HostLimits =
+  | Readonly<Record<string, { maxConnections?: number } | undefined>>
+  | ((platformId: string) => { maxConnections?: number } | undefined);

@@ -25,6 +25,9 @@ export const syncTaskSchema = z.strictObject({
   platformId: idSchema,
   mountSlots: z.number().int().min(0).max(HARD_MAX_MOUNTED_DISKS),
   checkpointRef: z.string().min(1).max(4096).optional(),
+  platformHost: z
+    .strictObject({ id: z.string().min(1).max(256), connections: z.number().int().min(0).max(1_000_000) })
+    .optional(),
 });
 
 export const assignOptionsSchema = z.object({
@@ -50,6 +53,7 @@ export function parseTask(input: unknown): SyncTask {
   const parsed = parseConfig(syncTaskSchema, input, 'task');
   const task: SyncTask = { id: parsed.id, platformId: parsed.platformId, mountSlots: parsed.mountSlots };
   if (parsed.checkpointRef !== undefined) task.checkpointRef = parsed.checkpointRef;
+  if (parsed.platformHost !== undefined) task.platformHost = { ...parsed.platformHost };
   return task;
 }
 

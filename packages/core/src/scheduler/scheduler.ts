@@ -7,6 +7,7 @@ import type {
   AssignmentFilter,
   AssignOptions,
   HealthReport,
+  HostLimits,
   ProxyInfo,
   ProxyScheduler,
   ProxySettings,
@@ -29,6 +30,7 @@ import {
   parseTask,
 } from './input.js';
 import { createMemoryStateStore } from './memory-store.js';
+import type { HostLimitLookup } from './placement.js';
 import { parseSettingsPatch } from './settings.js';
 import {
   copyAssignment,
@@ -52,6 +54,13 @@ export interface ProxySchedulerOptions {
   clock?: Clock;
   /** Default 60,000. */
   heartbeatTimeoutMs?: number;
+  /**
+   * Per-host connection limits by platform id (what the platform's connector
+   * declares in `capabilities.perHostLimits`): `assign` counts the connections
+   * of tasks with a `platformHost` across all proxies and refuses one that
+   * would exceed the limit with `no-capacity` naming the host.
+   */
+  hostLimits?: HostLimits;
   logger?: Logger;
 }
 
@@ -84,7 +93,33 @@ export function createProxyScheduler(options: ProxySchedulerOptions = {}): Proxy
     clock,
     parsed.heartbeatTimeoutMs ?? DEFAULT_HEARTBEAT_TIMEOUT_MS,
     options.logger ?? silentLogger,
+    hostLimitLookup(options.hostLimits),
   );
+}
+
+function hostLimitLookup(limits: HostLimits | undefined): HostLimitLookup {
+  if (limits === undefined) return () => undefined;
+  if (typeof limits !== 'function' && (typeof limits !== 'object' || limits === null)) {
+    throw new SyncproxyError(
+      'invalid scheduler options: hostLimits: must be a record of { maxConnections } by platform id, or a function',
+      { code: 'config', retryable: false },
+    );
+  }
+  const lookup = typeof limits === 'function' ? limits : (platformId: string) => limits[platformId];
+  const checked: HostLimitLookup = (platformId) => {
+    const max = lookup(platformId)?.maxConnections;
+    if (max === undefined) return undefined;
+    if (!Number.isInteger(max) || max < 0) {
+      throw new SyncproxyError(
+        `invalid scheduler options: hostLimits: platform ${platformId}: maxConnections must be a whole number >= 0`,
+        { code: 'config', retryable: false },
+      );
+    }
+    return max;
+  };
+  // A record is checked whole now; a function's answers when asked.
+  if (typeof limits !== 'function') for (const platformId of Object.keys(limits)) checked(platformId);
+  return checked;
 }
 
 interface Waiter {
@@ -111,13 +146,33 @@ class Scheduler implements ProxyScheduler {
   private readonly waiters: Waiter[] = [];
   private draining = false;
   private closed = false;
+  private readonly unwatch: (() => void) | undefined;
+  /** Never throws inside a store update: `assign` asked the checked lookup for its platform first. */
+  private readonly hostLimit: HostLimitLookup = (platformId) => {
+    try {
+      return this.checkedHostLimit(platformId);
+    } catch {
+      return undefined;
+    }
+  };
 
   constructor(
     private readonly store: StateStore,
     private readonly clock: Clock,
     private readonly heartbeatTimeoutMs: number,
     private readonly logger: Logger,
+    private readonly checkedHostLimit: HostLimitLookup,
   ) {
+    // Another node's change: its events reach this node's listeners, and its freed slots this node's waiters.
+    this.unwatch = store.watch?.((change) => {
+      if (this.closed) return;
+      this.publish(change.events);
+      if (change.capacityGrew) this.kickWaiters();
+      void this.store
+        .read((state) => nextHealthDeadline(state, heartbeatTimeoutMs))
+        .then((deadline) => this.armHealthTimer(deadline))
+        .catch(() => undefined);
+    });
     // A store that outlived an earlier scheduler may hold proxies whose heartbeat time is already running out.
     store
       .read((state) => nextHealthDeadline(state, heartbeatTimeoutMs))
@@ -195,6 +250,7 @@ class Scheduler implements ProxyScheduler {
     const parsed = parseTask(task);
     const { waitMs, signal } = parseConfig(assignOptionsSchema, options, 'assign options');
     if (signal?.aborted) throw abortError(signal, 'assign');
+    if (parsed.platformHost) this.checkedHostLimit(parsed.platformId);
     if (!waitMs) return copyAssignment(await this.run((tx) => tx.assign(parsed)));
     return copyAssignment(await this.assignWaiting(parsed, waitMs, signal));
   }
@@ -262,6 +318,7 @@ class Scheduler implements ProxyScheduler {
     this.closed = true;
     this.healthTimer?.cancel();
     this.healthTimer = undefined;
+    this.unwatch?.();
     const closedError = new SyncproxyError('assign aborted: the scheduler was closed', {
       code: 'aborted',
       retryable: false,
@@ -288,7 +345,7 @@ class Scheduler implements ProxyScheduler {
     this.assertOpen();
     const now = this.clock.now();
     const done = await this.store.update((state) => {
-      const tx = new SchedulerTransaction(state, now, this.heartbeatTimeoutMs);
+      const tx = new SchedulerTransaction(state, now, this.heartbeatTimeoutMs, this.hostLimit);
       if (sweep === 'before') tx.sweep();
       const outcome = op(tx);
       if (sweep === 'after') tx.sweep();
@@ -299,6 +356,8 @@ class Scheduler implements ProxyScheduler {
       return {
         result: { outcome, events, deadline, capacityGrew: tx.capacityGrew, report },
         changed: tx.changed,
+        touched: tx.touched,
+        notice: { events, capacityGrew: tx.capacityGrew },
       };
     });
     this.publish(done.events);

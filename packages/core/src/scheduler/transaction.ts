@@ -10,7 +10,15 @@ import type {
   SyncTask,
 } from '../contracts/scheduler.js';
 import { SyncproxyError } from '../errors/syncproxy-error.js';
-import { count, describeNoCapacity, isNoCapacity, noCapacityError, pickProxy } from './placement.js';
+import {
+  count,
+  describeNoCapacity,
+  type HostLimitLookup,
+  isNoCapacity,
+  noCapacityError,
+  pickProxy,
+} from './placement.js';
+import { PlacementIndex } from './placement-index.js';
 import { DEFAULT_PROXY_SETTINGS, settingsWarnings } from './settings.js';
 
 export type Outcome<T> = { ok: true; value: T } | { ok: false; error: SyncproxyError };
@@ -30,12 +38,31 @@ export class SchedulerTransaction {
   changed = false;
   /** Set when the change may let a waiting assign fit (slots freed, a proxy bound or back up). */
   capacityGrew = false;
+  /** What changed, so a store can write only those records (`StateUpdate.touched`). */
+  readonly touched = { proxies: new Set<string>(), tasks: new Set<string>() };
+  readonly #index: PlacementIndex;
 
   constructor(
     readonly state: SchedulerState,
     readonly now: number,
     readonly heartbeatTimeoutMs: number,
-  ) {}
+    readonly hostLimit: HostLimitLookup = () => undefined,
+  ) {
+    this.#index = PlacementIndex.of(state);
+  }
+
+  /** Records a change to a proxy: for the store's write, and for the placement index. */
+  #touchProxy(id: string): void {
+    this.touched.proxies.add(id);
+    this.#index.resyncProxy(id);
+    this.changed = true;
+  }
+
+  #touchTask(id: string): void {
+    this.touched.tasks.add(id);
+    this.#index.resyncTask(id);
+    this.changed = true;
+  }
 
   registerProxy(input: RegisterProxyInput & { settings: Partial<ProxySettings> }): Outcome<ProxyInfo> {
     const existing = this.state.proxies.get(input.id);
@@ -60,7 +87,7 @@ export class SchedulerTransaction {
     };
     if (input.address !== undefined) record.address = input.address;
     this.state.proxies.set(record.id, record);
-    this.changed = true;
+    this.#touchProxy(record.id);
     return ok(toProxyInfo(record));
   }
 
@@ -82,7 +109,7 @@ export class SchedulerTransaction {
     }
     if (max !== undefined && max > proxy.settings.maxMountedDisks) this.capacityGrew = true;
     proxy.settings = { ...proxy.settings, ...patch };
-    this.changed = true;
+    this.#touchProxy(proxyId);
     return ok(toProxyInfo(proxy));
   }
 
@@ -99,7 +126,7 @@ export class SchedulerTransaction {
     }
     // Assignments need a binding, and unbind waits for them: a proxy without bindings holds no task.
     this.state.proxies.delete(proxyId);
-    this.changed = true;
+    this.#touchProxy(proxyId);
     return ok(undefined);
   }
 
@@ -108,7 +135,7 @@ export class SchedulerTransaction {
     if (!proxy) return refused(unknownProxy(proxyId, 'bind refused'));
     if (proxy.bindings.includes(platformId)) return ok(undefined);
     proxy.bindings = [...proxy.bindings, platformId].sort();
-    this.changed = true;
+    this.#touchProxy(proxyId);
     this.capacityGrew = true;
     return ok(undefined);
   }
@@ -140,7 +167,7 @@ export class SchedulerTransaction {
       );
     }
     proxy.bindings = proxy.bindings.filter((b) => b !== platformId);
-    this.changed = true;
+    this.#touchProxy(proxyId);
     return ok(undefined);
   }
 
@@ -148,9 +175,10 @@ export class SchedulerTransaction {
     const proxy = this.state.proxies.get(proxyId);
     if (!proxy) return refused(unknownProxy(proxyId, 'heartbeat refused'));
     proxy.lastHeartbeatAt = this.now;
-    this.changed = true;
-    if (proxy.health === 'down') {
-      proxy.health = 'healthy';
+    const wasDown = proxy.health === 'down';
+    proxy.health = 'healthy';
+    this.#touchProxy(proxyId);
+    if (wasDown) {
       this.capacityGrew = true;
       this.events.push({ type: 'proxy-up', proxyId });
     }
@@ -171,9 +199,9 @@ export class SchedulerTransaction {
         ),
       );
     }
-    const target = pickProxy(this.state, task);
+    const target = pickProxy(this.state, task, this.hostLimit);
     if (isNoCapacity(target)) return refused(noCapacityError(task, target, this.heartbeatTimeoutMs));
-    this.state.stranded.delete(task.id);
+    if (this.state.stranded.delete(task.id)) this.#touchTask(task.id);
     const assignment: Assignment = { task, proxyId: target.id, assignedAt: this.now };
     this.attach(assignment, target);
     this.events.push({ type: 'assigned', assignment });
@@ -189,7 +217,7 @@ export class SchedulerTransaction {
       return ok(undefined);
     }
     if (this.state.stranded.delete(taskId)) {
-      this.changed = true;
+      this.#touchTask(taskId);
       return ok(undefined);
     }
     return refused(
@@ -204,16 +232,16 @@ export class SchedulerTransaction {
   /** Marks every proxy without a heartbeat for the timeout down, then fails their tasks over. */
   sweep(): void {
     const stale: ProxyRecord[] = [];
-    for (const proxy of this.state.proxies.values()) {
-      if (proxy.health === 'healthy' && this.now - proxy.lastHeartbeatAt >= this.heartbeatTimeoutMs)
-        stale.push(proxy);
+    for (const id of this.#index.heardNotSince(this.now - this.heartbeatTimeoutMs)) {
+      const proxy = this.state.proxies.get(id);
+      if (proxy) stale.push(proxy);
     }
     if (stale.length === 0) return;
     stale.sort((a, b) => (a.id < b.id ? -1 : 1));
     // All of them go down before any task moves, so no task moves onto a proxy about to go down too.
     for (const proxy of stale) {
       proxy.health = 'down';
-      this.changed = true;
+      this.#touchProxy(proxy.id);
       this.health.down.push(proxy.id);
       this.events.push({ type: 'proxy-down', proxyId: proxy.id, lastHeartbeatAt: proxy.lastHeartbeatAt });
     }
@@ -234,7 +262,7 @@ export class SchedulerTransaction {
     const stranded: SyncTask[] = [];
     for (const old of held) {
       this.detach(old);
-      const target = pickProxy(this.state, old.task);
+      const target = pickProxy(this.state, old.task, this.hostLimit);
       if (isNoCapacity(target)) {
         this.state.stranded.set(old.task.id, {
           task: old.task,
@@ -242,6 +270,7 @@ export class SchedulerTransaction {
           since: this.now,
           reason: describeNoCapacity(old.task, target, this.heartbeatTimeoutMs),
         });
+        this.#touchTask(old.task.id);
         stranded.push(old.task);
         continue;
       }
@@ -263,7 +292,8 @@ export class SchedulerTransaction {
     this.state.assignments.set(assignment.task.id, assignment);
     proxy.tasks += 1;
     proxy.mountSlotsUsed += assignment.task.mountSlots;
-    this.changed = true;
+    this.#touchTask(assignment.task.id);
+    this.#touchProxy(proxy.id);
   }
 
   private detach(assignment: Assignment): void {
@@ -272,8 +302,9 @@ export class SchedulerTransaction {
     if (proxy) {
       proxy.tasks -= 1;
       proxy.mountSlotsUsed -= assignment.task.mountSlots;
+      this.#touchProxy(proxy.id);
     }
-    this.changed = true;
+    this.#touchTask(assignment.task.id);
   }
 }
 
@@ -282,12 +313,7 @@ export function nextHealthDeadline(
   state: Readonly<SchedulerState>,
   heartbeatTimeoutMs: number,
 ): number | undefined {
-  let oldest: number | undefined;
-  for (const proxy of state.proxies.values()) {
-    if (proxy.health === 'healthy' && (oldest === undefined || proxy.lastHeartbeatAt < oldest)) {
-      oldest = proxy.lastHeartbeatAt;
-    }
-  }
+  const oldest = PlacementIndex.of(state).oldestHeartbeat();
   return oldest === undefined ? undefined : oldest + heartbeatTimeoutMs;
 }
 
