@@ -3,6 +3,16 @@
 export { raceAbort, sleep } from './abortable.js';
 export { syncDirectory, type WriteFileAtomicOptions, writeFileAtomic } from './atomic-file.js';
 export { type Clock, createManualClock, type ManualClock, setClockTimer, systemClock } from './clock.js';
+export {
+  boundedString,
+  hasUserinfo,
+  MAX_FIELD_CHARS,
+  MAX_PEM_CHARS,
+  MAX_URL_CHARS,
+  type StringFieldOptions,
+  type UrlFieldOptions,
+  urlField,
+} from './config/fields.js';
 // Config forms and secrets
 export { type ConfigIssue, parseConfig } from './config/parse-config.js';
 export { collectSecrets, REDACTED, Redactor, redact } from './config/redact.js';
