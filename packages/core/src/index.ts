@@ -1,7 +1,12 @@
 // Contracts (spec v1)
 
 export { raceAbort, sleep } from './abortable.js';
-export { syncDirectory, type WriteFileAtomicOptions, writeFileAtomic } from './atomic-file.js';
+export {
+  removeStaleTemporaries,
+  syncDirectory,
+  type WriteFileAtomicOptions,
+  writeFileAtomic,
+} from './atomic-file.js';
 export { type Clock, createManualClock, type ManualClock, setClockTimer, systemClock } from './clock.js';
 export {
   boundedString,
