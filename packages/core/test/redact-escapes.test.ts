@@ -44,22 +44,22 @@ const secretChars = fc.constantFrom(
 const secretArb = fc.array(secretChars, { minLength: 8, maxLength: 24 }).map((cs) => cs.join(''));
 
 function leaked(text: string, secret: string): string | undefined {
-  for (const [name, escape] of Object.entries(escapings)) {
-    const form = escape(secret);
+  for (const [name, echo] of Object.entries(escapings)) {
+    const form = echo(secret);
     if (text.includes(form)) return name;
   }
   return undefined;
 }
 
 describe('redactor and escaped secrets', () => {
-  for (const [name, escape] of Object.entries(escapings)) {
+  for (const [name, echo] of Object.entries(escapings)) {
     it(`removes a secret echoed ${name} from message, stack, cause, body, toJSON, inspect and logs`, () => {
       fc.assert(
         fc.property(secretArb, fc.string({ maxLength: 5 }), (secret, user) => {
           const echoed =
             name === 'base64'
-              ? `Authorization: Basic ${escape(`${user}:${secret}`)} refused; token ${escape(secret)}`
-              : `<fault><request>${escape(secret)}</request></fault>`;
+              ? `Authorization: Basic ${echo(`${user}:${secret}`)} refused; token ${echo(secret)}`
+              : `<fault><request>${echo(secret)}</request></fault>`;
           const raw = new PlatformApiError({
             operation: 'Login',
             method: 'POST',

@@ -60,7 +60,7 @@ function charForms(ch: string): string[] {
   if (isPlain(ch)) return [ch];
   const first = new Set([ch, ...xmlForms(ch), ...jsonForms(ch), ...urlForms(ch)]);
   const all = new Set(first);
-  for (const form of first) for (const escape of canonical) all.add(escape(form));
+  for (const form of first) for (const escapeAll of canonical) all.add(escapeAll(form));
   return [...all].sort((a, b) => b.length - a.length);
 }
 
