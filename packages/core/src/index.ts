@@ -118,6 +118,7 @@ export {
 } from './scheduler/settings.js';
 export { parseStateJson, stateToJson } from './scheduler/state.js';
 export { diskSnapshotOf } from './snapshot-ref.js';
+export { type PrepareTargetDirectoryOptions, prepareTargetDirectory } from './target-directory.js';
 export { type CheckpointStore, FileCheckpointStore, type TransferCheckpoint } from './transfer/checkpoint.js';
 export { ChunkHasher } from './transfer/chunk-hasher.js';
 // Transfer engine (issue 3): transferDisk, FileSink, hash-diff reader
