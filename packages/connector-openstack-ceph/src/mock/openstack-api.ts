@@ -61,6 +61,11 @@ export interface MockOpenstackState {
   };
   /** The mock's base URL, for catalog URLs and paging links. */
   baseUrl: string;
+  /**
+   * Base URL of the `next` links when set: what a Nova with a wrong
+   * `compute_link_prefix` (or a hostile one) writes. Default: `baseUrl`.
+   */
+  linkBaseUrl?: string;
 }
 
 const GiB = 1024 ** 3;
@@ -110,7 +115,7 @@ function page<T extends { id: string }>(
   const slice = items.slice(start, start + limit);
   const links: Array<{ rel: string; href: string }> = [];
   if (start + limit < items.length && slice.length > 0) {
-    const next = new URL(req.path, state.baseUrl);
+    const next = new URL(req.path, state.linkBaseUrl ?? state.baseUrl);
     next.searchParams.set('limit', String(limit));
     next.searchParams.set('marker', slice[slice.length - 1]!.id);
     links.push({ rel: 'next', href: next.toString() });
