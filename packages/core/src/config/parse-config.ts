@@ -32,7 +32,7 @@ export function parseConfig<T>(schema: z.ZodType<T>, input: unknown, what = 'con
   const result = schema.safeParse(input);
   if (result.success) return result.data;
   const issues: ConfigIssue[] = result.error.issues.map((issue) => ({
-    path: issue.path.map((segment) => shorten(String(segment), MAX_SEGMENT_CHARS)).join('.'),
+    path: issue.path.map((segment) => pathSegment(String(segment))).join('.'),
     message: shorten(issue.message, MAX_ISSUE_CHARS),
   }));
   throw configError(what, issues);
@@ -48,6 +48,11 @@ function configError(what: string, issues: ConfigIssue[]): SyncproxyError {
   });
 }
 
+/** A key as it shows in a path: cut when long, `""` when empty (an empty path means the root). */
+function pathSegment(key: string): string {
+  return key === '' ? '""' : shorten(key, MAX_SEGMENT_CHARS);
+}
+
 function shorten(text: string, max: number): string {
   return text.length <= max ? text : `${text.slice(0, max - 1)}…`;
 }
@@ -58,7 +63,7 @@ function findOversized(input: unknown): ConfigIssue | undefined {
   const stack: { value: unknown; path: string[] }[] = [{ value: input, path: [] }];
   while (stack.length > 0) {
     const { value, path } = stack.pop()!;
-    const where = path.map((s) => shorten(s, MAX_SEGMENT_CHARS)).join('.');
+    const where = path.map(pathSegment).join('.');
     if (++nodes > MAX_INPUT_NODES) return { path: where, message: `more than ${MAX_INPUT_NODES} values` };
     if (typeof value === 'string') {
       if (value.length > MAX_PEM_CHARS)
