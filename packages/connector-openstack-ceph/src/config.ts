@@ -1,20 +1,17 @@
 import { boundedString, MAX_PEM_CHARS, secret, urlField } from '@syncproxy/core';
 import { z } from 'zod';
+import { monitorsProblem } from './ceph/monitors.js';
 
 const NAME = /^[A-Za-z0-9_.-]{1,128}$/;
-const MONITOR = /^(v[12]:)?(\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9.-]+)(:\d{1,5})?(\/\d+)?$/;
 
 /** One Ceph cluster behind Cinder: the per-cluster part of the OpenStack form. */
 export const cephClusterSchema = z
   .object({
     monitors: boundedString({ maxChars: 4096 })
-      .refine(
-        (v) => {
-          const list = v.split(/[,\s]+/).filter((m) => m !== '');
-          return list.length > 0 && list.every((m) => MONITOR.test(m));
-        },
-        { message: 'comma-separated monitor addresses, e.g. 10.0.0.1,10.0.0.2:6789' },
-      )
+      .superRefine((value, ctx) => {
+        const problem = monitorsProblem(value);
+        if (problem !== undefined) ctx.addIssue({ code: 'custom', message: problem });
+      })
       .describe('Monitor addresses (comma-separated)'),
     cephx: z.boolean().default(true).describe('Use CephX'),
     user: boundedString({ maxChars: 128 })
