@@ -108,3 +108,12 @@ function leakedBase64(text: string, user: string, secret: string): string | unde
   if (text.includes(whole.replace(/=+$/, ''))) return 'base64 of user:secret';
   return leaked(text, secret);
 }
+
+describe('redactor and long secrets', () => {
+  it('redacts a secret too long for a pattern (a 1 MiB private key) as a whole string, raw and escaped', () => {
+    const key = `-----BEGIN PRIVATE KEY-----\n${'A/b+'.repeat(262_144)}\n-----END PRIVATE KEY-----`;
+    const redactor = new Redactor([key, "short'&secret"]);
+    const out = redactor.text(`x ${key} y ${JSON.stringify(key)} z short&apos;&amp;secret`);
+    expect(out).toBe('x [REDACTED] y "[REDACTED]" z [REDACTED]');
+  });
+});

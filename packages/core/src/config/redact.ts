@@ -2,7 +2,12 @@ import type { z } from 'zod';
 import { SyncproxyError } from '../errors/syncproxy-error.js';
 import { toSyncproxyError } from '../errors/to-syncproxy-error.js';
 import { type JsonSchema, toJSONSchema } from './secret.js';
-import { base64Forms, escapedFormsPattern } from './secret-pattern.js';
+import {
+  base64Forms,
+  escapedFormsPattern,
+  literalForms,
+  MAX_PATTERN_SECRET_CHARS,
+} from './secret-pattern.js';
 
 /** What a secret is replaced with. */
 export const REDACTED = '[REDACTED]';
@@ -21,17 +26,24 @@ const MIN_SECRET_LENGTH = 3;
 export class Redactor {
   readonly #secrets: readonly string[];
   readonly #pattern: RegExp | undefined;
+  /** Whole-string forms of the secrets too long for the pattern, longest first. */
+  readonly #literals: readonly string[];
 
   constructor(secrets: Iterable<string> = []) {
     const all = new Set<string>();
     for (const s of secrets) if (typeof s === 'string' && s.length >= MIN_SECRET_LENGTH) all.add(s);
     this.#secrets = [...all].sort((a, b) => b.length - a.length);
     // One pattern for every secret in every escaped form (secret-pattern.ts), longest first.
-    const sources = this.#secrets.flatMap((s) => [
+    const short = this.#secrets.filter((s) => s.length <= MAX_PATTERN_SECRET_CHARS);
+    const sources = short.flatMap((s) => [
       escapedFormsPattern(s),
       ...base64Forms(s).map((b) => b.replace(/[+/]/g, '\\$&')),
     ]);
     this.#pattern = sources.length === 0 ? undefined : new RegExp(sources.join('|'), 'g');
+    this.#literals = this.#secrets
+      .filter((s) => s.length > MAX_PATTERN_SECRET_CHARS)
+      .flatMap(literalForms)
+      .sort((a, b) => b.length - a.length);
   }
 
   /** A redactor that also knows `more` secrets. */
@@ -45,8 +57,9 @@ export class Redactor {
   }
 
   text(input: string): string {
-    if (this.#pattern === undefined) return input;
-    return input.replace(this.#pattern, REDACTED);
+    let out = input;
+    for (const literal of this.#literals) if (out.includes(literal)) out = out.split(literal).join(REDACTED);
+    return this.#pattern === undefined ? out : out.replace(this.#pattern, REDACTED);
   }
 
   /** A deep copy of `input` with secret values and secret-named fields replaced. */

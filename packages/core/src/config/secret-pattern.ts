@@ -66,6 +66,18 @@ function charForms(ch: string): string[] {
 
 const escapeRegExp = (text: string): string => text.replace(/[.*+?^${}()|[\]\\]/g, '\\$&');
 
+/**
+ * Secrets longer than this (a PEM private key) are searched for as whole
+ * strings in their canonical escapes only ({@link literalForms}): a pattern
+ * per character over megabytes would be too large for the regex engine.
+ */
+export const MAX_PATTERN_SECRET_CHARS = 4096;
+
+/** The whole-string forms of a long secret: raw, XML-, JSON- and URL-escaped, and its base64 runs. */
+export function literalForms(secret: string): string[] {
+  return [...new Set([secret, ...canonical.map((escapeAll) => escapeAll(secret)), ...base64Forms(secret)])];
+}
+
 /** A regular-expression source matching `secret` in any mix of its escaped forms. */
 export function escapedFormsPattern(secret: string): string {
   return [...secret]
