@@ -183,7 +183,8 @@ export class VimClient {
       { signal },
     );
     while (true) {
-      for (const content of list(child(result, 'objects'))) out.push(readObjectContent(content));
+      for (const content of list(child(result, 'objects')))
+        out.push(readObjectContent(content, this.endpoint));
       const token = text(child(result, 'token'));
       if (token === undefined || token === '') return out;
       result = await this.#invoke('ContinueRetrievePropertiesEx', collector, { token }, { signal });
@@ -443,7 +444,7 @@ export class VimClient {
   }
 }
 
-function readObjectContent(node: XmlNode): ObjectProperties {
+function readObjectContent(node: XmlNode, endpoint: string): ObjectProperties {
   const obj = requireMoRef(child(node, 'obj'), 'ObjectContent.obj');
   const props = new Map<string, XmlNode>();
   for (const prop of list(child(node, 'propSet'))) {
@@ -464,7 +465,13 @@ function readObjectContent(node: XmlNode): ObjectProperties {
       });
     }
     if (faultType !== undefined && SECURITY_FAULTS.has(faultType)) {
-      throw missingPropertyError(obj, text(child(missing, 'path')) ?? '(unnamed)', faultType, inner);
+      throw missingPropertyError(
+        endpoint,
+        obj,
+        text(child(missing, 'path')) ?? '(unnamed)',
+        faultType,
+        inner,
+      );
     }
   }
   return { obj, props };
@@ -488,6 +495,7 @@ const SECURITY_FAULTS = new Set([
 ]);
 
 function missingPropertyError(
+  endpoint: string,
   obj: MoRef,
   property: string,
   faultType: string,
@@ -498,7 +506,7 @@ function missingPropertyError(
   const base = {
     operation: 'RetrievePropertiesEx',
     method: 'POST',
-    url: '',
+    url: endpoint,
     status: 200,
     platformCode: faultType,
     faultType,
