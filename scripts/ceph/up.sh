@@ -8,7 +8,7 @@
 # Everything (config, keyrings, mon/osd data, logs, sockets, pid files) lives
 # under STATE_DIR; scripts/ceph/down.sh STATE_DIR stops the daemons by PID and
 # removes it. On success STATE_DIR/cluster.json describes the cluster:
-#   {"fsid","monHost","port","pool","conf","adminKeyring","user","key","dir"}
+#   {"fsid","monHost" (v1:127.0.0.1:PORT),"port","pool","conf","adminKeyring","user","key","dir"}
 # Environment: SYNCPROXY_CEPH_POOL (default volumes), SYNCPROXY_CEPH_PORT (default:
 # a free port), SYNCPROXY_CEPH_MEMSTORE_BYTES (OSD RAM cap, default 1 GiB).
 # Facts used here: /work/shared/platforms/ceph.md ("A real single-node Ceph").
@@ -118,7 +118,7 @@ CONF
   local key
   key="$(ceph-authtool -p -n client.cinder "$dir/cinder.keyring")"
   cat >"$dir/cluster.json" <<JSON
-{"fsid":"$fsid","monHost":"127.0.0.1:$port","port":$port,"pool":"$pool","conf":"$conf","adminKeyring":"$dir/admin.keyring","user":"cinder","key":"$key","dir":"$dir"}
+{"fsid":"$fsid","monHost":"v1:127.0.0.1:$port","port":$port,"pool":"$pool","conf":"$conf","adminKeyring":"$dir/admin.keyring","user":"cinder","key":"$key","dir":"$dir"}
 JSON
   chmod 600 "$dir/cluster.json"
 }

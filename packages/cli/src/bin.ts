@@ -18,11 +18,16 @@ process.on('SIGINT', () => {
   process.stderr.write('\nstopping: saving checkpoints (Ctrl-C again to quit at once)\n');
   controller.abort();
 });
-process.on('SIGTERM', () => controller.abort());
+// SIGTERM (a service manager stopping us) stops as cleanly, and exits 143 (128 + 15) so the caller sees which signal.
+let terminated = false;
+process.on('SIGTERM', () => {
+  terminated = true;
+  controller.abort();
+});
 
 runCli(process.argv.slice(2), processIo(controller.signal)).then(
   (code) => {
-    process.exitCode = code;
+    process.exitCode = terminated && code === ExitCode.interrupted ? ExitCode.terminated : code;
   },
   (error: unknown) => {
     process.stderr.write(`error (internal): ${(error as Error)?.stack ?? String(error)}\n`);

@@ -9,6 +9,8 @@ export const ExitCode = {
   usage: 2,
   /** Stopped by Ctrl-C (128 + SIGINT): checkpoints are kept, the same command resumes. */
   interrupted: 130,
+  /** Stopped by SIGTERM (128 + 15): as `interrupted`, checkpoints are kept. */
+  terminated: 143,
 } as const;
 export type ExitCode = (typeof ExitCode)[keyof typeof ExitCode];
 

@@ -570,6 +570,21 @@ export function mapAwsError(
     $metadata?: { httpStatusCode?: number; requestId?: string };
   };
   const status = e?.$metadata?.httpStatusCode;
+  if (typeof status === 'number' && status >= 500 && e.$fault !== 'client' && e.$fault !== 'server') {
+    // A 5xx whose body the SDK could not parse (a load balancer's or a proxy's HTML page): the SDK
+    // gives a bare SyntaxError with the status in $metadata. Every 5xx may heal, whatever its body.
+    // The parse error's message quotes the body, so it is not repeated here.
+    const requestId = e.$metadata?.requestId;
+    return new AwsApiError({
+      ...call,
+      status,
+      ...(requestId !== undefined ? { requestId } : {}),
+      code: 'platform',
+      retryable: true,
+      platform: PLATFORM,
+      message: `${call.operation} failed: HTTP ${status} with a body that is not an AWS error (a proxy or load balancer answered?)${requestId ? ` [request id ${requestId}]` : ''}`,
+    });
+  }
   if (typeof status !== 'number' || (e.$fault !== 'client' && e.$fault !== 'server')) {
     return toSyncproxyError(error, { operation: call.operation, platform: PLATFORM });
   }

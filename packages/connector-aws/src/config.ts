@@ -1,4 +1,4 @@
-import { secret } from '@syncproxy/core';
+import { boundedString, secret, urlField } from '@syncproxy/core';
 import { z } from 'zod';
 
 const REGION = /^[a-z]{2,}(-[a-z]+)+-\d+$/;
@@ -9,26 +9,25 @@ const REGION = /^[a-z]{2,}(-[a-z]+)+-\d+$/;
  * overrides reach VPC endpoints (and the mock in tests).
  */
 export const awsConfigSchema = z.object({
-  accessKeyId: z.string().min(16).max(128).describe('Access Key ID'),
-  secretAccessKey: secret(z.string().min(1)).describe('Secret Access Key'),
+  accessKeyId: boundedString({ minChars: 16, maxChars: 128 }).describe('Access Key ID'),
+  secretAccessKey: secret(boundedString({ minChars: 1, maxChars: 1024 })).describe('Secret Access Key'),
   /** Temporary credentials (STS) come with a session token. */
-  sessionToken: secret(z.string().min(1)).optional().describe('Session token (temporary credentials only)'),
-  region: z.string().regex(REGION, 'a region name such as us-east-1').describe('Region'),
-  proxy: z.string().min(1).optional().describe('The sync proxy that runs this platform’s disk syncs'),
-  name: z
-    .string()
-    .min(1)
-    .max(128)
+  sessionToken: secret(boundedString({ minChars: 1, maxChars: 8192 }))
+    .optional()
+    .describe('Session token (temporary credentials only)'),
+  region: boundedString({ maxChars: 64 }).regex(REGION, 'a region name such as us-east-1').describe('Region'),
+  proxy: boundedString({ minChars: 1, maxChars: 256 })
+    .optional()
+    .describe('The sync proxy that runs this platform’s disk syncs'),
+  name: boundedString({ minChars: 1, maxChars: 128 })
     .optional()
     .describe('Platform name (default: from the region, the platform and the time it was added)'),
   endpoints: z
     .object({
-      ec2: z
-        .url({ protocol: /^https?$/ })
+      ec2: urlField({ protocols: ['https', 'http'] })
         .optional()
         .describe('EC2 endpoint, e.g. a VPC endpoint'),
-      ebs: z
-        .url({ protocol: /^https?$/ })
+      ebs: urlField({ protocols: ['https', 'http'] })
         .optional()
         .describe('EBS direct endpoint, e.g. a VPC endpoint'),
     })

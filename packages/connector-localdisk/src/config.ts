@@ -1,4 +1,5 @@
 import { hostname } from 'node:os';
+import { boundedString } from '@syncproxy/core';
 import { z } from 'zod';
 
 /**
@@ -6,32 +7,27 @@ import { z } from 'zod';
  * or block devices, and where snapshot manifests are kept.
  */
 export const configSchema = z.object({
-  hostName: z
-    .string()
-    .min(1)
+  hostName: boundedString({ minChars: 1, maxChars: 255 })
     .default(() => hostname())
     .describe('The name this machine is listed under (default: its host name).'),
   disks: z
     .array(
       z.object({
-        path: z
-          .string()
-          .min(1)
-          .describe('A raw image file or a block device, e.g. /dev/sdb or /var/lib/images/vm.img.'),
-        id: z
-          .string()
+        path: boundedString({ minChars: 1, maxChars: 4096 }).describe(
+          'A raw image file or a block device, e.g. /dev/sdb or /var/lib/images/vm.img.',
+        ),
+        id: boundedString({ maxChars: 64 })
           .regex(/^[A-Za-z0-9._-]{1,64}$/)
           .optional()
           .describe('A stable id for the disk (default: its path). Keep it when the path changes.'),
-        name: z.string().optional(),
+        name: boundedString({ maxChars: 255 }).optional(),
       }),
     )
     .min(1)
     .describe('The disks to sync.'),
-  stateDir: z
-    .string()
-    .min(1)
-    .describe('A directory on the proxy where snapshot manifests are recorded (one SHA-256 per chunk).'),
+  stateDir: boundedString({ minChars: 1, maxChars: 4096 }).describe(
+    'A directory on the proxy where snapshot manifests are recorded (one SHA-256 per chunk).',
+  ),
   chunkSizeBytes: z
     .number()
     .int()

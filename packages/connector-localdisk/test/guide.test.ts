@@ -23,13 +23,21 @@ describe('docs/writing-a-connector.md', () => {
     }
   });
 
-  it('gives the newcomer a package.json, a tsconfig.json and a contract test', async () => {
+  it('gives the newcomer a package.json, a tsconfig.json, a contract test and the config fuzz test', async () => {
     const files = await guideFiles();
     expect([...files.keys()].filter((p) => !p.startsWith('src/')).sort()).toEqual([
       'package.json',
+      'test/config-fuzz.test.ts',
       'test/contract.test.ts',
       'tsconfig.json',
     ]);
     expect(files.get('test/contract.test.ts')).toContain('runConnectorContract(localdisk');
+    const fuzz = await readFile(
+      new URL('packages/connector-localdisk/test/config-fuzz.test.ts', root),
+      'utf8',
+    );
+    expect(files.get('test/config-fuzz.test.ts'), 'the fuzz test in the guide differs from the package').toBe(
+      fuzz,
+    );
   });
 });

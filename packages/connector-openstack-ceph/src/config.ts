@@ -1,38 +1,38 @@
-import { secret } from '@syncproxy/core';
+import { boundedString, MAX_PEM_CHARS, secret, urlField } from '@syncproxy/core';
 import { z } from 'zod';
+import { monitorsProblem } from './ceph/monitors.js';
 
 const NAME = /^[A-Za-z0-9_.-]{1,128}$/;
-const MONITOR = /^(v[12]:)?(\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9.-]+)(:\d{1,5})?(\/\d+)?$/;
 
 /** One Ceph cluster behind Cinder: the per-cluster part of the OpenStack form. */
 export const cephClusterSchema = z
   .object({
-    monitors: z
-      .string()
-      .refine(
-        (v) => {
-          const list = v.split(/[,\s]+/).filter((m) => m !== '');
-          return list.length > 0 && list.every((m) => MONITOR.test(m));
-        },
-        { message: 'comma-separated monitor addresses, e.g. 10.0.0.1,10.0.0.2:6789' },
-      )
+    monitors: boundedString({ maxChars: 4096 })
+      .superRefine((value, ctx) => {
+        const problem = monitorsProblem(value);
+        if (problem !== undefined) ctx.addIssue({ code: 'custom', message: problem });
+      })
       .describe('Monitor addresses (comma-separated)'),
     cephx: z.boolean().default(true).describe('Use CephX'),
-    user: z
-      .string()
+    user: boundedString({ maxChars: 128 })
       .regex(NAME, 'a Ceph client id such as cinder')
       .default('cinder')
       .describe('User (without "client.")'),
     /** A keyring file's content or only its key. */
-    keyring: secret(z.string().min(1)).optional().describe('Keyring'),
-    pool: z.string().regex(NAME, 'a pool name').describe('Pool'),
+    keyring: secret(boundedString({ minChars: 1, maxChars: 64 * 1024 }))
+      .optional()
+      .describe('Keyring'),
+    pool: boundedString({ maxChars: 128 }).regex(NAME, 'a pool name').describe('Pool'),
     incrementalMode: z
       .enum(['rbd-diff', 'rbd-du'])
       .default('rbd-diff')
       .describe('Incremental mode: rbd diff (exact, slower) or rbd du (faster, whole objects)'),
-    clusterName: z.string().regex(NAME, 'a cluster name').default('ceph').describe('Cluster name'),
+    clusterName: boundedString({ maxChars: 128 })
+      .regex(NAME, 'a cluster name')
+      .default('ceph')
+      .describe('Cluster name'),
     volumeTypes: z
-      .array(z.string().min(1))
+      .array(boundedString({ minChars: 1, maxChars: 255 }))
       .default([])
       .describe('OpenStack volume types this cluster serves'),
   })
@@ -48,19 +48,27 @@ export const cephClusterSchema = z
  */
 export const openstackCephConfigSchema = z
   .object({
-    authUrl: z.url({ protocol: /^https?$/ }).describe('Keystone URL, e.g. http://192.168.10.201:5000/v3'),
-    userDomainId: z.string().min(1).default('default').describe('User domain ID'),
-    user: z.string().min(1).describe('User'),
-    password: secret(z.string().min(1)).describe('Password'),
-    projectDomainId: z.string().min(1).default('default').describe('Project domain ID'),
-    projectName: z.string().min(1).describe('Project name'),
-    region: z.string().min(1).default('RegionOne').describe('Region'),
+    authUrl: urlField({ protocols: ['https', 'http'] }).describe(
+      'Keystone URL, e.g. http://192.168.10.201:5000/v3',
+    ),
+    userDomainId: boundedString({ minChars: 1, maxChars: 255 }).default('default').describe('User domain ID'),
+    user: boundedString({ minChars: 1, maxChars: 255 }).describe('User'),
+    password: secret(boundedString({ minChars: 1, maxChars: 1024 })).describe('Password'),
+    projectDomainId: boundedString({ minChars: 1, maxChars: 255 })
+      .default('default')
+      .describe('Project domain ID'),
+    projectName: boundedString({ minChars: 1, maxChars: 255 }).describe('Project name'),
+    region: boundedString({ minChars: 1, maxChars: 255 }).default('RegionOne').describe('Region'),
     /** Catalog interface used to reach Nova and Cinder. */
     interface: z.enum(['public', 'internal', 'admin']).default('public').describe('Endpoint interface'),
-    proxy: z.string().min(1).optional().describe('The sync proxy that runs this platform’s disk syncs'),
+    proxy: boundedString({ minChars: 1, maxChars: 256 })
+      .optional()
+      .describe('The sync proxy that runs this platform’s disk syncs'),
     cephClusters: z.array(cephClusterSchema).min(1).describe('Ceph clusters'),
     /** A PEM CA bundle for a Keystone served with a private CA. */
-    caCertificate: z.string().optional().describe('CA certificate (PEM) for HTTPS endpoints'),
+    caCertificate: boundedString({ maxChars: MAX_PEM_CHARS })
+      .optional()
+      .describe('CA certificate (PEM) for HTTPS endpoints'),
     /** How long a Cinder snapshot may stay `creating`. */
     snapshotTimeoutSec: z
       .number()
@@ -70,7 +78,7 @@ export const openstackCephConfigSchema = z
       .default(600)
       .describe('Snapshot timeout (seconds)'),
     /** Where the `rbd` CLI is (Debian/Ubuntu package ceph-common). */
-    rbdPath: z.string().min(1).default('rbd').describe('Path of the rbd CLI'),
+    rbdPath: boundedString({ minChars: 1, maxChars: 4096 }).default('rbd').describe('Path of the rbd CLI'),
   })
   .superRefine((config, ctx) => {
     const seen = new Map<string, number>();

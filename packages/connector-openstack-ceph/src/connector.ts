@@ -1,5 +1,5 @@
 import { defineConnector, type NetworkRequirement, type SourceConnector } from '@syncproxy/core';
-import { parseMonitors } from './ceph/rbd-cli.js';
+import { parseMonitors } from './ceph/monitors.js';
 import { type OpenstackCephConfig, openstackCephConfigSchema } from './config.js';
 import { openSession, PLATFORM, type SessionOptions } from './session.js';
 

@@ -1,10 +1,10 @@
 // Ceph RBD data path
 export { parseRbdDiffJson, type RbdDiffEntry } from './ceph/diff-json.js';
 export { type ExportDiffRecord, type ParseExportDiffOptions, parseExportDiff } from './ceph/export-diff.js';
+export { monitorsProblem, normaliseMonitor, parseMonitors } from './ceph/monitors.js';
 export {
   type CephClientAccess,
   keyOfKeyring,
-  parseMonitors,
   RbdCli,
   type RbdCliOptions,
   type RbdProcess,

@@ -12,7 +12,7 @@ function form(overrides: Record<string, unknown> = {}) {
     projectName: 'demo',
     cephClusters: [
       {
-        monitors: '10.0.0.1,10.0.0.2:6790,[fd00::1]:3300',
+        monitors: '10.0.0.1,v1:10.0.0.2:6790,[fd00::1]:3300',
         keyring: KEY,
         pool: 'volumes',
         volumeTypes: ['ssd'],

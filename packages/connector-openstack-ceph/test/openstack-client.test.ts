@@ -1,3 +1,5 @@
+import { createServer } from 'node:http';
+import type { AddressInfo } from 'node:net';
 import { OpenstackClient } from '@syncproxy/connector-openstack-ceph';
 import { type MockOpenstack, startMockOpenstack } from '@syncproxy/connector-openstack-ceph/mock';
 import { Redactor, SyncproxyError } from '@syncproxy/core';
@@ -86,6 +88,34 @@ describe('OpenstackClient', () => {
         .filter((call) => call.path === '/compute/v2.1/servers/detail')
         .map((call) => call.query),
     ).toEqual(['?limit=2', '?limit=2&marker=srv-1', '?limit=2&marker=srv-3']);
+  });
+
+  it('refuses a next link to another origin with a protocol error, and sends that origin no token', async () => {
+    const seen: Array<string | undefined> = [];
+    const other = createServer((req, res) => {
+      seen.push(req.headers['x-auth-token'] as string | undefined);
+      res.writeHead(200, { 'content-type': 'application/json' }).end('{"servers":[]}');
+    });
+    await new Promise<void>((done) => other.listen(0, '127.0.0.1', done));
+    try {
+      const { port } = other.address() as AddressInfo;
+      mock.state.linkBaseUrl = `http://127.0.0.1:${port}`;
+      const c = client();
+      const error = await (async () => {
+        for await (const _ of c.listServers(2));
+      })().then(
+        () => undefined,
+        (e: unknown) => e,
+      );
+      await c.close();
+      expect(error).toMatchObject({ code: 'protocol', retryable: false });
+      expect((error as Error).message).toBe(
+        `Nova ListServersDetailed: the next link points to http://127.0.0.1:${port}, not to the catalog's ${new URL(mock.url).origin}; refusing to send the token there (check compute_link_prefix / public_endpoint on the service)`,
+      );
+      expect(seen).toEqual([]);
+    } finally {
+      await new Promise((done) => other.close(done));
+    }
   });
 
   it('finds Cinder under volumev3 in older catalogs', async () => {

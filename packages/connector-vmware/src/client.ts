@@ -158,6 +158,22 @@ export class VimClient {
 
   /** Every object and property a RetrievePropertiesEx spec selects, following `token` pages. */
   async retrieveProperties(specSet: XmlValue, signal?: AbortSignal): Promise<ObjectProperties[]> {
+    try {
+      return await this.#retrieveAll(specSet, signal);
+    } catch (error) {
+      // NotAuthenticated inside missingSet: the session lapsed during the retrieval (the call itself
+      // was accepted). Log in again once and start over; a second refusal is the caller's auth error.
+      if (!VimApiError.isInstance(error) || error.faultType !== 'NotAuthenticated') throw error;
+      if (error.details?.property === undefined) throw error;
+      this.#logger?.info('vSphere session refused a property; logging in again', {
+        property: error.details.property,
+      });
+      await this.#relogin(signal);
+      return this.#retrieveAll(specSet, signal);
+    }
+  }
+
+  async #retrieveAll(specSet: XmlValue, signal?: AbortSignal): Promise<ObjectProperties[]> {
     const collector = this.content.propertyCollector;
     const out: ObjectProperties[] = [];
     let result = await this.#invoke(
@@ -167,7 +183,8 @@ export class VimClient {
       { signal },
     );
     while (true) {
-      for (const content of list(child(result, 'objects'))) out.push(readObjectContent(content));
+      for (const content of list(child(result, 'objects')))
+        out.push(readObjectContent(content, this.endpoint));
       const token = text(child(result, 'token'));
       if (token === undefined || token === '') return out;
       result = await this.#invoke('ContinueRetrievePropertiesEx', collector, { token }, { signal });
@@ -427,7 +444,7 @@ export class VimClient {
   }
 }
 
-function readObjectContent(node: XmlNode): ObjectProperties {
+function readObjectContent(node: XmlNode, endpoint: string): ObjectProperties {
   const obj = requireMoRef(child(node, 'obj'), 'ObjectContent.obj');
   const props = new Map<string, XmlNode>();
   for (const prop of list(child(node, 'propSet'))) {
@@ -436,7 +453,10 @@ function readObjectContent(node: XmlNode): ObjectProperties {
     if (name !== undefined && val !== undefined && !Array.isArray(val)) props.set(name, val);
   }
   for (const missing of list(child(node, 'missingSet'))) {
-    const faultType = xsiType(child(missing, 'fault')) ?? xsiType(child(child(missing, 'fault'), 'fault'));
+    // MissingProperty.fault is a LocalizedMethodFault; the fault's own type is on its inner `fault`.
+    const localized = child(missing, 'fault');
+    const inner = child(localized, 'fault');
+    const faultType = xsiType(inner) ?? xsiType(localized);
     if (faultType === 'ManagedObjectNotFound') {
       throw new SyncproxyError(`${obj.type} ${obj.value} no longer exists`, {
         code: 'not-found',
@@ -444,8 +464,74 @@ function readObjectContent(node: XmlNode): ObjectProperties {
         platform: PLATFORM,
       });
     }
+    if (faultType !== undefined && SECURITY_FAULTS.has(faultType)) {
+      throw missingPropertyError(
+        endpoint,
+        obj,
+        text(child(missing, 'path')) ?? '(unnamed)',
+        faultType,
+        inner,
+      );
+    }
   }
   return { obj, props };
+}
+
+/**
+ * The SecurityError family (vim.fault.SecurityError and its subtypes). A
+ * property refused with one of these must not read as "no value": a VM would
+ * show without a name or disks.
+ */
+const SECURITY_FAULTS = new Set([
+  'SecurityError',
+  'NoPermission',
+  'NotAuthenticated',
+  'NoPermissionOnAD',
+  'NoPermissionOnHost',
+  'RestrictedVersion',
+  'InvalidLogin',
+  'PasswordExpired',
+  'AuthMinimumAdminPermission',
+]);
+
+function missingPropertyError(
+  endpoint: string,
+  obj: MoRef,
+  property: string,
+  faultType: string,
+  fault: XmlNode | XmlNode[] | undefined,
+): VimApiError {
+  const privilege = text(child(fault, 'privilegeId'));
+  const details = { property, ...(privilege !== undefined ? { privilegeId: privilege } : {}) };
+  const base = {
+    operation: 'RetrievePropertiesEx',
+    method: 'POST',
+    url: endpoint,
+    status: 200,
+    platformCode: faultType,
+    faultType,
+    retryable: false,
+    platform: PLATFORM,
+  };
+  if (faultType === 'NotAuthenticated') {
+    const error = new VimApiError({
+      ...base,
+      code: 'auth',
+      message: `${obj.type} ${obj.value}: the session is not authenticated to read ${property} (NotAuthenticated; the session was refused even after logging in again)`,
+    });
+    Object.assign(error.details!, details);
+    return error;
+  }
+  const error = new VimApiError({
+    ...base,
+    code: 'permission',
+    message:
+      privilege !== undefined
+        ? `${obj.type} ${obj.value}: no permission to read ${property} (privilege ${privilege}; grant it to the user's role)`
+        : `${obj.type} ${obj.value}: cannot read ${property}: ${faultType} (grant the privileges listed in the connector README)`,
+  });
+  Object.assign(error.details!, details);
+  return error;
 }
 
 function sessionCookieOf(header: string | string[] | undefined): string | undefined {

@@ -1,4 +1,4 @@
-import { secret } from '@syncproxy/core';
+import { boundedString, MAX_PEM_CHARS, secret, urlField } from '@syncproxy/core';
 import { z } from 'zod';
 
 const SHA256_THUMBPRINT = /^([0-9a-fA-F]{2}:?){31}[0-9a-fA-F]{2}$/;
@@ -10,21 +10,23 @@ const SHA256_THUMBPRINT = /^([0-9a-fA-F]{2}:?){31}[0-9a-fA-F]{2}$/;
  * server's certificate, as self-signed vCenters need.
  */
 export const vmwareConfigSchema = z.object({
-  url: z
-    .url({ protocol: /^https$/ })
+  url: urlField({ protocols: ['https'] })
     .describe('Auth URL: https://<vCenter or ESXi>:443')
     .meta({ examples: ['https://vcenter.example.com:443'] }),
-  user: z.string().min(1).describe('User, e.g. administrator@vsphere.local'),
-  password: secret(z.string().min(1)).describe('Password'),
-  proxy: z.string().min(1).optional().describe('The sync proxy that runs this platform’s disk syncs'),
-  thumbprint: z
-    .string()
+  user: boundedString({ minChars: 1, maxChars: 256 }).describe('User, e.g. administrator@vsphere.local'),
+  password: secret(boundedString({ minChars: 1, maxChars: 1024 })).describe('Password'),
+  proxy: boundedString({ minChars: 1, maxChars: 256 })
+    .optional()
+    .describe('The sync proxy that runs this platform’s disk syncs'),
+  thumbprint: boundedString({ maxChars: 128 })
     .regex(SHA256_THUMBPRINT, 'a SHA-256 thumbprint: 32 hex pairs, colons optional')
     .optional()
     .describe('Pin the server certificate by its SHA-256 thumbprint instead of verifying its chain'),
-  ca: z.string().min(1).optional().describe('Extra trusted CA certificate(s), PEM'),
+  ca: boundedString({ minChars: 1, maxChars: MAX_PEM_CHARS })
+    .optional()
+    .describe('Extra trusted CA certificate(s), PEM'),
   hostOverrides: z
-    .record(z.string().min(1), z.ipv4().or(z.ipv6()))
+    .record(boundedString({ minChars: 1, maxChars: 253 }), z.ipv4().or(z.ipv6()))
     .optional()
     .describe('Name -> IP records for vCenter and ESXi names the proxy cannot resolve'),
 });

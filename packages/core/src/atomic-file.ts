@@ -1,6 +1,6 @@
 import type { BigIntStats } from 'node:fs';
-import { open, rename, rm } from 'node:fs/promises';
-import { dirname } from 'node:path';
+import { open, readdir, rename, rm } from 'node:fs/promises';
+import { basename, dirname, join } from 'node:path';
 import { toSyncproxyError } from './errors/to-syncproxy-error.js';
 
 let sequence = 0;
@@ -23,6 +23,7 @@ export async function writeFileAtomic(
   data: Uint8Array | string,
   options: WriteFileAtomicOptions = {},
 ): Promise<BigIntStats> {
+  await removeStaleTemporaries(path);
   const temporary = `${path}.tmp-${process.pid}-${sequence++}`;
   let stat: BigIntStats;
   try {
@@ -41,6 +42,45 @@ export async function writeFileAtomic(
   }
   await syncDirectory(dirname(path));
   return stat;
+}
+
+/** Paths whose leftovers this process has already swept: once per path is enough. */
+const swept = new Set<string>();
+
+/**
+ * Deletes the `<path>.tmp-<pid>-<n>` files that writers killed mid-write
+ * (SIGKILL, power loss) left beside `path`: those whose pid no longer runs.
+ * A live pid's file is never touched, it may be mid-write. Runs once per path
+ * and process, on its first atomic write.
+ */
+export async function removeStaleTemporaries(path: string): Promise<void> {
+  if (swept.has(path)) return;
+  swept.add(path);
+  const prefix = `${basename(path)}.tmp-`;
+  let names: string[];
+  try {
+    names = await readdir(dirname(path));
+  } catch {
+    return;
+  }
+  for (const name of names) {
+    if (!name.startsWith(prefix)) continue;
+    const match = /^(\d+)-\d+$/.exec(name.slice(prefix.length));
+    if (match === null) continue;
+    const pid = Number(match[1]);
+    if (pid === process.pid || isRunning(pid)) continue;
+    await rm(join(dirname(path), name), { force: true }).catch(() => {});
+  }
+}
+
+/** True when a process with this pid exists (EPERM: it exists, owned by someone else). */
+function isRunning(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (error) {
+    return (error as NodeJS.ErrnoException).code !== 'ESRCH';
+  }
 }
 
 /** Makes a rename durable. Some platforms (Windows) cannot fsync a directory; the rename is then as durable as they allow. */

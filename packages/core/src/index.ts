@@ -1,7 +1,12 @@
 // Contracts (spec v1)
 
 export { raceAbort, sleep } from './abortable.js';
-export { syncDirectory, type WriteFileAtomicOptions, writeFileAtomic } from './atomic-file.js';
+export {
+  removeStaleTemporaries,
+  syncDirectory,
+  type WriteFileAtomicOptions,
+  writeFileAtomic,
+} from './atomic-file.js';
 // Attach-and-read kit (issue 14): locate an attached volume, read it, hold a mount slot
 export { type DeviceReaderOptions, openDeviceReader } from './attach/device-reader.js';
 export {
@@ -13,6 +18,16 @@ export {
 export { type LocateDeviceOptions, locateDevice } from './attach/locate-device.js';
 export { mountSlotsFromScheduler, type SchedulerMountSlotsOptions } from './attach/scheduler-mount-slots.js';
 export { type Clock, createManualClock, type ManualClock, setClockTimer, systemClock } from './clock.js';
+export {
+  boundedString,
+  hasUserinfo,
+  MAX_FIELD_CHARS,
+  MAX_PEM_CHARS,
+  MAX_URL_CHARS,
+  type StringFieldOptions,
+  type UrlFieldOptions,
+  urlField,
+} from './config/fields.js';
 // Config forms and secrets
 export { type ConfigIssue, parseConfig } from './config/parse-config.js';
 export { collectSecrets, REDACTED, Redactor, redact } from './config/redact.js';
@@ -117,6 +132,7 @@ export {
 export { emptyState, parseStateJson, stateToJson } from './scheduler/state.js';
 export { diskSnapshotOf } from './snapshot-ref.js';
 export { isOldEnough, planSweep, type SweepPlan } from './sweep-options.js';
+export { type PrepareTargetDirectoryOptions, prepareTargetDirectory } from './target-directory.js';
 export { type CheckpointStore, FileCheckpointStore, type TransferCheckpoint } from './transfer/checkpoint.js';
 export { ChunkHasher } from './transfer/chunk-hasher.js';
 // Transfer engine (issue 3): transferDisk, FileSink, hash-diff reader

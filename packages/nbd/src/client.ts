@@ -1,4 +1,4 @@
-import { abortError, SyncproxyError } from '@syncproxy/core';
+import { abortError, SyncproxyError, type SyncWarning } from '@syncproxy/core';
 import { type BlockStatusDescriptor, NbdConnection } from './connection.js';
 import type { NegotiatedExport } from './handshake.js';
 import { describeAddress, type NbdAddress, type NbdTarget, parseNbdUri } from './nbd-uri.js';
@@ -84,6 +84,11 @@ export interface NbdExtent {
 }
 
 const DEFAULT_CONNECTIONS = 4;
+/**
+ * Servers serve a handful of connections each (nbdkit 16 threads, qemu-nbd
+ * `-e` 100 clients); 100,000 asked for starved the event loop for a minute.
+ */
+export const MAX_NBD_CONNECTIONS = 64;
 const DEFAULT_MAX_REQUEST_BYTES = 1024 * 1024;
 /** Zero and trim carry no payload; a large, aligned cap keeps them inside the 32-bit length field. */
 const MAX_ZERO_REQUEST_BYTES = 1024 * 1024 * 1024;
@@ -106,6 +111,8 @@ interface ResolvedOptions {
  */
 export class NbdClient {
   readonly info: NbdExportInfo;
+  /** What the client had to settle for (fewer connections than asked). */
+  readonly warnings: readonly SyncWarning[];
   private readonly options: ResolvedOptions;
   private readonly serverName: string;
   private connections: NbdConnection[];
@@ -113,8 +120,9 @@ export class NbdClient {
   private isClosed = false;
   private readonly requestBytes: number;
 
-  private constructor(connections: NbdConnection[], options: ResolvedOptions) {
+  private constructor(connections: NbdConnection[], options: ResolvedOptions, warnings: SyncWarning[] = []) {
     this.connections = connections;
+    this.warnings = warnings;
     this.options = options;
     this.serverName = describeAddress(options.target.address);
     const first = connections[0]!.export;
@@ -141,17 +149,27 @@ export class NbdClient {
       });
     const first = await open();
     const connections = [first];
+    const warnings: SyncWarning[] = [];
     const multiConn = (first.export.flags & TransmissionFlag.CAN_MULTI_CONN) !== 0;
     if (multiConn && resolved.connections > 1) {
       const more = await Promise.allSettled(Array.from({ length: resolved.connections - 1 }, open));
       for (const result of more) if (result.status === 'fulfilled') connections.push(result.value);
-      const failed = more.find((r): r is PromiseRejectedResult => r.status === 'rejected');
-      if (failed) {
+      const failed = more.filter((r): r is PromiseRejectedResult => r.status === 'rejected');
+      if (options.signal?.aborted) {
         await Promise.allSettled(connections.map((c) => c.close()));
-        throw failed.reason;
+        throw abortError(options.signal, 'NBD connect');
+      }
+      // The first connection proved the server and the export: a server out of worker slots for the
+      // others (it accepts them but never answers) still serves correctly over fewer.
+      if (failed.length > 0) {
+        const reason = (failed[0]!.reason as Error)?.message ?? String(failed[0]!.reason);
+        warnings.push({
+          code: 'nbd-fewer-connections',
+          message: `NBD server ${describeAddress(resolved.target.address)} offers multi-conn but opened ${connections.length} of the ${resolved.connections} connections asked for (${failed.length} did not finish the handshake: ${reason}); reading over ${connections.length}`,
+        });
       }
     }
-    return new NbdClient(connections, resolved);
+    return new NbdClient(connections, resolved, warnings);
   }
 
   get size(): number {
@@ -507,10 +525,15 @@ function resolveOptions(options: NbdClientOptions): ResolvedOptions {
     throw new SyncproxyError('NBD client needs a uri, a socketPath or a host', { code: 'config' });
   }
   if (options.exportName !== undefined) target = { ...target, exportName: options.exportName };
-  const positive = (name: string, value: number | undefined, fallback: number) => {
+  const positive = (name: string, value: number | undefined, fallback: number, max?: number) => {
     const v = value ?? fallback;
     if (!Number.isSafeInteger(v) || v < 1) {
       throw new SyncproxyError(`NBD client option ${name} must be a positive integer (got ${value})`, {
+        code: 'config',
+      });
+    }
+    if (max !== undefined && v > max) {
+      throw new SyncproxyError(`NBD client option ${name} must be at most ${max} (got ${value})`, {
         code: 'config',
       });
     }
@@ -518,7 +541,7 @@ function resolveOptions(options: NbdClientOptions): ResolvedOptions {
   };
   return {
     target,
-    connections: positive('connections', options.connections, DEFAULT_CONNECTIONS),
+    connections: positive('connections', options.connections, DEFAULT_CONNECTIONS, MAX_NBD_CONNECTIONS),
     maxRequestBytes: positive('maxRequestBytes', options.maxRequestBytes, DEFAULT_MAX_REQUEST_BYTES),
     maxRequestsInFlight: positive('maxRequestsInFlight', options.maxRequestsInFlight, 64),
     connectTimeoutMs: positive('connectTimeoutMs', options.connectTimeoutMs, 30_000),

@@ -69,6 +69,8 @@ interface PendingRequest {
   resolve: (value: BlockStatusDescriptor[] | undefined) => void;
   reject: (error: SyncproxyError) => void;
   cleanup: (() => void) | undefined;
+  /** When the whole reply must have arrived (ms, the monotonic clock); set when sent. */
+  deadline: number;
 }
 
 /** Non-data chunks bigger than this are refused: 2^20 block-status descriptors (the spec's bound) fit with room. */
@@ -108,6 +110,9 @@ export class NbdConnection {
   private largeReadsInFlight = 0;
   private idleWaiters: Array<() => void> = [];
   private closed: Promise<void>;
+  /** Fires at the oldest request's deadline; undefined while nothing is on the wire. */
+  private deadlineTimer: NodeJS.Timeout | undefined;
+  private lastReceivedAt = 0;
 
   // Parser state, for the reply being read.
   private state = ParseState.Header;
@@ -134,6 +139,7 @@ export class NbdConnection {
     this.maxRequestsInFlight = options.maxRequestsInFlight;
     this.closed = new Promise((resolve) => socket.once('close', () => resolve()));
     receiver.onChunk = (chunk) => {
+      this.lastReceivedAt = performance.now();
       this.queue.push(chunk);
       this.parse();
       // The chunk lives in the receiver's scratch buffer, which the next read overwrites.
@@ -146,6 +152,7 @@ export class NbdConnection {
     receiver.expectsLargeData = () =>
       this.largeReadsInFlight > 0 && this.state === ParseState.Header && this.queue.length === 0;
     receiver.onDirect = (bytes) => {
+      this.lastReceivedAt = performance.now();
       this.dataAt += bytes;
       this.dataLeft -= bytes;
       if (this.dataLeft === 0) {
@@ -341,6 +348,7 @@ export class NbdConnection {
         resolve,
         reject,
         cleanup: undefined,
+        deadline: 0,
       };
       // Cookies are opaque to the server; 2^32 wrapping is safe with far fewer requests in flight.
       this.nextCookie = this.nextCookie === 0xffffffff ? 1 : this.nextCookie + 1;
@@ -362,9 +370,11 @@ export class NbdConnection {
   }
 
   private send(pending: PendingRequest): void {
+    pending.deadline = performance.now() + this.requestTimeoutMs;
     this.inFlight.set(pending.cookie, pending);
     if (isLargeRead(pending)) this.largeReadsInFlight++;
     if (this.inFlight.size === 1) this.socket.setTimeout(this.requestTimeoutMs);
+    this.deadlineTimer ??= setTimeout(() => this.checkDeadlines(), this.requestTimeoutMs);
     const header = this.header(pending.type, pending.flags, pending.cookie, pending.offset, pending.length);
     // Requests issued in one tick leave in one writev: a syscall per 28-byte header costs more than the read it asks for.
     if (!this.corked) {
@@ -409,7 +419,11 @@ export class NbdConnection {
     ) {
       this.send(this.waiting.shift()!);
     }
-    if (this.inFlight.size === 0) this.socket.setTimeout(0);
+    if (this.inFlight.size === 0) {
+      this.socket.setTimeout(0);
+      clearTimeout(this.deadlineTimer);
+      this.deadlineTimer = undefined;
+    }
     if (!this.isBusy) {
       // Soft disconnect after ESHUTDOWN (proto.md) once nothing is left to wait for.
       if (this.draining && this.failure === undefined && this.inFlight.size === 0) this.disconnect();
@@ -429,9 +443,39 @@ export class NbdConnection {
     for (const wake of waiters) wake();
   }
 
+  /**
+   * The socket's idle timeout restarts on every byte, so a server that
+   * trickles a reply (one byte every few seconds) would hold a request
+   * forever: each request also has a total deadline, `requestTimeoutMs`
+   * after it was sent. Requests leave in order, so the first one still in
+   * flight has the earliest deadline.
+   */
+  private checkDeadlines(): void {
+    this.deadlineTimer = undefined;
+    const oldest = this.inFlight.values().next().value as PendingRequest | undefined;
+    if (oldest === undefined || this.failure !== undefined) return;
+    const left = oldest.deadline - performance.now();
+    if (left > 0) {
+      this.deadlineTimer = setTimeout(() => this.checkDeadlines(), Math.ceil(left));
+      return;
+    }
+    const command = COMMAND_NAMES[oldest.type]!;
+    const sentAt = oldest.deadline - this.requestTimeoutMs;
+    this.fail(
+      new SyncproxyError(
+        this.lastReceivedAt < sentAt
+          ? `NBD server ${this.serverName} sent nothing for ${this.requestTimeoutMs} ms with ${this.inFlight.size} requests in flight`
+          : `NBD ${command} of ${oldest.length} bytes at ${oldest.offset} on ${this.serverName} got no complete reply within ${this.requestTimeoutMs} ms`,
+        { code: 'timeout' },
+      ),
+    );
+  }
+
   private fail(error: SyncproxyError): void {
     if (this.failure) return;
     this.failure = error;
+    clearTimeout(this.deadlineTimer);
+    this.deadlineTimer = undefined;
     this.socket.destroy();
     const all = [...this.inFlight.values(), ...this.waiting];
     this.inFlight.clear();

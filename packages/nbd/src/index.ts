@@ -1,6 +1,7 @@
 // NBD client
 export {
   connectNbd,
+  MAX_NBD_CONNECTIONS,
   NbdClient,
   type NbdClientOptions,
   type NbdExportInfo,

@@ -42,15 +42,17 @@ export class NbdReader implements ChangedBlockReader {
     this.diskSize = client.size;
     this.granularity = options.granularity ?? client.info.preferredBlockSize;
     this.changedExtents = options.changedExtents;
-    this.warnings =
-      options.changedExtents === undefined && !client.info.canBlockStatus
+    this.warnings = [
+      ...client.warnings,
+      ...(options.changedExtents === undefined && !client.info.canBlockStatus
         ? [
             {
               code: 'no-allocation-map',
               message: `NBD export "${client.exportName}" offers no base:allocation map: the whole disk is read`,
             },
           ]
-        : [];
+        : []),
+    ];
   }
 
   /** Connects (unless given a client) and returns the reader. */

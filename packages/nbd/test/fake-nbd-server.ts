@@ -52,6 +52,11 @@ export interface FakeServerOptions {
   extentBytes?: number;
   /** Called with an option's reply before it is written, to replace it. */
   onOption?(option: number, reply: ReplyWriter): boolean;
+  /**
+   * Connections served at once; later ones are accepted by the kernel but
+   * never greeted, as a server out of worker slots leaves them (default: all).
+   */
+  maxConnections?: number;
 }
 
 export interface FakeNbdServer {
@@ -72,6 +77,7 @@ export async function startFakeNbdServer(options: FakeServerOptions): Promise<Fa
     state.connections++;
     socket.on('close', () => sockets.delete(socket));
     socket.on('error', () => {});
+    if (options.maxConnections !== undefined && sockets.size > options.maxConnections) return;
     serve(socket, options, requests);
   });
   await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));

@@ -1,4 +1,10 @@
 // The connector contract suite. The mock-platform kit is `@syncproxy/testkit/mock`.
+
+export {
+  type FuzzConfigReport,
+  type FuzzConfigSchemaOptions,
+  fuzzConfigSchema,
+} from './contract/config-fuzz.js';
 export {
   type AnyConnector,
   type ConnectorContract,

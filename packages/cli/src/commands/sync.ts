@@ -1,5 +1,5 @@
-import { mkdir } from 'node:fs/promises';
 import { resolve } from 'node:path';
+import { prepareTargetDirectory } from '@syncproxy/core';
 import {
   type CommandContext,
   connectorFor,
@@ -45,7 +45,7 @@ export async function syncCommand(context: CommandContext, options: SyncCommandO
   const connector = connectorFor(context, options.platform);
   const { input } = await loadConfigFile(connector, options.config, context.cwd);
   const target = resolve(context.cwd, options.target);
-  await mkdir(target, { recursive: true });
+  await prepareTargetDirectory(target);
   const signal = context.io.signal;
   const session = await connector.connect(input, {
     logger: connectorLogger(context, options),

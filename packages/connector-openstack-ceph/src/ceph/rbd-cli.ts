@@ -11,6 +11,7 @@ import {
   SyncproxyError,
   silentLogger,
 } from '@syncproxy/core';
+import { parseMonitors } from './monitors.js';
 
 /** How to reach one Ceph cluster as a client: the Ceph part of the platform form. */
 export interface CephClientAccess {
@@ -58,27 +59,8 @@ export interface RbdProcess {
 }
 
 const NAME = /^[A-Za-z0-9_.-]{1,128}$/;
-const MONITOR = /^(v[12]:)?(\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9.-]+)(:\d{1,5})?(\/\d+)?$/;
 const KEY = /^[A-Za-z0-9+/]{16,}={0,2}$/;
 const STDERR_TAIL_BYTES = 8192;
-
-/** Checks the monitor list of the form; returns the entries, trimmed. */
-export function parseMonitors(monitors: string): string[] {
-  const list = monitors
-    .split(/[,\s]+/)
-    .map((m) => m.trim())
-    .filter((m) => m !== '');
-  if (list.length === 0 || list.some((m) => !MONITOR.test(m))) {
-    throw new SyncproxyError(
-      `invalid Ceph monitor addresses ${JSON.stringify(monitors)} (expected host[:port],...)`,
-      {
-        code: 'config',
-        retryable: false,
-      },
-    );
-  }
-  return list;
-}
 
 /** The base64 key of a keyring given as a keyring file or as the key alone. */
 export function keyOfKeyring(keyring: string): string {

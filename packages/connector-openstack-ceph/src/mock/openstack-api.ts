@@ -65,6 +65,11 @@ export interface MockOpenstackState {
   };
   /** The mock's base URL, for catalog URLs and paging links. */
   baseUrl: string;
+  /**
+   * Base URL of the `next` links when set: what a Nova with a wrong
+   * `compute_link_prefix` (or a hostile one) writes. Default: `baseUrl`.
+   */
+  linkBaseUrl?: string;
 }
 
 const GiB = 1024 ** 3;
@@ -126,7 +131,7 @@ function page<T extends { id: string }>(
   const slice = items.slice(start, start + limit);
   const links: Array<{ rel: string; href: string }> = [];
   if (start + limit < items.length && slice.length > 0) {
-    const next = new URL(req.path, state.baseUrl);
+    const next = new URL(req.path, state.linkBaseUrl ?? state.baseUrl);
     // The next link keeps the request's filters, as Cinder's and Nova's do.
     for (const [key, value] of req.query) if (key !== 'marker') next.searchParams.set(key, value);
     next.searchParams.set('limit', String(limit));

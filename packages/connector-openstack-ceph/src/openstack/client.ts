@@ -191,8 +191,11 @@ export class OpenstackClient {
     headers?: Record<string, string>,
   ): Promise<T> {
     await this.authenticate();
-    const url = (): string =>
-      /^https?:\/\//.test(pathOrUrl) ? pathOrUrl : `${this.endpoint(service)}${pathOrUrl}`;
+    const url = (): string => {
+      if (!/^[a-z][a-z0-9+.-]*:/i.test(pathOrUrl)) return `${this.endpoint(service)}${pathOrUrl}`;
+      this.checkLinkOrigin(operation, service, pathOrUrl);
+      return pathOrUrl;
+    };
     let res = await this.send(operation, method, url(), {
       body,
       authenticated: true,
@@ -214,6 +217,26 @@ export class OpenstackClient {
       return undefined as T;
     }
     return (await this.readJson(operation, method, url(), res)) as T;
+  }
+
+  /**
+   * A `next` link is the service's word, written from its own config
+   * (`compute_link_prefix`, `public_endpoint`): one that points elsewhere
+   * would receive the token. Only the catalog endpoint's origin gets it.
+   */
+  private checkLinkOrigin(operation: string, service: Service, link: string): void {
+    const expected = new URL(this.endpoint(service)).origin;
+    let origin: string;
+    try {
+      origin = new URL(link).origin;
+    } catch {
+      origin = 'an unparsable URL';
+    }
+    if (origin === expected) return;
+    throw new SyncproxyError(
+      `${operation}: the next link points to ${origin}, not to the catalog's ${expected}; refusing to send the token there (check compute_link_prefix / public_endpoint on the service)`,
+      { code: 'protocol', retryable: false, platform: PLATFORM },
+    );
   }
 
   private async send(

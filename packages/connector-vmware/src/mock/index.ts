@@ -10,6 +10,7 @@ export {
 export type {
   MockCbt,
   MockDisk,
+  MockPropertyFault,
   MockSnapshot,
   MockSnapshotDisk,
   MockTask,

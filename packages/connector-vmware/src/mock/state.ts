@@ -86,6 +86,24 @@ export interface MockVcenterStats {
  * testkit VirtualDisks, snapshots, tasks and sessions. `state` of the mock
  * server: a back door for arranging and asserting.
  */
+/**
+ * A property that RetrievePropertiesEx answers in `missingSet` with a
+ * SecurityError fault instead of a value, as vCenter does for a property the
+ * session may not read (NoPermission, with the privilege it lacks) or after
+ * its session lapsed mid-retrieval (NotAuthenticated).
+ */
+export interface MockPropertyFault {
+  /** Object type (`VirtualMachine`); any when omitted. */
+  type?: string;
+  /** The property path (`config.hardware.device`). */
+  path: string;
+  faultType: 'NoPermission' | 'NotAuthenticated';
+  /** NoPermission: the privilege missing. Default `System.Read`. */
+  privilegeId?: string;
+  /** Answers with the fault this many times, then serves the property again. Default: always. */
+  times?: number;
+}
+
 export class MockVcenterState {
   readonly vms = new Map<string, MockVm>();
   readonly hosts = new Map<string, string>();
@@ -95,6 +113,8 @@ export class MockVcenterState {
   readonly views = new Map<string, string[]>();
   readonly pages = new Map<string, string>();
   readonly stats: MockVcenterStats = { calls: {}, logins: 0, notAuthenticated: 0, changedAreaReplies: 0 };
+  /** Properties answered in `missingSet` with a SecurityError fault; see {@link MockPropertyFault}. */
+  readonly propertyFaults: MockPropertyFault[] = [];
   /** pids of the nbdkit processes serving snapshot disks right now. */
   readonly nbdkitPids = new Set<number>();
   /** Areas one QueryChangedDiskAreas reply holds at most (vSphere: about 2000). */

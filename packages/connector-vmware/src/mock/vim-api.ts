@@ -222,11 +222,17 @@ function retrieve(state: MockVcenterState, node: XmlNode, pages: Map<string, Xml
         const wanted = propSets.find((p) => p.type === target.type);
         if (wanted === undefined) continue;
         const propSet: XmlValue[] = [];
+        const missingSet: XmlValue[] = [];
         for (const path of wanted.paths) {
+          const missing = propertyFault(state, target, path);
+          if (missing !== undefined) {
+            missingSet.push(missing);
+            continue;
+          }
           const val = propertyOf(state, target, path);
           if (val !== undefined) propSet.push({ name: path, val });
         }
-        objects.push({ obj: target, propSet });
+        objects.push({ obj: target, propSet, ...(missingSet.length > 0 ? { missingSet } : {}) });
       }
     }
   }
@@ -234,6 +240,39 @@ function retrieve(state: MockVcenterState, node: XmlNode, pages: Map<string, Xml
   const token = state.next('token');
   pages.set(token, objects);
   return page(state, pages, token, maxObjects);
+}
+
+/**
+ * A `MissingProperty` for a property the arranged faults refuse: `path`, and a
+ * LocalizedMethodFault whose inner fault carries the SecurityError's type and
+ * fields (vim.fault.NoPermission: `object`, `privilegeId`).
+ */
+function propertyFault(state: MockVcenterState, obj: MoRef, path: string): XmlValue {
+  const rule = state.propertyFaults.find(
+    (r) => r.path === path && (r.type === undefined || r.type === obj.type) && (r.times ?? 1) > 0,
+  );
+  if (rule === undefined) return undefined;
+  if (rule.times !== undefined) rule.times--;
+  if (rule.faultType === 'NotAuthenticated') {
+    state.stats.notAuthenticated++;
+    return {
+      path: str(path),
+      fault: {
+        fault: { $type: 'NotAuthenticated', object: obj, privilegeId: str('System.View') },
+        localizedMessage: str('The session is not authenticated.'),
+      },
+    };
+  }
+  const privilegeId = rule.privilegeId ?? 'System.Read';
+  return {
+    path: str(path),
+    fault: {
+      fault: { $type: 'NoPermission', object: obj, privilegeId: str(privilegeId) },
+      localizedMessage: str(
+        `Permission to perform this operation was denied. Required privilege '${privilegeId}' on managed object with id '${obj.value}'.`,
+      ),
+    },
+  };
 }
 
 function page(

@@ -2,6 +2,12 @@ import type { z } from 'zod';
 import { SyncproxyError } from '../errors/syncproxy-error.js';
 import { toSyncproxyError } from '../errors/to-syncproxy-error.js';
 import { type JsonSchema, toJSONSchema } from './secret.js';
+import {
+  base64Forms,
+  escapedFormsPattern,
+  literalForms,
+  MAX_PATTERN_SECRET_CHARS,
+} from './secret-pattern.js';
 
 /** What a secret is replaced with. */
 export const REDACTED = '[REDACTED]';
@@ -18,36 +24,42 @@ const MIN_SECRET_LENGTH = 3;
  * connector session from its config ({@link collectSecrets}).
  */
 export class Redactor {
-  private readonly needles: string[];
+  readonly #secrets: readonly string[];
+  readonly #pattern: RegExp | undefined;
+  /** Whole-string forms of the secrets too long for the pattern, longest first. */
+  readonly #literals: readonly string[];
 
   constructor(secrets: Iterable<string> = []) {
     const all = new Set<string>();
-    for (const s of secrets) {
-      if (typeof s !== 'string' || s.length < MIN_SECRET_LENGTH) continue;
-      all.add(s);
-      // The forms a secret commonly takes inside URLs, headers and JSON.
-      all.add(encodeURIComponent(s));
-      all.add(JSON.stringify(s).slice(1, -1));
-      all.add(Buffer.from(s).toString('base64').replace(/=+$/, ''));
-    }
-    this.needles = [...all].filter((n) => n.length >= MIN_SECRET_LENGTH).sort((a, b) => b.length - a.length);
+    for (const s of secrets) if (typeof s === 'string' && s.length >= MIN_SECRET_LENGTH) all.add(s);
+    this.#secrets = [...all].sort((a, b) => b.length - a.length);
+    // One pattern for every secret in every escaped form (secret-pattern.ts), longest first.
+    const short = this.#secrets.filter((s) => s.length <= MAX_PATTERN_SECRET_CHARS);
+    const sources = short.flatMap((s) => [
+      escapedFormsPattern(s),
+      ...base64Forms(s).map((b) => b.replace(/[+/]/g, '\\$&')),
+    ]);
+    this.#pattern = sources.length === 0 ? undefined : new RegExp(sources.join('|'), 'g');
+    this.#literals = this.#secrets
+      .filter((s) => s.length > MAX_PATTERN_SECRET_CHARS)
+      .flatMap(literalForms)
+      .sort((a, b) => b.length - a.length);
   }
 
   /** A redactor that also knows `more` secrets. */
   with(more: Iterable<string>): Redactor {
-    return new Redactor([...this.needles, ...more]);
+    return new Redactor([...this.#secrets, ...more]);
   }
 
+  /** How many secrets it knows. */
   get size(): number {
-    return this.needles.length;
+    return this.#secrets.length;
   }
 
   text(input: string): string {
     let out = input;
-    for (const needle of this.needles) {
-      if (out.includes(needle)) out = out.split(needle).join(REDACTED);
-    }
-    return out;
+    for (const literal of this.#literals) if (out.includes(literal)) out = out.split(literal).join(REDACTED);
+    return this.#pattern === undefined ? out : out.replace(this.#pattern, REDACTED);
   }
 
   /** A deep copy of `input` with secret values and secret-named fields replaced. */

@@ -42,10 +42,12 @@ export function toSyncproxyError(
   if (err?.name === 'AbortError') {
     return new SyncproxyError(`${what} aborted`, { ...base, code: 'aborted', retryable: false });
   }
-  if (err?.name === 'TimeoutError') {
+  const code = findCode(error);
+  // The system code goes first: the AWS SDK's HTTP handler renames ECONNRESET and EPIPE errors
+  // `TimeoutError` (to make its retry strategy retry them), but a reset is not a timeout.
+  if (err?.name === 'TimeoutError' && (code === undefined || !NETWORK_CODES.has(code))) {
     return new SyncproxyError(`${what} timed out`, { ...base, code: 'timeout' });
   }
-  const code = findCode(error);
   if (code !== undefined) {
     if (TLS_CODES.test(code)) {
       return new SyncproxyError(`${what} failed: TLS verification failed (${code})`, {

@@ -1,5 +1,5 @@
 import { constants } from 'node:fs';
-import { type FileHandle, open } from 'node:fs/promises';
+import { type FileHandle, open, realpath, stat } from 'node:fs/promises';
 import pLimit from 'p-limit';
 import { blockDeviceSize } from '../attach/block-device.js';
 import type { BlockSink } from '../contracts/sink.js';
@@ -22,6 +22,8 @@ export interface FileSinkOptions {
    * while the engine's reads stay as concurrent as it likes.
    */
   maxConcurrentWrites?: number;
+  /** File mode of an image the sink creates (default 0o600: a disk image holds everything the VM holds). */
+  mode?: number;
 }
 
 /**
@@ -84,7 +86,7 @@ export class FileSink implements BlockSink {
   async open(diskSize: number): Promise<void> {
     if (this.handle !== undefined) return;
     this.closed = false;
-    const handle = await this.io('open', () => open(this.path, constants.O_RDWR | constants.O_CREAT, 0o644));
+    const handle = await this.openTarget();
     try {
       const stat = await handle.stat();
       if (stat.isBlockDevice()) {
@@ -108,6 +110,34 @@ export class FileSink implements BlockSink {
         : toSyncproxyError(error, { operation: `open ${this.path}` });
     }
     this.handle = handle;
+  }
+
+  /**
+   * Opens the image without following a symlink at its path: one planted
+   * there (by another user of a shared directory) would make the sync
+   * overwrite the link's target. The one link followed is one that resolves
+   * to a block device, the way `/dev/disk/by-id/...` names devices.
+   */
+  private async openTarget(): Promise<FileHandle> {
+    const flags = constants.O_RDWR | constants.O_CREAT | constants.O_NOFOLLOW;
+    const mode = this.options.mode ?? 0o600;
+    try {
+      return await open(this.path, flags, mode);
+    } catch (error) {
+      if ((error as NodeJS.ErrnoException).code !== 'ELOOP') throw this.mapIo('open', error);
+    }
+    const device = await stat(this.path).then(
+      (s) => s.isBlockDevice(),
+      () => false,
+    );
+    if (!device) {
+      throw new SyncproxyError(
+        `refusing to write image ${this.path}: it is a symbolic link (remove it, or give the path of the file itself)`,
+        { code: 'io', retryable: false },
+      );
+    }
+    const resolved = await this.io('open', () => realpath(this.path));
+    return this.io('open', () => open(resolved, constants.O_RDWR | constants.O_NOFOLLOW));
   }
 
   async write(offset: number, data: Uint8Array): Promise<void> {
@@ -231,12 +261,16 @@ export class FileSink implements BlockSink {
     try {
       return await run();
     } catch (error) {
-      const mapped = toSyncproxyError(error, { operation });
-      // Local disk errors do not heal by waiting (unlike a network sink).
-      if (mapped.code === 'internal') {
-        throw new SyncproxyError(mapped.message, { code: 'io', retryable: false, cause: error });
-      }
-      throw mapped;
+      throw this.mapIo(operation, error);
     }
+  }
+
+  private mapIo(operation: string, error: unknown): SyncproxyError {
+    const mapped = toSyncproxyError(error, { operation });
+    // Local disk errors do not heal by waiting (unlike a network sink).
+    if (mapped.code === 'internal') {
+      return new SyncproxyError(mapped.message, { code: 'io', retryable: false, cause: error });
+    }
+    return mapped;
   }
 }
