@@ -295,13 +295,35 @@ export class OracleClient {
     );
   }
 
-  async attachVolume(details: {
-    instanceId: string;
-    volumeId: string;
-    type: 'paravirtualized' | 'iscsi';
-    displayName: string;
-    device?: string;
-  }): Promise<OciVolumeAttachment> {
+  /** Device paths (`/dev/oracleoci/oraclevdb`...) free on an instance, for consistent-device-path attachments. */
+  async listFreeDevices(instanceId: string, signal?: AbortSignal): Promise<string[]> {
+    const spec: CallSpec = { operation: 'ListInstanceDevices', method: 'GET' };
+    const devices = await allPages((page) =>
+      this.#call(
+        spec,
+        () =>
+          this.#compute.listInstanceDevices({
+            instanceId,
+            isAvailable: true,
+            limit: PAGE_LIMIT,
+            ...(page ? { page } : {}),
+          }),
+        signal,
+      ),
+    );
+    return devices.map((d) => d.name);
+  }
+
+  async attachVolume(
+    details: {
+      instanceId: string;
+      volumeId: string;
+      type: 'paravirtualized' | 'iscsi';
+      displayName: string;
+      device?: string;
+    },
+    signal?: AbortSignal,
+  ): Promise<OciVolumeAttachment> {
     const spec: CallSpec = { operation: 'AttachVolume', method: 'POST' };
     const attachDetails = {
       type: details.type,
@@ -311,8 +333,9 @@ export class OracleClient {
       isReadOnly: true,
       ...(details.device ? { device: details.device } : {}),
     } as core.models.AttachVolumeDetails;
-    return (await this.#call(spec, () => this.#compute.attachVolume({ attachVolumeDetails: attachDetails })))
-      .volumeAttachment;
+    return (
+      await this.#call(spec, () => this.#compute.attachVolume({ attachVolumeDetails: attachDetails }), signal)
+    ).volumeAttachment;
   }
 
   async getVolumeAttachment(volumeAttachmentId: string, signal?: AbortSignal): Promise<OciVolumeAttachment> {
