@@ -134,9 +134,18 @@ export function mapOciError(error: unknown, spec: CallSpec, redactor?: Redactor)
       message: `${spec.operation} failed: HTTP ${status}${platformCode ? ` ${platformCode}` : ''}${body ? `: ${body}` : ''}${error.opcRequestId ? ` (opc-request-id ${error.opcRequestId})` : ''}${hint}`,
     });
   }
-  const message = error instanceof Error ? error.message : String(error);
+  // Client-side failures (no answer) come from the SDK as plain `{ message, requestEndpoint }` objects.
+  const message =
+    error instanceof Error
+      ? error.message
+      : typeof error === 'object' &&
+          error !== null &&
+          typeof (error as { message?: unknown }).message === 'string'
+        ? (error as { message: string }).message
+        : String(error);
   // fetch() rejects with a TypeError ("fetch failed") when the connection fails.
-  const isNetwork = error instanceof TypeError || /ECONN|ETIMEDOUT|EAI_AGAIN|socket/i.test(message);
+  const isNetwork =
+    error instanceof TypeError || /fetch failed|ECONN|ETIMEDOUT|EAI_AGAIN|socket/i.test(message);
   return new SyncproxyError(`${spec.operation} failed: ${clean(message)}`, {
     code: isNetwork ? 'network' : 'platform',
     retryable: isNetwork,
@@ -151,9 +160,36 @@ export function mapOciError(error: unknown, spec: CallSpec, redactor?: Redactor)
  * (oci-common `lib/http.js`), so `httpOptions` is a fetch init: Node's fetch
  * honours an undici `dispatcher` there, which carries the proxy's HTTP timeout,
  * TLS settings (verification on, or a pinned thumbprint) and host overrides.
+ *
+ * The dispatcher cannot be handed over as is: the SDK's signer sets
+ * `Content-Length` itself and Node's fetch adds its own, so a POST arrives with
+ * `content-length: "7, 7"`, which undici 7's Agent refuses ("invalid
+ * content-length header"; Node's bundled undici let it pass). An interceptor
+ * folds the repeated value back into one.
  */
 export function sdkHttpOptions(dispatcher: Dispatcher | undefined): Record<string, unknown> | undefined {
-  return dispatcher === undefined ? undefined : { dispatcher };
+  if (dispatcher === undefined) return undefined;
+  const folded = dispatcher.compose(
+    (dispatch) => (options, handler) =>
+      dispatch({ ...options, headers: foldContentLength(options.headers) }, handler),
+  );
+  return { dispatcher: folded };
+}
+
+type DispatchHeaders = Parameters<Dispatcher['dispatch']>[0]['headers'];
+
+function foldContentLength(headers: DispatchHeaders): DispatchHeaders {
+  if (headers === null || headers === undefined || Array.isArray(headers) || typeof headers !== 'object') {
+    return headers;
+  }
+  if (Symbol.iterator in headers) return headers;
+  const plain = headers as Record<string, string | string[] | undefined>;
+  const name = Object.keys(plain).find((k) => k.toLowerCase() === 'content-length');
+  const value = name === undefined ? undefined : plain[name];
+  if (name === undefined || typeof value !== 'string') return headers;
+  const parts = value.split(',').map((p) => p.trim());
+  if (parts.length < 2 || parts.some((p) => p !== parts[0])) return headers;
+  return { ...plain, [name]: parts[0]! };
 }
 
 /** Lists every page of an OCI list call (`page` in, `opc-next-page` out). */

@@ -144,14 +144,14 @@ export async function openVolumeReader(options: VolumeReaderOptions): Promise<Ch
       });
     }
     const devicePath = await attachAndLocate(options, footprint, delta ? 'iscsi' : 'paravirtualized');
-    const extents: Extent[] | 'allocated' = delta
-      ? await options.tools.scanner.scan({
-          devicePath,
-          diskSize: current.sizeBytes,
-          changeBlockSizeBytes: changeBlockSizeInBytes,
-          ...(options.signal ? { signal: options.signal } : {}),
-        })
-      : 'allocated';
+    const extents = await mappedExtents(
+      options,
+      devicePath,
+      current.sizeBytes,
+      changeBlockSizeInBytes,
+      delta,
+      warnings,
+    );
     const device = await openDeviceReader({
       path: devicePath,
       diskSize: current.sizeBytes,
@@ -186,6 +186,40 @@ export async function openVolumeReader(options: VolumeReaderOptions): Promise<Ch
     }
     await slot.release();
     throw error;
+  }
+}
+
+/**
+ * The ranges to read. A delta volume's mapped ranges are exactly the changed
+ * blocks. A restored volume is thin-provisioned too, so the same scan names
+ * what it holds; where the scan is not available (no sg3_utils, a device that
+ * does not answer GET LBA STATUS) the whole volume is read, with a warning.
+ */
+async function mappedExtents(
+  options: VolumeReaderOptions,
+  devicePath: string,
+  diskSize: number,
+  changeBlockSizeBytes: number,
+  delta: boolean,
+  warnings: SyncWarning[],
+): Promise<Extent[] | 'whole'> {
+  const scan = () =>
+    options.tools.scanner.scan({
+      devicePath,
+      diskSize,
+      changeBlockSizeBytes,
+      ...(options.signal ? { signal: options.signal } : {}),
+    });
+  if (delta) return scan();
+  try {
+    return await scan();
+  } catch (error) {
+    if (options.signal?.aborted) throw error;
+    warnings.push({
+      code: 'oracle-scan-unavailable',
+      message: `the mapped ranges of the restored volume could not be scanned (${(error as Error).message}): the whole volume is read`,
+    });
+    return 'whole';
   }
 }
 
