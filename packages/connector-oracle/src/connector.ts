@@ -3,14 +3,12 @@ import {
   type Clock,
   createDispatcher,
   defineConnector,
-  type MountSlotProvider,
   type NetworkRequirement,
   type RetryOptions,
   type SourceConnector,
   SyncproxyError,
   systemClock,
 } from '@syncproxy/core';
-import { createLocalMountSlots } from './attach-kit.js';
 import { OracleClient } from './client.js';
 import { endpointFor, type OracleConfig, oracleConfigSchema } from './config.js';
 import { IscsiadmInitiator } from './iscsi-initiator.js';
@@ -34,11 +32,6 @@ export interface OracleConnectorOptions {
    * `sg_get_lba_status`; the mock brings its own.
    */
   tools?: ProxyHostTools;
-  /**
-   * Mount slots when the product passes none in `ctx.mountSlots`: one
-   * in-process limit per connector value, default 50 (the products' max mounted disks).
-   */
-  maxMountedDisks?: number;
   /** The engine's chunk size, for the delta block size when no previous manifest says it. Default 4 MiB. */
   chunkSizeBytes?: number;
 }
@@ -77,9 +70,6 @@ async function privateKeyOf(config: OracleConfig): Promise<string> {
 /** An Oracle Cloud connector with its own settings (fast waits in tests, the mock's proxy-side tools). */
 export function createOracleConnector(options: OracleConnectorOptions = {}): SourceConnector<OracleConfig> {
   const clock = options.clock ?? systemClock;
-  const localSlots: MountSlotProvider = createLocalMountSlots({
-    maxMountedDisks: options.maxMountedDisks ?? 50,
-  });
   return defineConnector<OracleConfig>({
     id: 'oracle',
     displayName: 'Oracle Cloud Infrastructure (volume backups, backup-delta volumes)',
@@ -138,7 +128,8 @@ export function createOracleConnector(options: OracleConnectorOptions = {}): Sou
           iscsi: new IscsiadmInitiator(),
           scanner: new SgLbaStatusScanner(context.devices ? { devices: context.devices } : {}),
         },
-        mountSlots: context.mountSlots ?? localSlots,
+        // Without the product's slots, core's process-wide default (50) applies.
+        ...(context.mountSlots ? { mountSlots: context.mountSlots } : {}),
         ...(context.devices ? { devices: context.devices } : {}),
         ...(options.wait ? { wait: options.wait } : {}),
         ...(options.chunkSizeBytes ? { chunkSizeBytes: options.chunkSizeBytes } : {}),

@@ -8,11 +8,13 @@ import {
   type Disk,
   type DiskSnapshotRef,
   type Host,
+  isOldEnough,
   type Logger,
   type MountSlotProvider,
   type OpenReaderOptions,
   type PlatformStatus,
   type PrecheckResult,
+  planSweep,
   type SnapshotRef,
   type SweepOptions,
   type SweepReport,
@@ -59,7 +61,8 @@ export interface OracleSessionOptions {
   logger: Logger;
   clock: Clock;
   tools: ProxyHostTools;
-  mountSlots: MountSlotProvider;
+  /** The product's mount slots; none: the process-wide default of 50. */
+  mountSlots?: MountSlotProvider;
   devices?: DeviceDirectories;
   wait?: LifecycleWaitOptions;
   /** The engine's chunk size, when the caller has no manifest to say it. Default 4 MiB. */
@@ -315,7 +318,7 @@ export class OracleSession implements ConnectorSession {
       clock: o.clock,
       logger: o.logger,
       tools: o.tools,
-      mountSlots: o.mountSlots,
+      ...(o.mountSlots ? { mountSlots: o.mountSlots } : {}),
       disk,
       snapshot: options.snapshot,
       ...(options.base ? { base: options.base } : {}),
@@ -340,11 +343,10 @@ export class OracleSession implements ConnectorSession {
    */
   async sweep(options: SweepOptions = {}): Promise<SweepReport> {
     const { client, config, clock } = this.#options;
-    const olderThan = options.olderThan === undefined ? undefined : new Date(options.olderThan).getTime();
-    const keep = new Set(options.keep ?? []);
+    const plan = planSweep(options);
     const never = new AbortController().signal;
     const old = (created: Date | string | undefined) =>
-      olderThan === undefined || created === undefined || new Date(created).getTime() < olderThan;
+      isOldEnough(plan, created === undefined ? undefined : new Date(created).toISOString());
     const resources: SweptResource[] = [];
     const compartments = await this.#allCompartments();
     const note = (kind: string, id: string, created: Date | string | undefined, deleted: boolean) =>
@@ -362,7 +364,7 @@ export class OracleSession implements ConnectorSession {
       for (const a of attachments) {
         if (!a.displayName?.startsWith(ATTACHMENT_PREFIX) || a.lifecycleState === 'DETACHED') continue;
         if (!old(a.timeCreated)) continue;
-        if (!options.dryRun) {
+        if (!plan.dryRun) {
           if (a.lifecycleState !== 'DETACHING') await client.detachVolume(a.id, never);
           await waitForState({
             what: `attachment ${a.id}`,
@@ -372,7 +374,7 @@ export class OracleSession implements ConnectorSession {
             ...(this.#options.wait ? { wait: this.#options.wait } : {}),
           });
         }
-        note('attachment', a.id, a.timeCreated, !options.dryRun);
+        note('attachment', a.id, a.timeCreated, !plan.dryRun);
       }
     }
     for (const compartmentId of compartments) {
@@ -386,11 +388,11 @@ export class OracleSession implements ConnectorSession {
       for (const { v, boot } of volumes) {
         if (!isTagged(v) || v.lifecycleState === 'TERMINATED' || v.lifecycleState === 'TERMINATING') continue;
         if (!old(v.timeCreated)) continue;
-        if (!options.dryRun) {
+        if (!plan.dryRun) {
           if (boot) await client.deleteBootVolume(v.id, never);
           else await client.deleteVolume(v.id, never);
         }
-        note(boot ? 'boot-volume' : 'volume', v.id, v.timeCreated, !options.dryRun);
+        note(boot ? 'boot-volume' : 'volume', v.id, v.timeCreated, !plan.dryRun);
       }
       const backups = [
         ...(await client.listVolumeBackups(compartmentId)).map((b) => ({ b, boot: false })),
@@ -399,8 +401,8 @@ export class OracleSession implements ConnectorSession {
       for (const { b, boot } of backups) {
         if (!isTagged(b) || b.lifecycleState === 'TERMINATED' || b.lifecycleState === 'TERMINATING') continue;
         if (!old(b.timeCreated)) continue;
-        const kept = keep.has(b.id) || keep.has(b.freeformTags?.[SNAPSHOT_TAG] ?? '');
-        const deleted = !options.dryRun && !kept;
+        const kept = plan.isKept(b.id) || plan.isKept(b.freeformTags?.[SNAPSHOT_TAG] ?? '');
+        const deleted = !plan.dryRun && !kept;
         if (deleted) {
           if (boot) await client.deleteBootVolumeBackup(b.id, never);
           else await client.deleteVolumeBackup(b.id, never);

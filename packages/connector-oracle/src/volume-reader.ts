@@ -1,5 +1,6 @@
 import { basename } from 'node:path';
 import {
+  acquireMountSlot,
   type ChangedBlockReader,
   type Clock,
   createHashDiffReader,
@@ -9,13 +10,13 @@ import {
   diskSnapshotOf,
   type Extent,
   type Logger,
-  type MountSlot,
+  locateDevice,
   type MountSlotProvider,
+  openDeviceReader,
   type SnapshotRef,
   SyncproxyError,
   type SyncWarning,
 } from '@syncproxy/core';
-import { acquireMountSlot, locateDevice, openDeviceReader } from './attach-kit.js';
 import type { OciVolumeAttachment, OracleClient } from './client.js';
 import type { OracleConfig } from './config.js';
 import type { IscsiTarget } from './iscsi-initiator.js';
@@ -50,7 +51,8 @@ export interface VolumeReaderOptions {
   clock: Clock;
   logger: Logger;
   tools: ProxyHostTools;
-  mountSlots: MountSlotProvider;
+  /** The product's mount slots; none: the process-wide default of 50. */
+  mountSlots?: MountSlotProvider;
   devices?: DeviceDirectories;
   wait?: LifecycleWaitOptions;
   disk: Disk;
@@ -202,7 +204,7 @@ async function mappedExtents(
   changeBlockSizeBytes: number,
   delta: boolean,
   warnings: SyncWarning[],
-): Promise<Extent[] | 'whole'> {
+): Promise<Extent[] | 'allocated'> {
   const scan = () =>
     options.tools.scanner.scan({
       devicePath,
@@ -219,7 +221,7 @@ async function mappedExtents(
       code: 'oracle-scan-unavailable',
       message: `the mapped ranges of the restored volume could not be scanned (${(error as Error).message}): the whole volume is read`,
     });
-    return 'whole';
+    return 'allocated';
   }
 }
 

@@ -204,7 +204,7 @@ export function ociRoutes(options: OciApiOptions): RouteTable<MockOciState> {
   };
   const attachment = (state: MockOciState, id: string) => {
     const a = state.attachments.get(id);
-    if (!a || a.kind !== 'block') throw notFound(`volume attachment ${id}`);
+    if (a?.kind !== 'block') throw notFound(`volume attachment ${id}`);
     return a;
   };
   const transitional = (state: string, next: string) => [
