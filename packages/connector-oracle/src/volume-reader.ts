@@ -374,7 +374,12 @@ async function removeFootprint(options: VolumeReaderOptions, footprint: Footprin
   if (footprint.attachmentId) {
     const id = footprint.attachmentId;
     await step(async () => {
-      await client.detachVolume(id, never);
+      try {
+        await client.detachVolume(id, never);
+      } catch (error) {
+        // 409 when someone (a sweep) detached it already: what matters is that it ends DETACHED.
+        if (!SyncproxyError.hasCode(error, 'conflict')) throw error;
+      }
       await waitForState({
         what: `attachment ${id}`,
         get: () => client.getVolumeAttachment(id, never),
