@@ -1,3 +1,4 @@
+import { createPrivateKey } from 'node:crypto';
 import { readFile } from 'node:fs/promises';
 import {
   type Clock,
@@ -88,6 +89,22 @@ export function createOracleConnector(options: OracleConnectorOptions = {}): Sou
       const privateKeyPem = await privateKeyOf(config);
       // A key read from a file is a secret the config form never saw: the redactor learns it here.
       const redactor = context.redactor.with([privateKeyPem, ...privateKeyPem.split('\n')]);
+      try {
+        // Checked here with Node's own parser: the SDK's (sshpk) also emits the failure on a stream nobody listens to.
+        createPrivateKey({
+          key: privateKeyPem,
+          ...(config.passphrase ? { passphrase: config.passphrase } : {}),
+        });
+      } catch (error) {
+        throw new SyncproxyError(
+          `${config.privateKeyPath ? 'privateKeyPath' : 'privateKey'}: the private key cannot be read (a PEM key, with its passphrase if it is encrypted): ${redactor.text((error as Error).message)}`,
+          {
+            code: 'config',
+            retryable: false,
+            details: { field: config.privateKeyPath ? 'privateKeyPath' : 'privateKey' },
+          },
+        );
+      }
       const dispatcher =
         context.dispatcher ??
         createDispatcher({
