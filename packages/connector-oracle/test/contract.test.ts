@@ -1,13 +1,16 @@
-import { createOracleMockPlatform } from '@syncproxy/connector-oracle/mock';
+import { createOracleMockPlatform, type OracleMockPlatform } from '@syncproxy/connector-oracle/mock';
 import { runConnectorContract } from '@syncproxy/testkit';
+import { afterAll, expect } from 'vitest';
 import { connectorForMocks } from './helpers.js';
 
 const { connector, bind } = connectorForMocks();
+let used: OracleMockPlatform | undefined;
 
 runConnectorContract(connector, {
   platform: async () => {
     const platform = await createOracleMockPlatform();
     bind(platform.oci);
+    used = platform;
     return platform;
   },
   invalidConfigs: [
@@ -16,6 +19,17 @@ runConnectorContract(connector, {
     { input: { ...validShape(), proxyInstanceId: 'i-123' }, path: 'proxyInstanceId' },
     { input: { ...validShape(), privateKey: undefined }, path: 'privateKey' },
   ],
+});
+
+// The suite's incremental went through backup-delta volumes over iSCSI, and left nothing behind.
+afterAll(() => {
+  const state = used!.oci.state;
+  const deltas = [...state.volumes.values()].filter((v) => v.isDelta);
+  expect(deltas.length).toBeGreaterThan(0);
+  expect(state.stats.iscsiLogins).toBe(state.stats.iscsiLogouts);
+  expect(state.stats.iscsiLogins).toBeGreaterThan(0);
+  expect(state.liveCloneVolumes()).toEqual([]);
+  expect(state.liveAttachments().filter((a) => a.instanceId === used!.oci.proxyInstanceId)).toEqual([]);
 });
 
 function validShape() {
