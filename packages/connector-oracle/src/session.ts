@@ -28,7 +28,7 @@ import type { OracleConfig } from './config.js';
 import type { IscsiInitiator } from './iscsi-initiator.js';
 import { type LifecycleWaitOptions, waitForState } from './lifecycle-wait.js';
 import type { MappedRangeScanner } from './mapped-range-scanner.js';
-import { openVolumeReader } from './volume-reader.js';
+import { AttachQueue, openVolumeReader } from './volume-reader.js';
 
 const MIB = 1024 * 1024;
 
@@ -85,6 +85,7 @@ function isTagged(resource: { freeformTags?: Record<string, string> }): boolean 
 export class OracleSession implements ConnectorSession {
   readonly #options: OracleSessionOptions;
   readonly #warnings: SyncWarning[] = [];
+  readonly #attachQueue = new AttachQueue();
   #compartments: string[] | undefined;
 
   constructor(options: OracleSessionOptions) {
@@ -318,6 +319,7 @@ export class OracleSession implements ConnectorSession {
       clock: o.clock,
       logger: o.logger,
       tools: o.tools,
+      attachQueue: this.#attachQueue,
       ...(o.mountSlots ? { mountSlots: o.mountSlots } : {}),
       disk,
       snapshot: options.snapshot,

@@ -51,6 +51,7 @@ export interface VolumeReaderOptions {
   clock: Clock;
   logger: Logger;
   tools: ProxyHostTools;
+  attachQueue: AttachQueue;
   /** The product's mount slots; none: the process-wide default of 50. */
   mountSlots?: MountSlotProvider;
   devices?: DeviceDirectories;
@@ -71,17 +72,18 @@ interface Footprint {
   iscsi?: IscsiTarget;
 }
 
-/** Attaches of consistent device paths are serialised per client: two at once could pick the same free path. */
-const deviceLocks = new WeakMap<OracleClient, Promise<unknown>>();
+/**
+ * Runs attaches at consistent device paths one at a time: two at once could
+ * pick the same free path. One per session.
+ */
+export class AttachQueue {
+  #tail: Promise<unknown> = Promise.resolve();
 
-function serialised<T>(client: OracleClient, run: () => Promise<T>): Promise<T> {
-  const previous = deviceLocks.get(client) ?? Promise.resolve();
-  const next = previous.then(run, run);
-  deviceLocks.set(
-    client,
-    next.catch(() => {}),
-  );
-  return next;
+  run<T>(task: () => Promise<T>): Promise<T> {
+    const next = this.#tail.then(task, task);
+    this.#tail = next.catch(() => {});
+    return next;
+  }
 }
 
 /**
@@ -124,9 +126,12 @@ export async function openVolumeReader(options: VolumeReaderOptions): Promise<Ch
           });
           delta = true;
         } catch (error) {
-          // OCI answers 400 when the pair cannot be diffed (a resize, a FULL backup in between).
-          if (!SyncproxyError.hasCode(error, 'platform') || (error as { status?: number }).status !== 400)
-            throw error;
+          // OCI answers 400 when the pair cannot be diffed (a resize, a FULL backup in between), and
+          // 404 when the base backup is gone; the full restore below then says whether the new one is there.
+          const refused =
+            (SyncproxyError.hasCode(error, 'platform') && (error as { status?: number }).status === 400) ||
+            SyncproxyError.hasCode(error, 'not-found');
+          if (!refused) throw error;
           warnings.push({
             code: 'oracle-delta-refused',
             message: `OCI refused a delta volume between backups ${previous.backupId} and ${current.backupId} of volume ${disk.id} (${error.message}): read in full and compared by hash instead`,
@@ -283,7 +288,7 @@ async function attachAndLocate(
   const displayName = `${ATTACHMENT_PREFIX}${volumeId.slice(-12)}`;
   let attachment: OciVolumeAttachment;
   if (type === 'paravirtualized') {
-    attachment = await serialised(client, async () => {
+    attachment = await options.attachQueue.run(async () => {
       const [device] = await client.listFreeDevices(config.proxyInstanceId, signal);
       if (device === undefined) {
         throw new SyncproxyError(`the sync proxy ${config.proxyInstanceId} has no free device path left`, {

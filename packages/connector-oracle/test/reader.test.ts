@@ -164,6 +164,20 @@ describe('oracle reader against the OCI mock', () => {
     expect(proxyAttachments()).toBe(0);
   });
 
+  it('a base whose backups are gone (deleted by hand) falls back to a full read with a hash diff, byte-exact', async () => {
+    const image = join(work, 'gone.img');
+    const first = await session.createSnapshot(host);
+    await sync(first, 1, image);
+    await platform.writeDisk(host.disks[1]!.id, 0, fill(6, 4096));
+    const second = await session.createSnapshot(host);
+    await session.deleteSnapshot(first);
+    const { reader } = await sync(second, 1, image, first);
+    expect(reader.warnings?.map((w) => w.code)).toEqual(['hash-diff', 'oracle-delta-refused']);
+    const truth = await platform.readDisk(host.disks[1]!.id, 0, 4 * MIB);
+    expect(Buffer.compare(await readFile(image), Buffer.from(truth))).toBe(0);
+    expect(liveClones()).toBe(0);
+  });
+
   it('a failure after attach (the attachment poll fails) leaves no volume and no attachment', async () => {
     const snapshot = await session.createSnapshot(host);
     platform.oci.fail({
