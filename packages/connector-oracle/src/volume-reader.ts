@@ -259,9 +259,9 @@ async function createVolume(
     : await client.createVolume(details as never, options.signal);
   footprint.volumeId = created.id;
   footprint.boot = boot;
-  await waitForState({
+  const ready = await waitForState({
     what: `${String(sourceDetails.type)} volume ${created.id}`,
-    get: (): Promise<{ lifecycleState?: string }> =>
+    get: (): Promise<{ lifecycleState?: string; isHydrated?: boolean }> =>
       boot ? client.getBootVolume(created.id, options.signal) : client.getVolume(created.id, options.signal),
     target: 'AVAILABLE',
     failed: ['FAULTY', 'TERMINATING', 'TERMINATED'],
@@ -269,6 +269,24 @@ async function createVolume(
     ...(options.wait ? { wait: options.wait } : {}),
     ...(options.signal ? { signal: options.signal } : {}),
   });
+  // A restored volume is readable at once, but its map of written blocks is only whole once OCI has
+  // copied the backup in (isHydrated): the mapped-range scan of a full read waits for that.
+  if (!String(sourceDetails.type).endsWith('Delta') && !ready.isHydrated) {
+    await waitForState({
+      what: `hydration of volume ${created.id}`,
+      get: async () => {
+        const v = boot
+          ? await client.getBootVolume(created.id, options.signal)
+          : await client.getVolume(created.id, options.signal);
+        return { lifecycleState: v.isHydrated ? 'HYDRATED' : (v.lifecycleState ?? 'UNKNOWN') };
+      },
+      target: 'HYDRATED',
+      failed: ['FAULTY', 'TERMINATING', 'TERMINATED'],
+      clock: options.clock,
+      ...(options.wait ? { wait: options.wait } : {}),
+      ...(options.signal ? { signal: options.signal } : {}),
+    });
+  }
 }
 
 /**

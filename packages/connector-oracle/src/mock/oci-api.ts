@@ -77,6 +77,7 @@ function json(request: MockRequest): Record<string, unknown> {
 }
 
 function volumeJson(v: MockVolume, state = v.lifecycle.state) {
+  const isHydrated = state === 'AVAILABLE' && (v.hydrationPolls ?? 0) <= 0;
   return {
     id: v.id,
     compartmentId: v.compartmentId,
@@ -87,7 +88,7 @@ function volumeJson(v: MockVolume, state = v.lifecycle.state) {
     sizeInGBs: Math.ceil(v.sizeBytes / GIB),
     timeCreated: v.timeCreated,
     freeformTags: v.freeformTags,
-    isHydrated: true,
+    isHydrated,
     ...(v.sourceDetails ? { sourceDetails: v.sourceDetails } : {}),
   };
 }
@@ -230,7 +231,10 @@ export function ociRoutes(options: OciApiOptions): RouteTable<MockOciState> {
   const getVolume = (kind: 'boot' | 'block') =>
     wrap((request, state) => {
       const v = liveVolume(state, request.params.id!, kind);
-      return { body: volumeJson(v, v.lifecycle.poll()) };
+      const seen = v.lifecycle.poll();
+      const body = volumeJson(v, seen);
+      if (seen === 'AVAILABLE' && v.hydrationPolls) v.hydrationPolls--;
+      return { body };
     });
 
   const deleteVolume = (kind: 'boot' | 'block') =>
@@ -299,7 +303,7 @@ export function ociRoutes(options: OciApiOptions): RouteTable<MockOciState> {
         file,
         sourceDetails: source,
         ...(mappedRanges ? { mappedRanges } : {}),
-        ...(source.type === deltaType ? { isDelta: true } : {}),
+        ...(source.type === deltaType ? { isDelta: true } : { hydrationPolls: options.polls }),
       };
       state.volumes.set(id, volume);
       state.stats.volumesCreated++;

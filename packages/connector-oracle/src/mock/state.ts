@@ -119,6 +119,8 @@ export interface MockVolume {
   mappedRanges?: Array<{ offset: number; length: number }>;
   /** Made from a backup delta (attachable over iSCSI only). */
   isDelta?: boolean;
+  /** GETs while AVAILABLE before a restored volume reports `isHydrated` (OCI copies the backup in behind it). */
+  hydrationPolls?: number;
   sourceDetails?: Record<string, unknown>;
 }
 
