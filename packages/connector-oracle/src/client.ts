@@ -41,8 +41,12 @@ export interface OracleClientOptions {
   config: OracleConfig;
   /** The API key as PEM, read from `config.privateKey` or `config.privateKeyPath`. */
   privateKeyPem: string;
-  /** The proxy's HTTP settings; handed to the SDK's fetch (see {@link sdkHttpOptions}). */
-  dispatcher?: Dispatcher;
+  /**
+   * The proxy's HTTP settings; handed to the SDK's fetch (see {@link sdkHttpOptions}). Required:
+   * without one the SDK's POSTs meet whatever global dispatcher the process has, and undici 7's
+   * refuses their doubled Content-Length.
+   */
+  dispatcher: Dispatcher;
   logger: Logger;
   redactor: Redactor;
   retry?: RetryOptions;
