@@ -132,6 +132,8 @@ export async function openVolumeReader(options: VolumeReaderOptions): Promise<Ch
             (SyncproxyError.hasCode(error, 'platform') && (error as { status?: number }).status === 400) ||
             SyncproxyError.hasCode(error, 'not-found');
           if (!refused) throw error;
+          // A delta volume created before the refusal (its wait failed) goes before the full restore.
+          await cleanup();
           warnings.push({
             code: 'oracle-delta-refused',
             message: `OCI refused a delta volume between backups ${previous.backupId} and ${current.backupId} of volume ${disk.id} (${error.message}): read in full and compared by hash instead`,
