@@ -33,7 +33,14 @@ export class IscsiadmInitiator implements IscsiInitiator {
 
   async login(target: IscsiTarget, signal?: AbortSignal): Promise<void> {
     const portal = `${target.ipv4}:${target.port}`;
-    await runCommand(this.#command, ['-m', 'node', '-o', 'new', '-T', target.iqn, '-p', portal], signal);
+    // A node record left by an earlier run makes `-o new` fail; the login below is what must succeed.
+    await runCommand(
+      this.#command,
+      ['-m', 'node', '-o', 'new', '-T', target.iqn, '-p', portal],
+      signal,
+    ).catch((error: unknown) => {
+      if (signal?.aborted) throw error;
+    });
     await runCommand(this.#command, ['-m', 'node', '-T', target.iqn, '-p', portal, '-l'], signal);
   }
 
