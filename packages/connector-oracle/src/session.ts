@@ -200,6 +200,7 @@ export class OracleSession implements ConnectorSession {
 
   async prechecks(host: Host): Promise<PrecheckResult[]> {
     const { config } = this.#options;
+
     const results: PrecheckResult[] = [
       {
         id: 'host-running',
@@ -216,14 +217,23 @@ export class OracleSession implements ConnectorSession {
         remedy: 'Only instances with an attached boot volume can be synced.',
       },
     ];
-    const sameAd = host.attributes?.availabilityDomain === config.proxyAvailabilityDomain;
+    const proxy = await this.#options.client
+      .getInstance(config.proxyInstanceId)
+      .catch((error: unknown) => error);
+    const proxyState =
+      proxy instanceof Error ? undefined : (proxy as { lifecycleState?: string }).lifecycleState;
+    const proxyAd =
+      proxy instanceof Error ? undefined : (proxy as { availabilityDomain?: string }).availabilityDomain;
     results.push({
-      id: 'proxy-availability-domain',
-      title: '3. The sync proxy can attach restored volumes',
-      status: 'pass',
-      detail: sameAd
-        ? 'the proxy is in the instance’s availability domain'
-        : `backups are restored in the proxy’s availability domain ${config.proxyAvailabilityDomain}`,
+      id: 'proxy-instance',
+      title: '3. The sync proxy instance is running where the config says',
+      status: proxyState === 'RUNNING' && proxyAd === config.proxyAvailabilityDomain ? 'pass' : 'fail',
+      detail:
+        proxy instanceof Error
+          ? `the proxy instance ${config.proxyInstanceId} cannot be read: ${proxy.message}`
+          : `the proxy instance is ${proxyState} in ${proxyAd}`,
+      remedy:
+        'Check proxyInstanceId and proxyAvailabilityDomain, the IAM policy (use instances), and that the proxy runs: restored volumes are attached to it.',
     });
     return results;
   }
