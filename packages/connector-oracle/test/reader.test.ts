@@ -178,6 +178,21 @@ describe('oracle reader against the OCI mock', () => {
     expect(liveClones()).toBe(0);
   });
 
+  it('prechecks say when the proxy is not in the configured availability domain', async () => {
+    const wrong = await bound.connector.connect(
+      { ...(platform.config() as Record<string, unknown>), proxyAvailabilityDomain: 'Uocm:US-ASHBURN-AD-3' },
+      platform.context(),
+    );
+    const checks = await wrong.prechecks(host);
+    await wrong.close();
+    expect(checks.map((c) => `${c.id}:${c.status}`)).toEqual([
+      'host-running:pass',
+      'disks-found:pass',
+      'proxy-instance:fail',
+    ]);
+    expect(checks[2]!.detail).toBe('the proxy instance is RUNNING in Uocm:US-ASHBURN-AD-1');
+  });
+
   it('a failure after attach (the attachment poll fails) leaves no volume and no attachment', async () => {
     const snapshot = await session.createSnapshot(host);
     platform.oci.fail({
