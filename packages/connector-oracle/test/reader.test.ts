@@ -324,6 +324,13 @@ describe('oracle reader against the OCI mock', () => {
     const dropped = await session.createSnapshot(host);
     // A reader left open: its clone and attachment are what a crashed proxy leaves behind.
     const leftOpen = await session.openReader(host.disks[1]!, { snapshot: dropped });
+    const dry = await session.sweep!({ keep: [kept.id], dryRun: true });
+    expect(dry.resources.every((r) => !r.deleted)).toBe(true);
+    expect(dry.resources).toHaveLength(6);
+    expect(liveClones()).toBe(1);
+    expect(proxyAttachments()).toBe(1);
+    const young = await session.sweep!({ olderThan: new Date(Date.now() - 3_600_000) });
+    expect(young.resources).toEqual([]);
     const report = await session.sweep!({ keep: [kept.id] });
     const kinds = report.resources.map((r) => `${r.kind}:${r.deleted}`).sort();
     expect(kinds).toEqual([
