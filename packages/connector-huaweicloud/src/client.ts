@@ -171,7 +171,9 @@ export class HuaweiClient {
   obsUrl(key?: string): string {
     const override = this.#config.endpoints?.obs;
     const encoded = key === undefined ? '' : key.split('/').map(encodeURIComponent).join('/');
-    if (override !== undefined) return `${override.replace(/\/+$/, '')}/${this.bucket}/${encoded}`;
+    if (override !== undefined) {
+      return `${override.replace(/\/+$/, '')}/${this.bucket}${key === undefined ? '' : `/${encoded}`}`;
+    }
     return `https://${this.bucket}.obs.${this.region}.myhuaweicloud.com/${encoded}`;
   }
 

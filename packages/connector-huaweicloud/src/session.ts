@@ -286,6 +286,8 @@ export class HuaweiCloudSession implements ConnectorSession {
     try {
       return createHashDiffReader({
         reader: full,
+        // Ranged GETs and device reads overlap: more chunks in flight than the default 4.
+        readAhead: 16,
         ...(manifest ? { previousManifest: manifest } : { chunkSizeBytes: this.#options.chunkSizeBytes }),
       });
     } catch (error) {
