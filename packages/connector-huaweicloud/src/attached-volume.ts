@@ -1,3 +1,4 @@
+import { randomUUID } from 'node:crypto';
 import {
   type ChangedBlockReader,
   type DeviceDirectories,
@@ -9,7 +10,12 @@ import type { HuaweiCloudApi } from './cloud-api.js';
 import { acquireMountSlot, locateDevice, openDeviceReader } from './device-kit.js';
 
 /** Metadata every volume this connector creates carries, so leftovers can be found and swept. */
-export const VOLUME_METADATA = { managed: 'syncproxy_managed', backup: 'syncproxy_backup' } as const;
+export const VOLUME_METADATA = {
+  managed: 'syncproxy_managed',
+  backup: 'syncproxy_backup',
+  /** Unique per reader: finds the volume when the create job failed before naming it. */
+  reader: 'syncproxy_reader',
+} as const;
 
 export interface AttachedVolumeOptions {
   api: HuaweiCloudApi;
@@ -44,8 +50,16 @@ export async function openAttachedVolumeReader(options: AttachedVolumeOptions): 
     ...(signal ? { signal } : {}),
   });
   let volumeId: string | undefined;
+  let requested = false;
   let attached = false;
+  const marker = randomUUID();
   const cleanup = async (): Promise<void> => {
+    if (volumeId === undefined && requested) {
+      // The create request went out but its job never named the volume: find it by this reader's marker.
+      const found = await api.listVolumes({ metadata: { [VOLUME_METADATA.reader]: marker } });
+      volumeId = found[0]?.id;
+      requested = false;
+    }
     // Cleanup runs after success and after failures, so it takes no signal: an aborted sync still removes its volume.
     if (volumeId !== undefined && attached) {
       const { jobId } = await api.detachVolume(proxyId, volumeId);
@@ -59,13 +73,18 @@ export async function openAttachedVolumeReader(options: AttachedVolumeOptions): 
     }
   };
   try {
+    requested = true;
     const created = await api.createVolumeFromBackup(
       {
         backupId: options.volumeBackupId,
         availabilityZone: options.availabilityZone,
         sizeGb: options.sizeGb,
         name: `syncproxy-${options.volumeId.slice(0, 8)}-${options.volumeBackupId.slice(0, 8)}`,
-        metadata: { [VOLUME_METADATA.managed]: 'true', [VOLUME_METADATA.backup]: options.volumeBackupId },
+        metadata: {
+          [VOLUME_METADATA.managed]: 'true',
+          [VOLUME_METADATA.backup]: options.volumeBackupId,
+          [VOLUME_METADATA.reader]: marker,
+        },
       },
       signal,
     );
