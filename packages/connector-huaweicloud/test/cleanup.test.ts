@@ -1,5 +1,7 @@
+import type { MountSlotRequest } from '@syncproxy/core';
 import type { FaultRule } from '@syncproxy/testkit/mock';
 import { afterEach, describe, expect, it } from 'vitest';
+import { fastConnector } from './connector.js';
 import { leftovers, type Rig, startRig } from './setup.js';
 
 let rig: Rig | undefined;
@@ -9,14 +11,24 @@ afterEach(async () => {
 });
 
 const NOTHING_LEFT = { objects: 0, volumes: 0, attachments: 0 };
-const bad = { kind: 'status', status: 400, body: { error_code: 'Mock.0400', error_msg: 'injected' } } as const;
+const bad = {
+  kind: 'status',
+  status: 400,
+  body: { error_code: 'Mock.0400', error_msg: 'injected' },
+} as const;
 
 describe('export path: a failure at any step leaves no exported object', () => {
   const steps: Array<[string, (r: Rig) => void]> = [
     ['bucket check', (r) => r.cloud.fault('obs', { ...bad, method: 'HEAD', times: 1 })],
     ['bucket delegation', (r) => r.cloud.fault('api', { ...bad, path: /bucket-delegation$/ })],
-    ['export request', (r) => r.cloud.fault('api', { ...bad, method: 'POST', path: /snapshot-data\/export$/ })],
-    ['export polling', (r) => r.cloud.fault('api', { ...bad, method: 'GET', path: /snapshot-data\/exports\// })],
+    [
+      'export request',
+      (r) => r.cloud.fault('api', { ...bad, method: 'POST', path: /snapshot-data\/export$/ }),
+    ],
+    [
+      'export polling',
+      (r) => r.cloud.fault('api', { ...bad, method: 'GET', path: /snapshot-data\/exports\// }),
+    ],
     [
       'the export itself (fails after writing objects)',
       (r) => {
@@ -75,7 +87,10 @@ describe('attach path: a failure at any step leaves no volume and no attachment'
     // The first job poll is the create job's: it fails before the job names the volume.
     ['the create job', (r) => r.cloud.fault('api', { ...bad, method: 'GET', path: /\/jobs\//, times: 1 })],
     ['the attach request', (r) => r.cloud.fault('api', { ...bad, method: 'POST', path: /\/attachvolume$/ })],
-    ['the attach job', (r) => r.cloud.fault('api', { ...bad, method: 'GET', path: /\/jobs\//, skip: 2, times: 1 })],
+    [
+      'the attach job',
+      (r) => r.cloud.fault('api', { ...bad, method: 'GET', path: /\/jobs\//, skip: 2, times: 1 }),
+    ],
     [
       'locating the device (it never appears)',
       (r) => {
@@ -115,6 +130,41 @@ describe('attach path: a failure at any step leaves no volume and no attachment'
       await reader.close();
     }
     expect(leftovers(rig.cloud)).toEqual(NOTHING_LEFT);
+  });
+
+  it('each open reader holds a mount slot, given back on close and on failure', async () => {
+    const held: string[] = [];
+    let released = 0;
+    const mountSlots = {
+      async acquire(request: MountSlotRequest) {
+        held.push(request.diskId);
+        return {
+          async release() {
+            released++;
+          },
+        };
+      },
+    };
+    rig = await startRig({ exportEnabled: false });
+    const session = await fastConnector().connect(rig.cloud.config(), {
+      devices: { byIdDir: rig.cloud.byIdDir },
+      mountSlots,
+    });
+    try {
+      const reader = await session.openReader(rig.host.disks[0]!, { snapshot: rig.snapshot });
+      expect(held).toEqual([rig.host.disks[0]!.id]);
+      expect(released).toBe(0);
+      await reader.close();
+      expect(released).toBe(1);
+      rig.cloud.fault('api', { ...bad, method: 'POST', path: /\/attachvolume$/ });
+      await expect(session.openReader(rig.host.disks[0]!, { snapshot: rig.snapshot })).rejects.toThrow(
+        /injected/,
+      );
+      expect(held).toHaveLength(2);
+      expect(released).toBe(2);
+    } finally {
+      await session.close();
+    }
   });
 
   it('dataPath export: a refusal is an unsupported error, not a fallback', async () => {

@@ -30,7 +30,10 @@ export interface Rig {
 export async function startRig(
   options: { exportEnabled: boolean; connector?: HuaweiCloudConnectorOptions } = { exportEnabled: true },
 ): Promise<Rig> {
-  const cloud = await startMockHuaweiCloud({ exportEnabled: options.exportEnabled, exportObjectBytes: 1024 * 1024 });
+  const cloud = await startMockHuaweiCloud({
+    exportEnabled: options.exportEnabled,
+    exportObjectBytes: 1024 * 1024,
+  });
   const { volumes } = cloud.addServer({ name: 'web-1', volumesGb: [1] });
   volumes[0]!.disk.write(0, seededBytes(7, 3 * 1024 * 1024));
   volumes[0]!.disk.write(700 * 1024 * 1024, seededBytes(8, 1024 * 1024));

@@ -134,8 +134,6 @@ export class MockHuaweiState {
   failNextExportAfterObjects: number | undefined;
   /** Attached volumes appear under the by-id directory; false simulates a device that never shows up. */
   exposeDevices = true;
-  #ids = 0;
-
   constructor(region: string) {
     this.region = region;
     this.projectId = randomUUID().replaceAll('-', '');
@@ -143,7 +141,6 @@ export class MockHuaweiState {
 
   /** A UUID-shaped id, as ECS, EVS and CBR ids are. */
   newId(): string {
-    this.#ids++;
     return randomUUID();
   }
 
