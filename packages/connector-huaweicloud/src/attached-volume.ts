@@ -1,13 +1,15 @@
 import { randomUUID } from 'node:crypto';
 import {
+  acquireMountSlot,
   type ChangedBlockReader,
   type DeviceDirectories,
   type Logger,
+  locateDevice,
   type MountSlotProvider,
+  openDeviceReader,
   SyncproxyError,
 } from '@syncproxy/core';
 import type { HuaweiCloudApi } from './cloud-api.js';
-import { acquireMountSlot, locateDevice, openDeviceReader } from './device-kit.js';
 
 /** Metadata every volume this connector creates carries, so leftovers can be found and swept. */
 export const VOLUME_METADATA = {

@@ -8,7 +8,6 @@ import type {
   NetworkRequirement,
   SourceConnector,
   SpecVersion,
-  SweepOptions,
 } from './contracts/connector.js';
 import { SUPPORTED_SPEC_VERSIONS } from './contracts/connector.js';
 import type { Logger } from './contracts/logger.js';
@@ -142,9 +141,6 @@ function wrapSession(session: ConnectorSession, guard: Guard): ConnectorSession 
       : {}),
     openReader: async (disk, options) =>
       wrapReader(await guard('openReader', () => session.openReader(disk, options)), guard),
-    ...(typeof session.sweep === 'function'
-      ? { sweep: (options?: SweepOptions) => guard('sweep', () => session.sweep!(options)) }
-      : {}),
     close: () => guard('close', () => session.close()),
   };
 }
