@@ -1,6 +1,13 @@
 export { VOLUME_METADATA } from './attached-volume.js';
 export { ObsBucket } from './bucket.js';
-export { type ApiCall, HuaweiClient, type HuaweiClientOptions, type ObsCall } from './client.js';
+export {
+  type ApiCall,
+  apiError,
+  HuaweiClient,
+  type HuaweiClientOptions,
+  type ObsCall,
+  obsError,
+} from './client.js';
 export {
   type CbrBackup,
   type CbrCheckpoint,
