@@ -100,7 +100,9 @@ export class ExportReader implements ChangedBlockReader {
       cursor = to;
     }
     if (cursor < end) zeroFill(target, cursor - offset, end - cursor);
-    await Promise.all(reads);
+    // Every GET settles before this returns, so none writes into a buffer the engine already reuses.
+    const failed = (await Promise.allSettled(reads)).find((r) => r.status === 'rejected');
+    if (failed) throw failed.reason;
   }
 
   /** Objects that overlap `[start, end)`, found by binary search (exports of big disks hold many). */
