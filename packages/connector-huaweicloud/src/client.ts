@@ -1,5 +1,6 @@
 import {
   type Clock,
+  createDispatcher,
   type Logger,
   type RetryOptions,
   type RetryPolicy,
@@ -9,7 +10,7 @@ import {
   toSyncproxyError,
   withRetry,
 } from '@syncproxy/core';
-import { Agent, type Dispatcher, request } from 'undici';
+import { type Dispatcher, request } from 'undici';
 import { endpointFor, type HuaweiCloudConfig, type HuaweiService, regionOf } from './config.js';
 import { HuaweiApiError } from './huawei-api-error.js';
 import { obsAuthorization } from './obs-signature.js';
@@ -21,6 +22,8 @@ export interface HuaweiClientOptions {
   /** The proxy's dispatcher (`ctx.dispatcher`); without one the client makes its own. */
   dispatcher?: Dispatcher;
   httpTimeoutSec?: number;
+  /** Name -> IP records (`ctx.hostOverrides`), for a client that makes its own dispatcher. */
+  hostOverrides?: Record<string, string>;
   retry?: RetryOptions;
   clock?: Clock;
 }
@@ -69,13 +72,13 @@ export class HuaweiClient {
     this.#clock = options.clock ?? systemClock;
     this.#policy = resolveRetryPolicy(options.retry);
     this.#ownsDispatcher = options.dispatcher === undefined;
-    const timeoutMs = (options.httpTimeoutSec ?? 600) * 1000;
+    // Without the product's dispatcher: the proxy defaults (TLS verified, HTTP timeout, name -> IP records).
     this.#dispatcher =
       options.dispatcher ??
-      new Agent({
+      createDispatcher({
         connections: options.config.maxConnections,
-        headersTimeout: timeoutMs,
-        bodyTimeout: timeoutMs,
+        ...(options.httpTimeoutSec !== undefined ? { httpTimeoutSec: options.httpTimeoutSec } : {}),
+        ...(options.hostOverrides ? { hostOverrides: options.hostOverrides } : {}),
       });
   }
 

@@ -83,6 +83,7 @@ export function createHuaweiCloudConnector(
         clock,
         ...(context.dispatcher ? { dispatcher: context.dispatcher } : {}),
         ...(context.httpTimeoutSec !== undefined ? { httpTimeoutSec: context.httpTimeoutSec } : {}),
+        ...(context.hostOverrides ? { hostOverrides: context.hostOverrides } : {}),
         ...(options.retry ? { retry: options.retry } : {}),
       });
       const api = new HuaweiCloudApi(client, clock, options.poll);

@@ -90,4 +90,19 @@ describe('inventory', () => {
       await session.close();
     }
   });
+
+  it("reaches endpoints named by host name through ctx.hostOverrides (the products' name -> IP records)", async () => {
+    const rename = (url: string) => url.replace('127.0.0.1', 'api.huaweicloud.internal');
+    const config = cloud.config();
+    const endpoints = Object.fromEntries(Object.entries(config.endpoints).map(([k, v]) => [k, rename(v)]));
+    const session = await fastConnector().connect(
+      { ...config, endpoints },
+      { hostOverrides: { 'api.huaweicloud.internal': '127.0.0.1' } },
+    );
+    try {
+      await expect(session.verify()).resolves.toMatchObject({ status: 'normal', hostCount: 130 });
+    } finally {
+      await session.close();
+    }
+  });
 });
