@@ -7,6 +7,6 @@ import { fastConnector, INVALID_CONFIGS } from './connector.js';
 runConnectorContract(fastConnector(), {
   name: 'connector contract v1: huaweicloud (attach-and-hash fallback)',
   platform: () => createHuaweiCloudMockPlatform({ exportEnabled: false }),
-  timeoutMs: 300_000,
+  timeoutMs: 600_000,
   invalidConfigs: INVALID_CONFIGS,
 });

@@ -7,6 +7,6 @@ import { fastConnector, INVALID_CONFIGS } from './connector.js';
 runConnectorContract(fastConnector({ dataPath: 'export' }), {
   name: 'connector contract v1: huaweicloud (snapshot data export)',
   platform: () => createHuaweiCloudMockPlatform({ exportEnabled: true }),
-  timeoutMs: 300_000,
+  timeoutMs: 600_000,
   invalidConfigs: INVALID_CONFIGS,
 });
