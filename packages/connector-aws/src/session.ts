@@ -350,7 +350,7 @@ export class AwsSession implements ConnectorSession {
     if (failures.length > 0) throw failures[0];
   }
 
-  /** The snapshots tagged `syncproxy:managed=true`: see {@link sweepSnapshots}. */
+  /** The snapshots tagged `syncproxy:managed=true`: see `sweepSnapshots` in sweep.ts. */
   sweep(options?: SweepOptions): Promise<SweepReport> {
     return sweepSnapshots(this.#client, this.#logger, options, this.#signal);
   }

@@ -400,7 +400,7 @@ class OpenstackCephSession implements ConnectorSession {
     await Promise.all(ids.map((id) => this.removeCinderSnapshot(id)));
   }
 
-  /** The Cinder snapshots tagged `syncproxy:managed=true`, with their RBD snapshots: see {@link sweepSnapshots}. */
+  /** The Cinder snapshots tagged `syncproxy:managed=true`, with their RBD snapshots: see `sweepSnapshots` in sweep.ts. */
   sweep(options?: SweepOptions): Promise<SweepReport> {
     return sweepSnapshots(
       {

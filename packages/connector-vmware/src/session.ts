@@ -336,7 +336,7 @@ export class VmwareSession implements ConnectorSession {
     }
   }
 
-  /** The snapshots this SDK made, by their description: see {@link sweepSnapshots}. */
+  /** The snapshots this SDK made, by their description: see `sweepSnapshots` in sweep.ts. */
   sweep(options?: SweepOptions): Promise<SweepReport> {
     return sweepSnapshots(this.#client, this.#logger, options, this.#signal);
   }
