@@ -80,6 +80,19 @@ describe('config', () => {
     }
   });
 
+  it('a proxy ECS that does not exist is a config error naming the proxy field', async () => {
+    const session = await fastConnector().connect({ ...cloud.config(), proxy: 'no-such-ecs' });
+    try {
+      await expect(session.verify()).rejects.toMatchObject({
+        code: 'config',
+        retryable: false,
+        message: 'proxy: ECS no-such-ecs (the sync proxy) was not found in tr-west-1',
+      });
+    } finally {
+      await session.close();
+    }
+  });
+
   it('network requirements: IAM, ECS, EVS, CBR and the bucket on 443', () => {
     const config = huaweicloud.configSchema.parse({
       accessKeyId: 'HPUAMOCKSYNCPROXY0001',
