@@ -54,13 +54,25 @@ export const EXPORT_REGIONS: readonly string[] = [
  */
 export const DEFAULT_NOT_ENABLED_CODES: readonly string[] = ['BackupService.6301', 'BackupService.6302'];
 
-/** True when `error` says the export is not enabled (not white-listed, or not offered in the region). */
+/** The CBR operations of the export: a bare 403 from one of them is the white list too. */
+const EXPORT_OPERATIONS: ReadonlySet<string> = new Set([
+  'CreateSnapshotDataBucketDelegation',
+  'ExportSnapshotData',
+  'ShowSnapshotDataExport',
+]);
+
+/**
+ * True when `error` says the export is not enabled (not white-listed, or not
+ * offered in the region). A 403 from anything else (the bucket, say) is a
+ * missing permission, reported as such, never a reason to fall back.
+ */
 export function isExportNotEnabled(
   error: unknown,
   codes: readonly string[] = DEFAULT_NOT_ENABLED_CODES,
 ): boolean {
   if (!HuaweiApiError.isInstance(error)) return false;
-  return (error.platformCode !== undefined && codes.includes(error.platformCode)) || error.status === 403;
+  if (error.platformCode !== undefined && codes.includes(error.platformCode)) return true;
+  return error.status === 403 && EXPORT_OPERATIONS.has(error.operation);
 }
 
 /** The typed warning for a session that falls back to the attach-and-hash path. */

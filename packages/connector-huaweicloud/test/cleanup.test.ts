@@ -167,6 +167,14 @@ describe('attach path: a failure at any step leaves no volume and no attachment'
     }
   });
 
+  it('a 403 on the bucket is a permission error, not a reason to fall back', async () => {
+    rig = await startRig({ exportEnabled: true });
+    rig.cloud.fault('obs', { kind: 'status', status: 403, method: 'HEAD' });
+    await expect(rig.sync()).rejects.toMatchObject({ code: 'permission', operation: 'HeadBucket' });
+    expect(rig.session.warnings).toEqual([]);
+    expect(rig.cloud.state.stats.volumesCreated).toBe(0);
+  });
+
   it('dataPath export: a refusal is an unsupported error, not a fallback', async () => {
     rig = await startRig({ exportEnabled: false, connector: { dataPath: 'export' } });
     await expect(rig.sync()).rejects.toMatchObject({ code: 'unsupported', retryable: false });
