@@ -1,0 +1,19 @@
+// The Huawei Cloud mock: IAM, ECS, EVS, CBR (with the snapshot data export) and OBS on loopback, for tests of this connector and of products.
+
+export { gatewayError, type MockCredentials, verifySdkSignature } from './aksk-verifier.js';
+export {
+  type MockHuaweiCloud,
+  type MockHuaweiCloudOptions,
+  type MockServerSpec,
+  startMockHuaweiCloud,
+} from './mock-huaweicloud.js';
+export { createHuaweiCloudMockPlatform, type HuaweiCloudMockPlatform } from './mock-platform.js';
+export { obsXmlError, verifyObsSignature } from './obs-verifier.js';
+export {
+  type MockBackup,
+  type MockExport,
+  type MockExportedObject,
+  MockHuaweiState,
+  type MockHuaweiStats,
+  type MockVolume,
+} from './state.js';
