@@ -76,13 +76,17 @@ export function classifyErrorCode(
     };
   if (codes.notFound.includes(errorCode)) return { code: 'not-found', retryable: false };
   if (codes.backupLimit.includes(errorCode))
-    return { code: 'no-capacity', retryable: true, hint: 'the host backs up 8 volumes at most; retry later' };
+    return {
+      code: 'no-capacity',
+      retryable: true,
+      hint: 'the host allows 8 volumes in backup and 8 backup connections at most; retry later',
+    };
   if (codes.tokenExpired.includes(errorCode)) return { code: 'auth', retryable: true };
   if (codes.vmShutDown.includes(errorCode))
     return {
       code: 'platform',
       retryable: false,
-      hint: 'the VM was shut down during the backup; keep it running, hibernated or stopped until the sync ends',
+      hint: 'keep the VM running, hibernated or stopped until the sync ends',
     };
   return undefined;
 }
