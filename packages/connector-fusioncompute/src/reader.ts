@@ -133,7 +133,9 @@ export class FcSnapshotReader implements ChangedBlockReader {
     if (statusCode !== 206 && !(statusCode === 200 && offset === 0 && target.length === this.diskSize)) {
       const text = await response.body.text().catch(() => '');
       const error = dataError(this.#o.errorCodes, statusCode, text, operation, new URL(spec.url));
-      if (error.code === 'auth' && error.retryable) throw new TokenExpired(resource, error);
+      // An expired token, or a resource another read in flight already replaced after its token expired.
+      if ((error.code === 'auth' && error.retryable) || error.code === 'not-found')
+        throw new TokenExpired(resource, error);
       throw error;
     }
     let at = 0;
