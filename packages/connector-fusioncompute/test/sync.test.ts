@@ -127,7 +127,7 @@ describe('many disks, several proxies', () => {
   it('a 20-disk VM synced by 3 proxies never has more than 8 connections to its host nor 8 volumes in backup', async () => {
     rig = await startRig({ readLatencyMs: 3 });
     const { vm, volumes } = rig.fc.addVm({ name: 'big', volumes: Array.from({ length: 20 }, () => ({})) });
-    volumes.forEach((v, i) => writePattern(v, 10 + i, 2));
+    for (const [i, v] of volumes.entries()) writePattern(v, 10 + i, 2);
     // The proxies of one product process share the connector value, hence its per-host limits.
     const limits = new HostLimits();
     const proxies = await Promise.all([0, 1, 2].map(() => rig!.connect({ hostLimits: limits })));
