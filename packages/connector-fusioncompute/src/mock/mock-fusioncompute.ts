@@ -38,6 +38,8 @@ export interface MockFusionComputeOptions {
   bitmapEncoding?: 'hex' | 'base64';
   /** Block size of the volumes' CBT (`sectorOfBlock * 512`). Default 64 KiB. */
   cbtBlockBytes?: number;
+  /** The product limit the CNAs enforce: backup connections at once per host. Default 8 (lift it only in benchmarks). */
+  maxConnectionsPerHost?: number;
 }
 
 export interface MockVolumeSpec {
@@ -115,7 +117,7 @@ export async function startMockFusionCompute(
     taskDelayMs: options.taskDelayMs ?? 0,
     sessionLifetimeMs: options.sessionLifetimeMs ?? 30 * 60_000,
     maxVolumesInBackupPerHost: 8,
-    maxConnectionsPerHost: 8,
+    maxConnectionsPerHost: options.maxConnectionsPerHost ?? 8,
     readLatencyMs: options.readLatencyMs ?? 0,
     dataTransport: options.dataTransport ?? 'lanssl',
     maxPageSize: options.maxPageSize ?? 100,
