@@ -2,6 +2,7 @@ import {
   type Clock,
   createDispatcher,
   defineConnector,
+  type Host,
   type NetworkRequirement,
   type SourceConnector,
   systemClock,
@@ -53,6 +54,23 @@ export function fusionComputeNetworkRequirements(
       purpose: 'FusionCompute VRM REST API (login, inventory, snapshots, CBT, backup resources)',
     },
   ];
+}
+
+/**
+ * The `SyncTask.platformHost` of a disk sync of `host`: its compute node, and
+ * the backup connections the task will hold there (at most 8, the host's
+ * limit). The scheduler's `assign` keeps the sum per node within
+ * `capabilities.perHostLimits.maxConnections` across all proxies.
+ */
+export function platformHostOf(
+  host: Pick<Host, 'id' | 'attributes'>,
+  connections: number = MAX_BACKUP_CONNECTIONS_PER_HOST,
+): { id: string; connections: number } {
+  const id = host.attributes?.hostUrn;
+  return {
+    id: typeof id === 'string' ? id : `unknown-host-of:${host.id}`,
+    connections: Math.max(1, Math.min(MAX_BACKUP_CONNECTIONS_PER_HOST, Math.floor(connections))),
+  };
 }
 
 /** A FusionCompute connector with its own settings (a manual clock, faster task polls in tests). */

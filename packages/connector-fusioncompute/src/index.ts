@@ -36,6 +36,7 @@ export {
   type FusionComputeConnectorOptions,
   fusionCompute,
   fusionComputeNetworkRequirements,
+  platformHostOf,
 } from './connector.js';
 export { type DataRequest, type DataRequestShape, defaultDataRequest } from './data-request.js';
 export {

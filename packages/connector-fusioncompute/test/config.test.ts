@@ -1,4 +1,9 @@
-import { fusionCompute, fusionComputeConfigSchema, vrmBaseUrl } from '@syncproxy/connector-fusioncompute';
+import {
+  fusionCompute,
+  fusionComputeConfigSchema,
+  platformHostOf,
+  vrmBaseUrl,
+} from '@syncproxy/connector-fusioncompute';
 import { parseConfig, SyncproxyError } from '@syncproxy/core';
 import { describe, expect, it } from 'vitest';
 
@@ -74,5 +79,13 @@ describe('config', () => {
     expect(configError({ ...valid, advanced: { cbtPageBlocks: 100 } }).message).toContain(
       'advanced.cbtPageBlocks',
     );
+  });
+
+  it('declares 8 connections per host for the scheduler; platformHostOf names the CNA and caps at 8', () => {
+    expect(fusionCompute.capabilities.perHostLimits).toEqual({ maxConnections: 8 });
+    const host = { id: 'urn:vm', attributes: { hostUrn: 'urn:sites:s:hosts:h1' } };
+    expect(platformHostOf(host)).toEqual({ id: 'urn:sites:s:hosts:h1', connections: 8 });
+    expect(platformHostOf(host, 32)).toEqual({ id: 'urn:sites:s:hosts:h1', connections: 8 });
+    expect(platformHostOf(host, 2)).toEqual({ id: 'urn:sites:s:hosts:h1', connections: 2 });
   });
 });

@@ -76,6 +76,30 @@ describe('full and incremental syncs', () => {
     },
   );
 
+  it('a base chgID the VRM no longer knows (getcbt says CBT is invalid) gives a full read with cbt-reset', async () => {
+    rig = await startRig();
+    const { vm, volumes } = rig.fc.addVm({ name: 'lost', volumes: [{}] });
+    writePattern(volumes[0]!, 9, 2);
+    const session = await rig.connect();
+    const host = hostFor(await session.listHosts(), vm.urn);
+    const path = join(rig.dir, 'lost.img');
+    const first = await session.createSnapshot(host);
+    await syncDisk(session, host, 0, first, path);
+    volumes[0]!.generations.clear(); // same CBT start time, but the change ids are gone
+    volumes[0]!.disk.writeZeroes(0, volumes[0]!.disk.sizeBytes);
+    writePattern(volumes[0]!, 11, 1);
+    const second = await session.createSnapshot(host);
+    const { warnings } = await syncDisk(session, host, 0, second, path, first);
+    expect(warnings).toEqual([
+      {
+        code: 'cbt-reset',
+        message: `disk ${volumes[0]!.urn}: the VRM no longer knows the base's change id ${String(first.disks[0]!.data.chgID)}; HA, a snapshot restore, a volume expansion or a host restart resets CBT, so this sync reads the disk in full`,
+      },
+    ]);
+    // Full and exact: what the old image held where the disk is now empty is zeroed.
+    expect(await imageEquals(path, volumes[0]!)).toBe(true);
+  });
+
   it('a token that expires mid-read is asked for again and the image is still exact', async () => {
     rig = await startRig();
     const { vm, volumes } = rig.fc.addVm({ name: 'files', volumes: [{}] });
