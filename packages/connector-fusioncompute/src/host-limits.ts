@@ -64,14 +64,17 @@ export class CnaLimiter {
 
   /** Runs `work` holding one of the host's backup connections. */
   async withConnection<T>(work: () => Promise<T>, signal?: AbortSignal): Promise<T> {
-    if (this.#connections >= this.#maxConnections) await this.#wait(this.#connectionWaiters, signal);
-    this.#connections++;
+    // A freed connection is handed to the first waiter, never left for a newcomer to race it for.
+    if (this.#connections >= this.#maxConnections || this.#connectionWaiters.length > 0)
+      await this.#wait(this.#connectionWaiters, signal);
+    else this.#connections++;
     this.peakConnections = Math.max(this.peakConnections, this.#connections);
     try {
       return await work();
     } finally {
-      this.#connections--;
-      this.#connectionWaiters.shift()?.resolve();
+      const next = this.#connectionWaiters.shift();
+      if (next !== undefined) next.resolve();
+      else this.#connections--;
     }
   }
 

@@ -161,6 +161,7 @@ describe('many disks, several proxies', () => {
       host.disks.map((_, i) => syncDisk(proxies[i % 3]!, host, i, snapshot, join(rig!.dir, `big-${i}.img`))),
     );
     expect(rig.fc.cnas[0]!.peakConnections).toBeLessThanOrEqual(8);
+    expect(rig.fc.cnas[0]!.refusedConnections).toBe(0);
     expect(rig.fc.state.peakVolumes).toBeLessThanOrEqual(8);
     expect(rig.fc.state.peakVolumes).toBeGreaterThan(1);
     expect(rig.fc.backupResourceCount).toBe(0);

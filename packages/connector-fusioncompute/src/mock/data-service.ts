@@ -38,14 +38,18 @@ export function dataRoutes(cna: () => MockCna): RouteTable<MockFcState> {
       const end = match ? Number(match[2]) : Number.NaN;
       if (!(start <= end) || end >= size)
         return { status: 416, headers: { 'content-range': `bytes */${size}` }, body: { error: 'bad range' } };
-      if (host.openConnections >= state.options.maxConnectionsPerHost)
+      // Counted before the limit is checked: a client that opens a 9th connection shows in the peak.
+      host.openConnections++;
+      host.peakConnections = Math.max(host.peakConnections, host.openConnections);
+      if (host.openConnections > state.options.maxConnectionsPerHost) {
+        host.openConnections--;
+        host.refusedConnections++;
         return fcError(
           503,
           'backupLimit',
           `host ${host.name} serves ${state.options.maxConnectionsPerHost} backup connections already`,
         );
-      host.openConnections++;
-      host.peakConnections = Math.max(host.peakConnections, host.openConnections);
+      }
       try {
         if (state.options.readLatencyMs > 0)
           await new Promise((resolve) => setTimeout(resolve, state.options.readLatencyMs));

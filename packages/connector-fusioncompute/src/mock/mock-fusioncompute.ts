@@ -144,6 +144,7 @@ export async function startMockFusionCompute(
         server,
         openConnections: 0,
         peakConnections: 0,
+        refusedConnections: 0,
         reads: 0,
       };
       state.hosts.set(id, cna);

@@ -44,6 +44,8 @@ export interface MockCna {
   /** Backup connections (ranged reads) being served now, and the most seen at once. */
   openConnections: number;
   peakConnections: number;
+  /** Reads refused because the host already served its 8 backup connections. */
+  refusedConnections: number;
   /** Ranged reads served. */
   reads: number;
 }
