@@ -244,6 +244,20 @@ describe('login, versions and errors', () => {
     ]);
   });
 
+  it('tasks are polled to the end, with their progress', async () => {
+    rig = await startRig({ taskPolls: 2 });
+    const { vm } = rig.fc.addVm({ name: 'p', volumes: [{}] });
+    const logger = recordingLogger();
+    const session = await rig.connect({ logger });
+    await session.createSnapshot(hostFor(await session.listHosts(), vm.urn));
+    expect(logger.lines.filter((l) => l.includes('snapshot progress'))).toEqual(
+      [45, 90, 100].map((percent) => `debug snapshot progress {"vm":"${vm.urn}","percent":${percent}}`),
+    );
+    expect(rig.fc.calls.filter((c) => c.path.includes('/tasks/')).map((c) => c.status)).toEqual([
+      200, 200, 200,
+    ]);
+  });
+
   it('logout on close', async () => {
     rig = await startRig();
     const session = await rig.connect();
