@@ -8,7 +8,6 @@ import type {
   NetworkRequirement,
   SourceConnector,
   SpecVersion,
-  SweepOptions,
 } from './contracts/connector.js';
 import { SUPPORTED_SPEC_VERSIONS } from './contracts/connector.js';
 import type { Logger } from './contracts/logger.js';
@@ -139,9 +138,6 @@ function wrapSession(session: ConnectorSession, guard: Guard): ConnectorSession 
     deleteSnapshot: (snapshot) => guard('deleteSnapshot', () => session.deleteSnapshot(snapshot)),
     openReader: async (disk, options) =>
       wrapReader(await guard('openReader', () => session.openReader(disk, options)), guard),
-    ...(typeof session.sweep === 'function'
-      ? { sweep: (options?: SweepOptions) => guard('sweep', () => session.sweep!(options)) }
-      : {}),
     close: () => guard('close', () => session.close()),
   };
 }
@@ -156,9 +152,6 @@ function wrapReader(reader: ChangedBlockReader, guard: Guard): ChangedBlockReade
     },
     get warnings() {
       return reader.warnings;
-    },
-    get hints() {
-      return reader.hints;
     },
     extents: (options) => guardIterable(reader.extents(options), guard),
     read: (offset, length, options) => guard('read', () => reader.read(offset, length, options)),
