@@ -8,6 +8,7 @@ import { listConnectors } from './commands/connectors.js';
 import { runDemo } from './commands/demo.js';
 import { listHosts } from './commands/hosts.js';
 import { printSchema } from './commands/schema.js';
+import { registerSweep } from './commands/sweep.js';
 import { syncCommand } from './commands/sync.js';
 import { ExitCode } from './exit-code.js';
 
@@ -133,6 +134,8 @@ export async function runCli(
     )
     .option('-q, --quiet', 'no progress and notes')
     .action(action((ctx, opts) => syncCommand(ctx, opts as Parameters<typeof syncCommand>[1])));
+
+  registerSweep(program, platformOptions, action);
 
   program
     .command('demo')

@@ -18,4 +18,5 @@ export {
 } from './config.js';
 export { type AwsConnectorOptions, aws, awsNetworkRequirements, createAwsConnector } from './connector.js';
 export { type EbsReaderOptions, EbsSnapshotReader } from './reader.js';
-export { type ReaderTuning, SNAPSHOT_TAGS, type SnapshotWaitOptions } from './session.js';
+export type { ReaderTuning, SnapshotWaitOptions } from './session.js';
+export { SNAPSHOT_TAGS } from './sweep.js';

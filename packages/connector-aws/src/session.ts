@@ -13,6 +13,8 @@ import {
   type PlatformStatus,
   type PrecheckResult,
   type SnapshotRef,
+  type SweepOptions,
+  type SweepReport,
   SyncproxyError,
   type SyncWarning,
   sleep,
@@ -20,16 +22,9 @@ import {
 import type { AwsClient } from './client.js';
 import { type AwsConfig, platformName } from './config.js';
 import { EbsSnapshotReader } from './reader.js';
+import { SNAPSHOT_TAGS, sweepSnapshots } from './sweep.js';
 
 const GIB = 1024 ** 3;
-
-/** Tags every snapshot this connector creates carries, so leftovers can be found and swept. */
-export const SNAPSHOT_TAGS = {
-  managed: 'syncproxy:managed',
-  host: 'syncproxy:host',
-  createdAt: 'syncproxy:created-at',
-  platform: 'syncproxy:platform',
-} as const;
 
 export interface SnapshotWaitOptions {
   /** First wait between DescribeSnapshots polls, ms. Default 2000; it grows by half each poll. */
@@ -353,6 +348,11 @@ export class AwsSession implements ConnectorSession {
       }
     }
     if (failures.length > 0) throw failures[0];
+  }
+
+  /** The snapshots tagged `syncproxy:managed=true`: see `sweepSnapshots` in sweep.ts. */
+  sweep(options?: SweepOptions): Promise<SweepReport> {
+    return sweepSnapshots(this.#client, this.#logger, options, this.#signal);
   }
 
   async close(): Promise<void> {

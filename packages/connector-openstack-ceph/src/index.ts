@@ -41,3 +41,4 @@ export {
   type OpenstackClientOptions,
 } from './openstack/client.js';
 export type { SessionOptions } from './session.js';
+export { SNAPSHOT_METADATA } from './sweep.js';

@@ -12,12 +12,15 @@ import {
   type PrecheckResult,
   type ResolvedConnectorContext,
   type SnapshotRef,
+  type SweepOptions,
+  type SweepReport,
   SyncproxyError,
 } from '@syncproxy/core';
 import { RbdCli } from './ceph/rbd-cli.js';
 import { openRbdReader } from './ceph/rbd-reader.js';
 import type { CephClusterConfig, OpenstackCephConfig } from './config.js';
 import { type CinderVolume, type NovaServer, OpenstackClient } from './openstack/client.js';
+import { SNAPSHOT_METADATA, sweepSnapshots } from './sweep.js';
 
 export const PLATFORM = 'openstack-ceph';
 const GiB = 1024 ** 3;
@@ -287,7 +290,10 @@ class OpenstackCephSession implements ConnectorSession {
       // Cinder snapshots one volume per call: started together, they are as close in time as the API allows.
       const snapshots = await Promise.all(
         planned.map(async ({ disk }) => {
-          const snapshot = await this.client.createSnapshot(disk.id, name);
+          const snapshot = await this.client.createSnapshot(disk.id, name, {
+            [SNAPSHOT_METADATA.managed]: 'true',
+            [SNAPSHOT_METADATA.host]: host.id,
+          });
           created.push(snapshot.id);
           return snapshot;
         }),
@@ -391,17 +397,30 @@ class OpenstackCephSession implements ConnectorSession {
 
   async deleteSnapshot(snapshot: SnapshotRef): Promise<void> {
     const ids = snapshot.disks.map((d) => snapshotData(snapshot, d.diskId).cinderSnapshotId);
-    await Promise.all(
-      ids.map(async (id) => {
-        try {
-          await this.client.deleteSnapshot(id);
-        } catch (error) {
-          if (SyncproxyError.hasCode(error, 'not-found')) return;
-          throw error;
-        }
-        await this.waitForDeletion(id);
-      }),
+    await Promise.all(ids.map((id) => this.removeCinderSnapshot(id)));
+  }
+
+  /** The Cinder snapshots tagged `syncproxy:managed=true`, with their RBD snapshots: see `sweepSnapshots` in sweep.ts. */
+  sweep(options?: SweepOptions): Promise<SweepReport> {
+    return sweepSnapshots(
+      {
+        listManaged: () => this.client.listSnapshots({ [SNAPSHOT_METADATA.managed]: 'true' }),
+        remove: (id) => this.removeCinderSnapshot(id),
+        logger: this.context.logger,
+      },
+      options,
     );
+  }
+
+  /** Deletes a Cinder snapshot and waits until it is gone; one already gone counts as deleted. */
+  private async removeCinderSnapshot(id: string): Promise<void> {
+    try {
+      await this.client.deleteSnapshot(id);
+    } catch (error) {
+      if (SyncproxyError.hasCode(error, 'not-found')) return;
+      throw error;
+    }
+    await this.waitForDeletion(id);
   }
 
   private async waitForDeletion(id: string): Promise<void> {

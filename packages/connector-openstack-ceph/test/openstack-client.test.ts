@@ -165,6 +165,23 @@ describe('OpenstackClient', () => {
     expect(gone).toMatchObject({ code: 'not-found', platformCode: 'itemNotFound', retryable: false });
   });
 
+  it('lists only the snapshots whose metadata matches, across pages, asking Cinder 3.22 to filter', async () => {
+    const c = client();
+    const managed = [];
+    for (let i = 0; i < 3; i++)
+      managed.push((await c.createSnapshot(`vol-${i}`, 'sync', { 'syncproxy:managed': 'true' })).id);
+    await c.createSnapshot('vol-3', 'sync', { 'syncproxy:managed': 'false' });
+    await c.createSnapshot('vol-4', 'syncproxy 2026-01-01T00:00:00.000Z');
+    const listed = [];
+    for await (const s of c.listSnapshots({ 'syncproxy:managed': 'true' }, 2)) listed.push(s);
+    await c.close();
+    expect(listed.map((s) => s.id).sort()).toEqual(managed.sort());
+    expect(listed[0]).toMatchObject({
+      metadata: { 'syncproxy:managed': 'true' },
+      created_at: '2026-01-01T00:00:00.000000',
+    });
+  });
+
   it('maps Cinder 413 overLimit to a retryable throttled error', async () => {
     mock.server.faults.add({
       kind: 'status',

@@ -10,6 +10,8 @@ import {
   type PlatformStatus,
   type PrecheckResult,
   type SnapshotRef,
+  type SweepOptions,
+  type SweepReport,
   SyncproxyError,
   type SyncWarning,
 } from '@syncproxy/core';
@@ -18,6 +20,7 @@ import type { VimClient } from './client.js';
 import type { DataEndpoint, DataPathResolver } from './data-path.js';
 import { changedAreaExtents, VmwareDiskReader } from './reader.js';
 import { MoRef, text, type XmlNode } from './soap/xml.js';
+import { snapshotDescription, sweepSnapshots } from './sweep.js';
 import { countSnapshots, readDisks, unreadableReason, type VsphereDisk } from './vsphere-disks.js';
 
 const PLATFORM = 'vmware';
@@ -186,7 +189,7 @@ export class VmwareSession implements ConnectorSession {
       vm,
       {
         name: options.label ?? `syncproxy ${createdAt}`,
-        description: `syncproxy snapshot of ${host.id} at ${createdAt}`,
+        description: snapshotDescription(vm.value, createdAt),
         quiesce: options.quiesce ?? false,
       },
       signal,
@@ -331,6 +334,11 @@ export class VmwareSession implements ConnectorSession {
         throw error;
       }
     }
+  }
+
+  /** The snapshots this SDK made, by their description: see `sweepSnapshots` in sweep.ts. */
+  sweep(options?: SweepOptions): Promise<SweepReport> {
+    return sweepSnapshots(this.#client, this.#logger, options, this.#signal);
   }
 
   async close(): Promise<void> {

@@ -136,6 +136,9 @@ function wrapSession(session: ConnectorSession, guard: Guard): ConnectorSession 
     prechecks: (host) => guard('prechecks', () => session.prechecks(host)),
     createSnapshot: (host, options) => guard('createSnapshot', () => session.createSnapshot(host, options)),
     deleteSnapshot: (snapshot) => guard('deleteSnapshot', () => session.deleteSnapshot(snapshot)),
+    ...(typeof session.sweep === 'function'
+      ? { sweep: (options) => guard('sweep', () => session.sweep!(options)) }
+      : {}),
     openReader: async (disk, options) =>
       wrapReader(await guard('openReader', () => session.openReader(disk, options)), guard),
     close: () => guard('close', () => session.close()),

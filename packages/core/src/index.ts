@@ -2,6 +2,16 @@
 
 export { raceAbort, sleep } from './abortable.js';
 export { syncDirectory, type WriteFileAtomicOptions, writeFileAtomic } from './atomic-file.js';
+// Attach-and-read kit (issue 14): locate an attached volume, read it, hold a mount slot
+export { type DeviceReaderOptions, openDeviceReader } from './attach/device-reader.js';
+export {
+  acquireMountSlot,
+  createLocalMountSlots,
+  type LocalMountSlots,
+  type LocalMountSlotsOptions,
+} from './attach/local-mount-slots.js';
+export { type LocateDeviceOptions, locateDevice } from './attach/locate-device.js';
+export { mountSlotsFromScheduler, type SchedulerMountSlotsOptions } from './attach/scheduler-mount-slots.js';
 export { type Clock, createManualClock, type ManualClock, setClockTimer, systemClock } from './clock.js';
 // Config forms and secrets
 export { type ConfigIssue, parseConfig } from './config/parse-config.js';
@@ -103,6 +113,7 @@ export {
 } from './scheduler/settings.js';
 export { parseStateJson, stateToJson } from './scheduler/state.js';
 export { diskSnapshotOf } from './snapshot-ref.js';
+export { isOldEnough, planSweep, type SweepPlan } from './sweep-options.js';
 export { type CheckpointStore, FileCheckpointStore, type TransferCheckpoint } from './transfer/checkpoint.js';
 export { ChunkHasher } from './transfer/chunk-hasher.js';
 // Transfer engine (issue 3): transferDisk, FileSink, hash-diff reader

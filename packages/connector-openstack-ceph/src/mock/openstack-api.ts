@@ -30,7 +30,11 @@ export interface MockSnapshot {
   status: 'creating' | 'available' | 'deleting' | 'error';
   /** GETs seen while creating. */
   polls: number;
+  /** Cinder's naive UTC time, `2026-03-01T00:00:00.000000` (no zone). */
   createdAt: string;
+  description: string | null;
+  /** Key/value metadata set at creation (`snapshot.metadata`). */
+  metadata: Record<string, string>;
 }
 
 /** The mock's state: a back door for arranging and asserting. */
@@ -90,6 +94,18 @@ function badRequest(message: string): MockResponse {
   return { status: 400, body: { badRequest: { code: 400, message } } };
 }
 
+/** Cinder's timestamps: UTC without a zone, microseconds. */
+function cinderTime(ms: number): string {
+  return new Date(ms).toISOString().replace(/\.(\d{3})Z$/, '.$1000');
+}
+
+/** The minor of `OpenStack-API-Version: volume 3.x`; 0 (the base 3.0) when absent. */
+function volumeMicroversion(req: MockRequest): number {
+  const header = req.headers['openstack-api-version'];
+  const match = typeof header === 'string' ? /\bvolume 3\.(\d+)\b/.exec(header) : null;
+  return match ? Number(match[1]) : 0;
+}
+
 /** One page of `items` after `marker`, with a `next` link when more remain (Nova/Cinder paging). */
 function page<T extends { id: string }>(
   req: MockRequest,
@@ -111,6 +127,8 @@ function page<T extends { id: string }>(
   const links: Array<{ rel: string; href: string }> = [];
   if (start + limit < items.length && slice.length > 0) {
     const next = new URL(req.path, state.baseUrl);
+    // The next link keeps the request's filters, as Cinder's and Nova's do.
+    for (const [key, value] of req.query) if (key !== 'marker') next.searchParams.set(key, value);
     next.searchParams.set('limit', String(limit));
     next.searchParams.set('marker', slice[slice.length - 1]!.id);
     links.push({ rel: 'next', href: next.toString() });
@@ -147,8 +165,10 @@ function snapshotJson(s: MockSnapshot): Record<string, unknown> {
     id: s.id,
     volume_id: s.volumeId,
     name: s.name,
+    description: s.description,
     status: s.status,
     created_at: s.createdAt,
+    metadata: { ...s.metadata },
     size: 1,
   };
 }
@@ -282,7 +302,15 @@ export function openstackRoutes(): RouteTable<MockOpenstackState> {
 
     [`POST ${volumeBase}/snapshots`]: async (req, state) => {
       if (!authed(req, state)) return unauthorized;
-      let body: { snapshot?: { volume_id?: string; name?: string; force?: boolean | string } };
+      let body: {
+        snapshot?: {
+          volume_id?: string;
+          name?: string;
+          description?: string;
+          force?: boolean | string;
+          metadata?: unknown;
+        };
+      };
       try {
         body = req.json();
       } catch {
@@ -296,13 +324,24 @@ export function openstackRoutes(): RouteTable<MockOpenstackState> {
           `Invalid volume: Volume ${volume.id} status must be available, but current status is: in-use.`,
         );
       }
+      const metadata = body.snapshot?.metadata ?? {};
+      if (
+        typeof metadata !== 'object' ||
+        metadata === null ||
+        Array.isArray(metadata) ||
+        Object.entries(metadata).some(([k, v]) => typeof v !== 'string' || k.length === 0 || k.length > 255)
+      ) {
+        return badRequest('Invalid input for field/attribute metadata. Value: must be a dict of strings.');
+      }
       const snapshot: MockSnapshot = {
         id: randomUUID(),
         volumeId: volume.id,
         name: body.snapshot?.name ?? '',
+        description: body.snapshot?.description ?? null,
         status: 'creating',
         polls: 0,
-        createdAt: new Date(state.now()).toISOString(),
+        createdAt: cinderTime(state.now()),
+        metadata: { ...(metadata as Record<string, string>) },
       };
       // The RBD snapshot is the point in time; `creating` only delays when Cinder says so.
       await state.ceph.createSnapshot(volume.id, snapshot.id);
@@ -313,8 +352,30 @@ export function openstackRoutes(): RouteTable<MockOpenstackState> {
     [`GET ${volumeBase}/snapshots/detail`]: (req, state) => {
       if (!authed(req, state)) return unauthorized;
       const volumeId = req.query.get('volume_id');
-      const list = [...state.snapshots.values()].filter((s) => !volumeId || s.volumeId === volumeId);
-      return { body: { snapshots: list.map(snapshotJson) } };
+      let wanted: Record<string, unknown> = {};
+      // Cinder filters snapshots by metadata from microversion 3.22 on; older requests have the filter ignored.
+      const metadataFilter = req.query.get('metadata');
+      if (metadataFilter !== null && volumeMicroversion(req) >= 22) {
+        try {
+          // Cinder reads it with ast.literal_eval: a JSON object is a Python dict literal.
+          wanted = JSON.parse(metadataFilter) as Record<string, unknown>;
+        } catch {
+          return badRequest(`Invalid filter metadata: ${metadataFilter}`);
+        }
+      }
+      const list = [...state.snapshots.values()].filter(
+        (s) =>
+          (!volumeId || s.volumeId === volumeId) &&
+          Object.entries(wanted).every(([k, v]) => s.metadata[k] === String(v)),
+      );
+      const result = page(req, state, list);
+      if (!('items' in result)) return result;
+      return {
+        body: {
+          snapshots: result.items.map(snapshotJson),
+          ...(result.links.length ? { snapshots_links: result.links } : {}),
+        },
+      };
     },
 
     [`GET ${volumeBase}/snapshots/:id`]: (req, state) => {

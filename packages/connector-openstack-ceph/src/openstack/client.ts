@@ -66,7 +66,14 @@ export interface CinderSnapshot {
   volume_id: string;
   status: string;
   name?: string | null;
+  description?: string | null;
+  /** Naive UTC (`2026-03-01T00:00:00.000000`), as Cinder writes it. */
+  created_at?: string;
+  metadata?: Record<string, string>;
 }
+
+/** Cinder filters snapshot lists by metadata from this microversion on (3.22). */
+const SNAPSHOT_METADATA_FILTER_VERSION = 'volume 3.22';
 
 /** Services by catalog type: Cinder is `block-storage` in newer catalogs, `volumev3` in older ones. */
 const SERVICE_TYPES = { compute: ['compute'], volume: ['block-storage', 'volumev3'] } as const;
@@ -181,16 +188,26 @@ export class OpenstackClient {
     method: string,
     pathOrUrl: string,
     body?: unknown,
+    headers?: Record<string, string>,
   ): Promise<T> {
     await this.authenticate();
     const url = (): string =>
       /^https?:\/\//.test(pathOrUrl) ? pathOrUrl : `${this.endpoint(service)}${pathOrUrl}`;
-    let res = await this.send(operation, method, url(), { body, authenticated: true, allow401: true });
+    let res = await this.send(operation, method, url(), {
+      body,
+      authenticated: true,
+      allow401: true,
+      ...(headers ? { headers } : {}),
+    });
     if (res.statusCode === 401) {
       await res.body.dump();
       this.logger.debug('token refused, authenticating again', { operation });
       await this.authenticate(true);
-      res = await this.send(operation, method, url(), { body, authenticated: true });
+      res = await this.send(operation, method, url(), {
+        body,
+        authenticated: true,
+        ...(headers ? { headers } : {}),
+      });
     }
     if (res.statusCode === 204 || method === 'DELETE') {
       await res.body.dump();
@@ -203,12 +220,12 @@ export class OpenstackClient {
     operation: string,
     method: string,
     url: string,
-    options: { body?: unknown; authenticated: boolean; allow401?: boolean },
+    options: { body?: unknown; authenticated: boolean; allow401?: boolean; headers?: Record<string, string> },
   ): Promise<Dispatcher.ResponseData> {
     const signal = this.options.signal;
     if (signal?.aborted) throw abortError(signal, operation);
     const timeoutMs = (this.options.httpTimeoutSec ?? 600) * 1000;
-    const headers: Record<string, string> = { accept: 'application/json' };
+    const headers: Record<string, string> = { ...options.headers, accept: 'application/json' };
     if (options.body !== undefined) headers['content-type'] = 'application/json';
     if (options.authenticated && this.token) headers['x-auth-token'] = this.token;
     let res: Dispatcher.ResponseData;
@@ -316,7 +333,11 @@ export class OpenstackClient {
     }
   }
 
-  async createSnapshot(volumeId: string, name: string): Promise<CinderSnapshot> {
+  async createSnapshot(
+    volumeId: string,
+    name: string,
+    metadata?: Record<string, string>,
+  ): Promise<CinderSnapshot> {
     const res = await this.call<{ snapshot: CinderSnapshot }>(
       'Cinder CreateSnapshot',
       'volume',
@@ -324,10 +345,30 @@ export class OpenstackClient {
       '/snapshots',
       {
         // `force` lets Cinder snapshot an in-use volume (a crash-consistent snapshot).
-        snapshot: { volume_id: volumeId, name, force: true },
+        snapshot: { volume_id: volumeId, name, force: true, ...(metadata ? { metadata } : {}) },
       },
     );
     return res.snapshot;
+  }
+
+  /**
+   * The project's snapshots whose metadata holds every pair of `metadata`,
+   * filtered by Cinder (microversion 3.22) and again here, since a Cinder that
+   * predates the filter ignores it and lists everything.
+   */
+  async *listSnapshots(metadata: Record<string, string>, pageSize = 100): AsyncGenerator<CinderSnapshot> {
+    const filter = encodeURIComponent(JSON.stringify(metadata));
+    let next: string | undefined = `/snapshots/detail?limit=${pageSize}&metadata=${filter}`;
+    while (next !== undefined) {
+      const page: { snapshots?: CinderSnapshot[]; snapshots_links?: Array<{ rel: string; href: string }> } =
+        await this.call('Cinder ListSnapshotsDetailed', 'volume', 'GET', next, undefined, {
+          'openstack-api-version': SNAPSHOT_METADATA_FILTER_VERSION,
+        });
+      for (const snapshot of page.snapshots ?? []) {
+        if (Object.entries(metadata).every(([k, v]) => snapshot.metadata?.[k] === v)) yield snapshot;
+      }
+      next = nextLink(page.snapshots_links, page.snapshots?.length ?? 0);
+    }
   }
 
   async getSnapshot(id: string): Promise<CinderSnapshot> {

@@ -1,6 +1,7 @@
 import { constants } from 'node:fs';
-import { type FileHandle, open, readFile } from 'node:fs/promises';
+import { type FileHandle, open } from 'node:fs/promises';
 import pLimit from 'p-limit';
+import { blockDeviceSize } from '../attach/block-device.js';
 import type { BlockSink } from '../contracts/sink.js';
 import { SyncproxyError } from '../errors/syncproxy-error.js';
 import { toSyncproxyError } from '../errors/to-syncproxy-error.js';
@@ -237,22 +238,5 @@ export class FileSink implements BlockSink {
       }
       throw mapped;
     }
-  }
-}
-
-/** A block device's size from sysfs (`/sys/dev/block/MAJOR:MINOR/size`, in 512-byte sectors). */
-async function blockDeviceSize(rdev: number): Promise<number> {
-  const dev = BigInt(rdev);
-  const major = Number(((dev >> 8n) & 0xfffn) | ((dev >> 32n) & ~0xfffn));
-  const minor = Number((dev & 0xffn) | ((dev >> 12n) & ~0xffn));
-  const path = `/sys/dev/block/${major}:${minor}/size`;
-  try {
-    return Number((await readFile(path, 'utf8')).trim()) * 512;
-  } catch (error) {
-    throw new SyncproxyError(`cannot read the block device size from ${path}`, {
-      code: 'unsupported',
-      retryable: false,
-      cause: error,
-    });
   }
 }
