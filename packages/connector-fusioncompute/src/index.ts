@@ -55,4 +55,5 @@ export {
 } from './host-limits.js';
 export { type FcReaderOptions, FcSnapshotReader } from './reader.js';
 export { MAX_SNAPSHOTS_PER_VM, SNAPSHOT_STATES } from './rules.js';
-export { type FcSessionOptions, FusionComputeSession, SWEEP_TAG } from './session.js';
+export { type FcSessionOptions, FusionComputeSession } from './session.js';
+export { fcTimeToIso, SWEEP_TAG, sweepFusionCompute } from './sweep.js';

@@ -16,7 +16,6 @@ import {
   type SnapshotRef,
   type SweepOptions,
   type SweepReport,
-  type SweptResource,
   SyncproxyError,
   type SyncWarning,
 } from '@syncproxy/core';
@@ -31,10 +30,9 @@ import type { DataRequestShape } from './data-request.js';
 import type { HostLimits } from './host-limits.js';
 import { FcSnapshotReader } from './reader.js';
 import { enforceSnapshotRules, precheckResults } from './rules.js';
+import { SWEEP_TAG, sweepFusionCompute } from './sweep.js';
 
 const GIB = 1024 ** 3;
-/** Snapshots and backup resources this SDK creates carry this description prefix; `sweep` looks for it. */
-export const SWEEP_TAG = 'syncproxy:';
 
 export interface FcSessionOptions {
   config: FusionComputeConfig;
@@ -256,43 +254,9 @@ export class FusionComputeSession implements ConnectorSession {
     await this.#client.deleteSnapshot(uri, this.#o.signal);
   }
 
-  /** Deletes the snapshots and backup resources whose description carries the SDK's tag. */
-  async sweep(options: SweepOptions = {}): Promise<SweepReport> {
-    const signal = options.signal ?? this.#o.signal;
-    const before = options.olderThan === undefined ? undefined : new Date(options.olderThan).getTime();
-    const keep = new Set(options.keep ?? []);
-    const resources: SweptResource[] = [];
-    for (const site of await this.#siteList()) {
-      for (const listed of await this.#client.vms(site.uri, signal)) {
-        const vm = listed.vmConfig?.disks ? listed : await this.#client.vm(listed.uri, signal);
-        for (const disk of vm.vmConfig?.disks ?? []) {
-          for (const r of await this.#client.backupResources(disk.volumeUri, signal)) {
-            if (!r.description?.startsWith(SWEEP_TAG)) continue;
-            const kept = keep.has(r.id) || tooNew(r.createTime, before);
-            if (!kept && !options.dryRun)
-              await this.#client.deleteBackupResource(disk.volumeUri, r.id, signal);
-            resources.push({
-              kind: 'backup-resource',
-              id: r.id,
-              ...(r.createTime ? { createdAt: r.createTime } : {}),
-              deleted: !kept && !options.dryRun,
-            });
-          }
-        }
-        for (const s of await this.#client.snapshots(vm.uri, signal)) {
-          if (!s.description?.startsWith(SWEEP_TAG)) continue;
-          const kept = keep.has(s.urn) || tooNew(s.createTime, before);
-          if (!kept && !options.dryRun) await this.#client.deleteSnapshot(s.uri, signal);
-          resources.push({
-            kind: 'snapshot',
-            id: s.urn,
-            ...(s.createTime ? { createdAt: s.createTime } : {}),
-            deleted: !kept && !options.dryRun,
-          });
-        }
-      }
-    }
-    return { resources };
+  /** Deletes the snapshots and backup resources whose description carries the SDK's tag (sweep.ts). */
+  async sweep(options?: SweepOptions): Promise<SweepReport> {
+    return sweepFusionCompute(this.#client, await this.#siteList(), this.#o.logger, options, this.#o.signal);
   }
 
   /** The compute nodes' data endpoints a preflight should test (the port the config expects). */
@@ -426,10 +390,4 @@ function diskSnapOf(snapshot: SnapshotRef, diskId: string): DiskSnapData {
     });
   }
   return found as DiskSnapData;
-}
-
-function tooNew(createTime: string | undefined, before: number | undefined): boolean {
-  if (before === undefined) return false;
-  const at = createTime === undefined ? Number.NaN : Date.parse(createTime);
-  return !(at < before);
 }

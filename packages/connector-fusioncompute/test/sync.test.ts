@@ -380,9 +380,16 @@ describe('sweep', () => {
     await reader.read(0, 4096);
     // The proxy dies: nothing is closed. Another proxy sweeps.
     const session = await rig.connect();
-    const report = await (session as ConnectorSession & Required<Pick<ConnectorSession, 'sweep'>>).sweep({
-      keep: [kept.id],
-    });
+    const sweeper = session as ConnectorSession & Required<Pick<ConnectorSession, 'sweep'>>;
+    const anHourAgo = new Date(Date.now() - 3_600_000);
+    expect((await sweeper.sweep({ olderThan: anHourAgo })).resources).toEqual([]);
+    const dry = await sweeper.sweep({ dryRun: true });
+    expect(dry.resources.map((r) => [r.kind, r.deleted])).toEqual([
+      ['backup-resource', false],
+      ['snapshot', false],
+      ['snapshot', false],
+    ]);
+    const report = await sweeper.sweep({ keep: [kept.id] });
     expect(report.resources.map((r) => [r.kind, r.id, r.deleted])).toEqual([
       ['backup-resource', expect.any(String), true],
       ['snapshot', kept.id, false],
