@@ -23,6 +23,8 @@ export interface FcReaderOptions {
   granularity: number;
   extents: Extent[];
   warnings: SyncWarning[];
+  /** The read is full although a base was given (CBT reset): its extents describe the whole disk. */
+  fullDespiteBase?: boolean;
   lease: BackupLease;
   limiter: CnaLimiter;
   /** The dispatcher for the host's data service (TLS trusting the resource's `caCert`). */
@@ -52,7 +54,9 @@ export class FcSnapshotReader implements ChangedBlockReader {
     this.diskSize = options.diskSize;
     this.granularity = options.granularity;
     this.warnings = options.warnings;
-    this.hints = {};
+    // `incremental: false` is how a reader that fell back to a full read says so to an engine that
+    // knows the hint (the contract's next minor); the zero extents keep the image exact for the others.
+    this.hints = options.fullDespiteBase ? ({ incremental: false } as ReaderHints) : {};
   }
 
   async *extents(options?: ReadOptions): AsyncIterable<Extent> {

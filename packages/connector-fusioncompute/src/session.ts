@@ -224,6 +224,7 @@ export class FusionComputeSession implements ConnectorSession {
       granularity: listed.blockSizeBytes || 512,
       extents,
       warnings,
+      fullDespiteBase: reset !== undefined,
       lease,
       limiter,
       dispatcherFor: (resource) => this.#dataDispatcher(resource),

@@ -81,7 +81,11 @@ export async function syncDisk(
   snapshot: SnapshotRef,
   path: string,
   base?: SnapshotRef,
-): Promise<{ result: TransferResult; warnings: readonly { code: string; message: string }[] }> {
+): Promise<{
+  result: TransferResult;
+  warnings: readonly { code: string; message: string }[];
+  hints: unknown;
+}> {
   const disk = host.disks[diskIndex]!;
   const reader = await session.openReader(disk, { snapshot, ...(base ? { base } : {}) });
   try {
@@ -92,7 +96,7 @@ export async function syncDisk(
       manifest: false,
       retry: { attempts: 3, baseDelayMs: 1, maxDelayMs: 5 },
     });
-    return { result, warnings: reader.warnings ?? [] };
+    return { result, warnings: reader.warnings ?? [], hints: reader.hints };
   } finally {
     await reader.close();
   }
