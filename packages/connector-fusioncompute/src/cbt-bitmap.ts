@@ -79,19 +79,6 @@ export function appendBitmapExtents(
   if (run !== -1) flush(bitNum);
 }
 
-/** `data` extents with the gaps between them (and to the disk's end) as `zero` extents. */
-export function withZeroGaps(data: readonly Extent[], diskSize: number): Extent[] {
-  const out: Extent[] = [];
-  let at = 0;
-  for (const extent of data) {
-    if (extent.offset > at) out.push({ offset: at, length: extent.offset - at, kind: 'zero' });
-    out.push({ ...extent });
-    at = extent.offset + extent.length;
-  }
-  if (at < diskSize) out.push({ offset: at, length: diskSize - at, kind: 'zero' });
-  return out;
-}
-
 function badBitmap(what: string): SyncproxyError {
   return new SyncproxyError(`getcbt answered a bitMap that does not decode: ${what}`, {
     code: 'protocol',

@@ -67,7 +67,7 @@ export function classifyErrorCode(
   if (codes.authFailed.includes(errorCode))
     return { code: 'auth', retryable: false, hint: 'check the user, the password and the user type' };
   if (codes.cbtInvalid.includes(errorCode))
-    return { code: 'cbt-reset', retryable: false, hint: 'the next sync reads the disk in full' };
+    return { code: 'cbt-reset', retryable: false, hint: 'the disk needs a full sync' };
   if (codes.vmBusy.includes(errorCode))
     return {
       code: 'conflict',

@@ -4,7 +4,6 @@ export {
   type BitmapEncoding,
   decodeBitmap,
   encodeBitmap,
-  withZeroGaps,
 } from './cbt-bitmap.js';
 export { type ChangedBlocksInput, listChangedExtents } from './changed-blocks.js';
 export {

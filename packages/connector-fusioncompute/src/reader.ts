@@ -23,8 +23,6 @@ export interface FcReaderOptions {
   granularity: number;
   extents: Extent[];
   warnings: SyncWarning[];
-  /** The read is full although a base was given (CBT reset): its extents describe the whole disk. */
-  fullDespiteBase?: boolean;
   lease: BackupLease;
   limiter: CnaLimiter;
   /** The dispatcher for the host's data service (TLS trusting the resource's `caCert`). */
@@ -54,9 +52,7 @@ export class FcSnapshotReader implements ChangedBlockReader {
     this.diskSize = options.diskSize;
     this.granularity = options.granularity;
     this.warnings = options.warnings;
-    // `incremental: false` is how a reader that fell back to a full read says so to an engine that
-    // knows the hint (the contract's next minor); the zero extents keep the image exact for the others.
-    this.hints = options.fullDespiteBase ? ({ incremental: false } as ReaderHints) : {};
+    this.hints = {};
   }
 
   async *extents(options?: ReadOptions): AsyncIterable<Extent> {

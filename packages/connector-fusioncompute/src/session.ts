@@ -17,11 +17,9 @@ import {
   type SweepOptions,
   type SweepReport,
   SyncproxyError,
-  type SyncWarning,
 } from '@syncproxy/core';
 import type { Dispatcher } from 'undici';
 import { BackupLease } from './backup-lease.js';
-import { withZeroGaps } from './cbt-bitmap.js';
 import { listChangedExtents } from './changed-blocks.js';
 import type { FcBackupResource, FcSite, FcVm, FusionComputeClient } from './client.js';
 import { PLATFORM } from './client.js';
@@ -63,7 +61,6 @@ export class FusionComputeSession implements ConnectorSession {
   readonly #client: FusionComputeClient;
   readonly #dispatchers = new Map<string, Dispatcher>();
   readonly #readers = new Set<ChangedBlockReader>();
-  readonly #warnings: SyncWarning[] = [];
   #sites: FcSite[] | undefined;
   #proxyIp: Promise<string> | undefined;
   #closed = false;
@@ -71,10 +68,6 @@ export class FusionComputeSession implements ConnectorSession {
   constructor(options: FcSessionOptions) {
     this.#o = options;
     this.#client = options.client;
-  }
-
-  get warnings(): readonly SyncWarning[] {
-    return this.#warnings;
   }
 
   async verify(): Promise<PlatformStatus> {
@@ -164,7 +157,6 @@ export class FusionComputeSession implements ConnectorSession {
     const snap = diskSnapOf(options.snapshot, disk.id);
     const base = options.base ? diskSnapOf(options.base, disk.id) : undefined;
     const sizeBytes = options.snapshot.disks.find((d) => d.diskId === disk.id)?.sizeBytes ?? disk.sizeBytes;
-    const warnings: SyncWarning[] = [];
     const advanced = this.#o.config.advanced;
     const list = (chgID?: string) =>
       listChangedExtents(this.#client, {
@@ -178,33 +170,24 @@ export class FusionComputeSession implements ConnectorSession {
         ...(signal ? { signal } : {}),
       });
     let listed: Awaited<ReturnType<typeof list>>;
-    let reset: string | undefined;
     if (base === undefined) {
       listed = await list();
     } else if (base.chgID === undefined || base.volCBTCreateTime !== snap.volCBTCreateTime) {
-      reset = `its CBT was restarted at ${snap.volCBTCreateTime ?? 'an unknown time'}, after the base snapshot (CBT since ${base.volCBTCreateTime ?? 'unknown'})`;
-      listed = await list();
+      // The base's changes are unknowable: the host sync (syncHost) turns this into a full sync with this warning.
+      throw new SyncproxyError(
+        `disk ${disk.id}: its CBT was restarted at ${snap.volCBTCreateTime ?? 'an unknown time'}, after the base snapshot (CBT since ${base.volCBTCreateTime ?? 'unknown'}); HA, a snapshot restore, a volume expansion or a host restart resets CBT, so the disk needs a full sync`,
+        {
+          code: 'cbt-reset',
+          retryable: false,
+          platform: PLATFORM,
+          details: { disk: disk.id, base: options.base!.id },
+        },
+      );
     } else {
-      try {
-        listed = await list(base.chgID);
-      } catch (error) {
-        if (!SyncproxyError.hasCode(error, 'cbt-reset')) throw error;
-        reset = `the VRM no longer knows the base's change id ${base.chgID}`;
-        listed = await list();
-      }
+      // A chgID the VRM no longer knows answers getcbt with a cbt-reset error of its own.
+      listed = await list(base.chgID);
     }
-    let extents = listed.extents;
-    if (reset !== undefined) {
-      // Full, and exact whatever the target holds: what is not allocated is written as zeroes.
-      extents = withZeroGaps(extents, sizeBytes);
-      const warning: SyncWarning = {
-        code: 'cbt-reset',
-        message: `disk ${disk.id}: ${reset}; HA, a snapshot restore, a volume expansion or a host restart resets CBT, so this sync reads the disk in full`,
-      };
-      warnings.push(warning);
-      this.#warnings.push(warning);
-      this.#o.logger.warn(warning.message, { disk: disk.id });
-    }
+    const { extents } = listed;
     const hostUrn = String(options.snapshot.data?.hostUrn ?? 'unknown-host');
     const limiter = this.#o.hostLimits.of(hostUrn);
     const lease = new BackupLease({
@@ -223,8 +206,7 @@ export class FusionComputeSession implements ConnectorSession {
       diskSize: sizeBytes,
       granularity: listed.blockSizeBytes || 512,
       extents,
-      warnings,
-      fullDespiteBase: reset !== undefined,
+      warnings: [],
       lease,
       limiter,
       dispatcherFor: (resource) => this.#dataDispatcher(resource),

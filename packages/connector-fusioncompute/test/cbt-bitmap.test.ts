@@ -3,7 +3,6 @@ import {
   type BitmapEncoding,
   decodeBitmap,
   encodeBitmap,
-  withZeroGaps,
 } from '@syncproxy/connector-fusioncompute';
 import type { Extent } from '@syncproxy/core';
 import fc from 'fast-check';
@@ -78,20 +77,4 @@ describe('getcbt bitmaps', () => {
       );
     },
   );
-
-  it('withZeroGaps covers the disk exactly, data where it was, zero elsewhere', () => {
-    fc.assert(
-      fc.property(fc.array(fc.boolean(), { minLength: 1, maxLength: 200 }), (blocks) => {
-        const data = naiveExtents(blocks, 512, blocks.length * 512);
-        const all = withZeroGaps(data, blocks.length * 512);
-        let at = 0;
-        for (const e of all) {
-          expect(e.offset).toBe(at);
-          at += e.length;
-        }
-        expect(at).toBe(blocks.length * 512);
-        expect(all.filter((e) => e.kind === 'data')).toEqual(data);
-      }),
-    );
-  });
 });

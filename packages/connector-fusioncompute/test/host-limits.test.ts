@@ -1,4 +1,4 @@
-import { CnaLimiter, type FcReaderOptions, FcSnapshotReader } from '@syncproxy/connector-fusioncompute';
+import { CnaLimiter } from '@syncproxy/connector-fusioncompute';
 import { describe, expect, it } from 'vitest';
 
 function gate() {
@@ -58,19 +58,5 @@ describe('CnaLimiter', () => {
     expect(limiter.volumes).toBe(1);
     second.release();
     expect(limiter.volumes).toBe(0);
-  });
-});
-
-describe('FcSnapshotReader hints', () => {
-  it('a read that fell back to full although a base was given says incremental: false; others say nothing', () => {
-    const options = {
-      diskId: 'd',
-      diskSize: 4096,
-      granularity: 512,
-      extents: [],
-      warnings: [],
-    } as unknown as FcReaderOptions;
-    expect(new FcSnapshotReader({ ...options, fullDespiteBase: true }).hints).toEqual({ incremental: false });
-    expect(new FcSnapshotReader(options).hints).toEqual({});
   });
 });

@@ -45,7 +45,7 @@ describe('full and incremental syncs', () => {
   });
 
   it.each<CbtResetCause>(['ha', 'snapshot-restore', 'volume-expansion', 'host-restart'])(
-    'CBT invalidated by %s between two syncs: the next one is full, with the cbt-reset warning, and exact',
+    'CBT invalidated by %s between two syncs: openReader with the base says cbt-reset (syncHost syncs in full), and the full sync is exact',
     async (cause) => {
       rig = await startRig();
       const { vm, volumes } = rig.fc.addVm({ name: 'app', volumes: [{}] });
@@ -62,21 +62,25 @@ describe('full and incremental syncs', () => {
       host = hostFor(await session.listHosts(), vm.urn);
       const second = await session.createSnapshot(host);
       const after = rig.fc.state.volumes.get(volume.id)!.cbtCreateTime;
-      const { warnings, result } = await syncDisk(session, host, 0, second, path, first);
-      expect(warnings).toEqual([
-        {
-          code: 'cbt-reset',
-          message: `disk ${volume.urn}: its CBT was restarted at ${after}, after the base snapshot (CBT since ${before}); HA, a snapshot restore, a volume expansion or a host restart resets CBT, so this sync reads the disk in full`,
-        },
+      const error = await session
+        .openReader(host.disks[0]!, { snapshot: second, base: first })
+        .catch((e) => e);
+      expect([error.code, error.retryable, error.message]).toEqual([
+        'cbt-reset',
+        false,
+        `disk ${volume.urn}: its CBT was restarted at ${after}, after the base snapshot (CBT since ${before}); HA, a snapshot restore, a volume expansion or a host restart resets CBT, so the disk needs a full sync`,
       ]);
-      expect(session.warnings).toEqual(warnings);
+      // What syncHost then does: a full sync of the disk into a fresh image, with this warning.
+      const fresh = join(rig.dir, 'app-full.img');
+      const { result } = await syncDisk(session, host, 0, second, fresh);
       const live = rig.fc.state.volumes.get(volume.id)!;
       expect(result.bytesRead).toBe(live.disk.allocatedExtents().reduce((n, e) => n + e.length, 0));
-      expect(await imageEquals(path, live)).toBe(true);
+      expect(await imageEquals(fresh, live)).toBe(true);
+      expect(rig.fc.backupResourceCount).toBe(0);
     },
   );
 
-  it('a base chgID the VRM no longer knows (getcbt says CBT is invalid) gives a full read with cbt-reset', async () => {
+  it("a base chgID the VRM no longer knows: getcbt's own error becomes cbt-reset, its errorCode kept", async () => {
     rig = await startRig();
     const { vm, volumes } = rig.fc.addVm({ name: 'lost', volumes: [{}] });
     writePattern(volumes[0]!, 9, 2);
@@ -89,15 +93,16 @@ describe('full and incremental syncs', () => {
     volumes[0]!.disk.writeZeroes(0, volumes[0]!.disk.sizeBytes);
     writePattern(volumes[0]!, 11, 1);
     const second = await session.createSnapshot(host);
-    const { warnings } = await syncDisk(session, host, 0, second, path, first);
-    expect(warnings).toEqual([
-      {
-        code: 'cbt-reset',
-        message: `disk ${volumes[0]!.urn}: the VRM no longer knows the base's change id ${String(first.disks[0]!.data.chgID)}; HA, a snapshot restore, a volume expansion or a host restart resets CBT, so this sync reads the disk in full`,
-      },
+    const error = await session.openReader(host.disks[0]!, { snapshot: second, base: first }).catch((e) => e);
+    expect([error.code, error.retryable, error.errorCode, error.message]).toEqual([
+      'cbt-reset',
+      false,
+      '10420051',
+      `GetCbt failed: HTTP 400 10420051: the CBT base is invalid (CBT was reset): chgID ${String(first.disks[0]!.data.chgID)} from POST ${volumes[0]!.uri}/getcbt (the disk needs a full sync)`,
     ]);
-    // Full and exact: what the old image held where the disk is now empty is zeroed.
-    expect(await imageEquals(path, volumes[0]!)).toBe(true);
+    const fresh = join(rig.dir, 'lost-full.img');
+    await syncDisk(session, host, 0, second, fresh);
+    expect(await imageEquals(fresh, volumes[0]!)).toBe(true);
   });
 
   it('a token that expires mid-read is asked for again and the image is still exact', async () => {
