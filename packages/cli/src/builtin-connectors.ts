@@ -1,4 +1,5 @@
 import { aws } from '@syncproxy/connector-aws';
+import { fusionCompute } from '@syncproxy/connector-fusioncompute';
 import { huaweicloud } from '@syncproxy/connector-huaweicloud';
 import { localdisk } from '@syncproxy/connector-localdisk';
 import { openstackCeph } from '@syncproxy/connector-openstack-ceph';
@@ -7,5 +8,5 @@ import { type ConnectorRegistry, createRegistry } from '@syncproxy/core';
 
 /** A registry of the connectors the CLI ships, registered explicitly (none registers itself). */
 export function createCliRegistry(): ConnectorRegistry {
-  return createRegistry([aws, huaweicloud, localdisk, openstackCeph, oracle]);
+  return createRegistry([aws, fusionCompute, huaweicloud, localdisk, openstackCeph, oracle]);
 }

@@ -53,6 +53,16 @@ describe('syncproxy connectors and schema', () => {
     expect(lines.slice(1).map(cells)).toEqual([
       ['aws', 'Amazon Web Services (EC2 + EBS direct APIs)', '0.1.0', 'v1', 'native', 'yes', 'no', 'no'],
       [
+        'fusioncompute',
+        'Huawei FusionCompute (VRM REST, CBT backup)',
+        '0.1.0',
+        'v1',
+        'native',
+        'yes',
+        'no',
+        'no',
+      ],
+      [
         'huaweicloud',
         'Huawei Cloud (ECS + CBR, snapshot data export to OBS or attached volumes)',
         '0.1.0',
@@ -88,7 +98,7 @@ describe('syncproxy connectors and schema', () => {
     expect(unknown.code).toBe(2);
     expect(unknown.stdout).toBe('');
     expect(unknown.stderr).toBe(
-      'error (config): unknown connector "nope" (known: aws, huaweicloud, localdisk, openstack-ceph, oracle)\n',
+      'error (config): unknown connector "nope" (known: aws, fusioncompute, huaweicloud, localdisk, openstack-ceph, oracle)\n',
     );
   });
 });
