@@ -140,17 +140,30 @@ export class DoradoClient {
 
   async #login(): Promise<void> {
     const { storage } = this.#options;
-    const { data, headers } = await this.#raw(
-      'Login',
-      'POST',
-      `${this.url}/deviceManager/rest/xxxxx/sessions`,
-      {
+    let answer: { data: unknown; headers: Record<string, string | string[] | undefined> };
+    try {
+      answer = await this.#raw('Login', 'POST', `${this.url}/deviceManager/rest/xxxxx/sessions`, {
         username: storage.user,
         password: storage.password,
         scope: loginScopeOf(storage.userType),
         ...(storage.vstoreName ? { vstorename: storage.vstoreName } : {}),
-      },
-    );
+      });
+    } catch (error) {
+      // Every refused login is a credentials problem (password, user type, a locked user): code auth.
+      if (error instanceof DoradoError) {
+        throw new SyncproxyError(
+          `storages: Dorado ${this.url} refused the login of ${storage.user}: ${error.message}`,
+          {
+            code: 'auth',
+            retryable: false,
+            platform: PLATFORM,
+            details: { field: 'storages', doradoCode: error.doradoCode },
+          },
+        );
+      }
+      throw error;
+    }
+    const { data, headers } = answer;
     const d = data as { deviceid?: string; iBaseToken?: string };
     if (!d?.deviceid || !d.iBaseToken) {
       throw new SyncproxyError(`Dorado ${this.url}: the login answered without deviceid or iBaseToken`, {

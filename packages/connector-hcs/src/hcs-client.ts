@@ -193,7 +193,7 @@ export class HcsClient {
       );
       const got = answer.servers ?? [];
       servers.push(...got);
-      if (got.length < PAGE_SIZE || servers.length >= (answer.count ?? 0)) return servers;
+      if (got.length === 0 || servers.length >= (answer.count ?? 0)) return servers;
     }
   }
 
@@ -209,7 +209,7 @@ export class HcsClient {
       );
       const got = answer.volumes ?? [];
       volumes.push(...got);
-      if (got.length < PAGE_SIZE || volumes.length >= (answer.count ?? 0)) return volumes;
+      if (got.length === 0 || volumes.length >= (answer.count ?? 0)) return volumes;
     }
   }
 
