@@ -1,9 +1,10 @@
 import { aws } from '@syncproxy/connector-aws';
+import { hcs } from '@syncproxy/connector-hcs';
 import { localdisk } from '@syncproxy/connector-localdisk';
 import { openstackCeph } from '@syncproxy/connector-openstack-ceph';
 import { type ConnectorRegistry, createRegistry } from '@syncproxy/core';
 
 /** A registry of the connectors the CLI ships, registered explicitly (none registers itself). */
 export function createCliRegistry(): ConnectorRegistry {
-  return createRegistry([aws, openstackCeph, localdisk]);
+  return createRegistry([aws, openstackCeph, localdisk, hcs]);
 }

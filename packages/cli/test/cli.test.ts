@@ -52,6 +52,16 @@ describe('syncproxy connectors and schema', () => {
     ]);
     expect(lines.slice(1).map(cells)).toEqual([
       ['aws', 'Amazon Web Services (EC2 + EBS direct APIs)', '0.1.0', 'v1', 'native', 'yes', 'no', 'no'],
+      [
+        'hcs',
+        'Huawei Cloud Stack 8.0.2 (OceanStor Dorado snapshots)',
+        '0.1.0',
+        'v1',
+        'hash',
+        'yes',
+        'yes',
+        'no',
+      ],
       ['localdisk', 'Local disk (agent)', '0.1.0', 'v1', 'hash', 'no', 'no', 'no'],
       ['openstack-ceph', 'OpenStack + Ceph', '0.1.0', 'v1', 'native', 'no', 'no', 'no'],
     ]);
@@ -68,7 +78,7 @@ describe('syncproxy connectors and schema', () => {
     expect(unknown.code).toBe(2);
     expect(unknown.stdout).toBe('');
     expect(unknown.stderr).toBe(
-      'error (config): unknown connector "nope" (known: aws, localdisk, openstack-ceph)\n',
+      'error (config): unknown connector "nope" (known: aws, hcs, localdisk, openstack-ceph)\n',
     );
   });
 });

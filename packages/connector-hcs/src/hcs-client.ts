@@ -183,6 +183,7 @@ export class HcsClient {
 
   /** Every server of the project: ECS pages by page number (`offset` starts at 1). */
   async listServers(): Promise<EcsServer[]> {
+    await this.authenticate();
     const servers: EcsServer[] = [];
     for (let page = 1; ; page++) {
       const answer = await this.call<{ count?: number; servers?: EcsServer[] }>(
@@ -199,6 +200,7 @@ export class HcsClient {
 
   /** Every volume of the project: EVS pages by item offset (`offset` starts at 0). */
   async listVolumes(): Promise<EvsVolume[]> {
+    await this.authenticate();
     const volumes: EvsVolume[] = [];
     for (;;) {
       const answer = await this.call<{ count?: number; volumes?: EvsVolume[] }>(

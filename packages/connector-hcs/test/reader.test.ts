@@ -1,0 +1,257 @@
+import { mkdtemp, readFile, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import {
+  type BlockSink,
+  type ChangedBlockReader,
+  createLocalMountSlots,
+  FileManifestStore,
+  FileSink,
+  transferDisk,
+} from '@syncproxy/core';
+import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { GIB, leftovers, MIB, NOTHING_LEFT, type Rig, rejection, rig } from './helpers.js';
+
+let r: Rig;
+let dir: string;
+beforeEach(async () => {
+  r = await rig();
+  dir = await mkdtemp(join(tmpdir(), 'hcs-reader-'));
+});
+afterEach(async () => {
+  await r.mock.close();
+  await rm(dir, { recursive: true, force: true });
+});
+
+/** A FileSink that counts what reaches it. */
+class CountingSink extends FileSink implements BlockSink {
+  writes: Array<{ offset: number; length: number }> = [];
+  override async write(offset: number, data: Uint8Array) {
+    this.writes.push({ offset, length: data.length });
+    return super.write(offset, data);
+  }
+}
+
+async function setup(volumesGb = [1]) {
+  const { server, volumes } = r.mock.addServer({ name: 'vm-1', volumesGb });
+  volumes[0]!.disk.write(0, new Uint8Array(3 * MIB).fill(7));
+  volumes[0]!.disk.write(700 * MIB, new Uint8Array(MIB + 4096).fill(9));
+  const slots = createLocalMountSlots({ maxMountedDisks: 4 });
+  const session = await r.connector.connect(r.mock.config(), r.context({ mountSlots: slots }));
+  const host = (await session.listHosts()).find((h) => h.id === server.id)!;
+  return { session, host, volumes, slots };
+}
+
+describe('hcs: snapshot, map, read, unmap', () => {
+  it('full then incremental: byte-exact, and the incremental writes only the changed chunks to the sink', async () => {
+    const { session, host, volumes, slots } = await setup();
+    const disk = host.disks[0]!;
+    const image = join(dir, 'disk.img');
+    const store = new FileManifestStore(`${image}.manifest`);
+    try {
+      const full = await session.createSnapshot(host);
+      // Every LUN snapshot of the server was activated in one call.
+      expect(r.mock.state.stats.activateCalls).toBe(1);
+      const reader = await session.openReader(disk, { snapshot: full });
+      expect(slots.inUse).toBe(1);
+      expect(r.mock.state.mappingViews.size).toBe(1);
+      const sink = new CountingSink(image);
+      try {
+        await transferDisk({ reader, sink, checkpoint: false, manifest: store, chunkSizeBytes: MIB });
+      } finally {
+        await reader.close();
+        await sink.close();
+      }
+      expect(slots.inUse).toBe(0);
+      expect(r.mock.state.mappingViews.size).toBe(0);
+
+      // Two changes: inside chunk 1 and across chunks 700/701.
+      volumes[0]!.disk.write(MIB + 10, new Uint8Array([1, 2, 3]));
+      volumes[0]!.disk.write(701 * MIB - 2, new Uint8Array([5, 5, 5, 5]));
+      const next = await session.createSnapshot(host);
+      const previousManifest = await store.load();
+      const incremental = await session.openReader(disk, {
+        snapshot: next,
+        base: full,
+        ...(previousManifest ? { previousManifest } : {}),
+      });
+      expect(incremental.warnings?.map((w) => w.code)).toContain('hash-diff');
+      const sink2 = new CountingSink(image);
+      try {
+        await transferDisk({ reader: incremental, sink: sink2, checkpoint: false, manifest: store });
+      } finally {
+        await incremental.close();
+        await sink2.close();
+      }
+      // Chunk 1, and chunks 700 and 701 (the engine writes neighbours in one call): 3 MiB of 1 GiB.
+      expect(sink2.writes).toEqual([
+        { offset: MIB, length: MIB },
+        { offset: 700 * MIB, length: 2 * MIB },
+      ]);
+      const written = await readFile(image);
+      for (const [offset, length] of [
+        [0, 4 * MIB],
+        [699 * MIB, 4 * MIB],
+        [GIB - MIB, MIB],
+      ] as const) {
+        expect(
+          Buffer.compare(
+            written.subarray(offset, offset + length),
+            Buffer.from(volumes[0]!.disk.read(offset, length)),
+          ),
+        ).toBe(0);
+      }
+      await session.deleteSnapshot(full);
+      await session.deleteSnapshot(next);
+      expect(leftovers(r.mock)).toEqual(NOTHING_LEFT);
+    } finally {
+      await session.close();
+    }
+  });
+
+  it('a failure after the snapshots are created (activation refused) leaves no snapshot', async () => {
+    const { session, host } = await setup([1, 1]);
+    try {
+      r.mock.failDorado({
+        path: '/snapshot/activate',
+        code: 1077949006,
+        description: 'The system is busy.',
+        times: 1,
+      });
+      const error = await rejection(() => session.createSnapshot(host));
+      expect(error.code).toBe('throttled');
+      expect(error.message).toContain('ActivateSnapshot failed with error 1077949006: The system is busy.');
+      expect(r.mock.state.stats.snapshotsCreated).toBe(2);
+      expect(leftovers(r.mock)).toEqual(NOTHING_LEFT);
+    } finally {
+      await session.close();
+    }
+  });
+
+  it('a failure while mapping (the LUN group association refused) leaves no mapping view, LUN group entry or snapshot, and gives the slot back', async () => {
+    const { session, host, slots } = await setup();
+    try {
+      const snapshot = await session.createSnapshot(host);
+      r.mock.failDorado({ path: '/mappingview/create_associate', skip: 1, code: 1077951812, times: 1 });
+      const error = await rejection(() => session.openReader(host.disks[0]!, { snapshot }));
+      expect(error.code).toBe('platform');
+      expect(slots.inUse).toBe(0);
+      expect(r.mock.state.mappingViews.size).toBe(0);
+      expect(r.mock.state.lunGroupEntries).toBe(0);
+      await session.deleteSnapshot(snapshot);
+      expect(leftovers(r.mock)).toEqual(NOTHING_LEFT);
+    } finally {
+      await session.close();
+    }
+  });
+
+  it('a failure after mapping (the device never shows on the proxy) unmaps, names the WWN, and gives the slot back', async () => {
+    const empty = await mkdtemp(join(dir, 'by-id-'));
+    const { server } = r.mock.addServer({ name: 'vm-2', volumesGb: [1] });
+    const slots = createLocalMountSlots({ maxMountedDisks: 4 });
+    const session = await r.connector.connect(r.mock.config(), {
+      devices: { byIdDir: empty, sysBlockDir: join(dir, 'no-sys') },
+      mountSlots: slots,
+    });
+    try {
+      const host = (await session.listHosts()).find((h) => h.id === server.id)!;
+      const snapshot = await session.createSnapshot(host);
+      const wwn = (snapshot.disks[0]!.data as { snapshotWwn: string }).snapshotWwn;
+      const error = await rejection(() => session.openReader(host.disks[0]!, { snapshot }));
+      expect(error.code).toBe('timeout');
+      expect(error.message).toContain(wwn);
+      expect(slots.inUse).toBe(0);
+      expect(r.mock.state.mappingViews.size).toBe(0);
+      expect(r.mock.state.lunGroupEntries).toBe(0);
+      await session.deleteSnapshot(snapshot);
+      expect(leftovers(r.mock)).toEqual(NOTHING_LEFT);
+    } finally {
+      await session.close();
+    }
+  });
+
+  it('a failure mid-read leaves nothing once the reader is closed and the snapshot deleted, and gives the slot back', async () => {
+    const { session, host, slots } = await setup();
+    try {
+      const snapshot = await session.createSnapshot(host);
+      const reader = await session.openReader(host.disks[0]!, { snapshot });
+      expect(slots.inUse).toBe(1);
+      expect(r.mock.state.deviceLinks).toBe(1);
+      let reads = 0;
+      const failing: ChangedBlockReader = new Proxy(reader, {
+        get(target, property, receiver) {
+          if (property === 'read' || property === 'readInto') {
+            const original = Reflect.get(target, property, receiver) as (
+              ...args: unknown[]
+            ) => Promise<unknown>;
+            return (...args: unknown[]) => {
+              if (++reads > 2) return Promise.reject(new Error('injected: the path to the array went down'));
+              return original.apply(target, args);
+            };
+          }
+          return Reflect.get(target, property, receiver);
+        },
+      });
+      const sink = new FileSink(join(dir, 'mid.img'));
+      try {
+        await expect(
+          transferDisk({ reader: failing, sink, checkpoint: false, manifest: false, chunkSizeBytes: MIB }),
+        ).rejects.toThrow();
+      } finally {
+        await reader.close();
+        await sink.close();
+      }
+      expect(slots.inUse).toBe(0);
+      expect(r.mock.state.mappingViews.size).toBe(0);
+      expect(r.mock.state.lunGroupEntries).toBe(0);
+      await session.deleteSnapshot(snapshot);
+      expect(leftovers(r.mock)).toEqual(NOTHING_LEFT);
+    } finally {
+      await session.close();
+    }
+  });
+
+  it('sweep removes the mapping views, LUN group entries and snapshots a crashed sync left, and nothing else', async () => {
+    const { session, host } = await setup();
+    try {
+      const snapshot = await session.createSnapshot(host);
+      const reader = await session.openReader(host.disks[0]!, { snapshot });
+      // Someone else's objects on the array stay.
+      r.mock.state.lunGroups.set('900', {
+        ID: '900',
+        NAME: 'oracle-prod',
+        DESCRIPTION: '',
+        snapshots: new Set(),
+      });
+      const dry = await session.sweep!({ dryRun: true });
+      expect(dry.resources.every((x) => !x.deleted)).toBe(true);
+      expect(r.mock.state.mappingViews.size).toBe(1);
+      const report = await session.sweep!({});
+      expect(report.resources.map((x) => x.kind).sort()).toEqual([
+        'lun-group',
+        'lun-group-entry',
+        'mapping-view',
+        'snapshot',
+      ]);
+      expect(report.resources.every((x) => x.deleted)).toBe(true);
+      expect(leftovers(r.mock)).toEqual({ ...NOTHING_LEFT, lunGroups: 1 });
+      expect(r.mock.state.lunGroups.has('900')).toBe(true);
+      // The reader's own cleanup finds everything gone and does not fail.
+      await reader.close();
+    } finally {
+      await session.close();
+    }
+  });
+
+  it('sweep keeps the snapshots named in keep', async () => {
+    const { session, host } = await setup();
+    try {
+      const snapshot = await session.createSnapshot(host);
+      const report = await session.sweep!({ keep: [snapshot.id] });
+      expect(report.resources).toEqual([expect.objectContaining({ kind: 'snapshot', deleted: false })]);
+      expect(r.mock.state.snapshots.size).toBe(1);
+    } finally {
+      await session.close();
+    }
+  });
+});
