@@ -26,7 +26,16 @@ export const DORADO_ERROR = {
 } as const;
 
 /** Object types of `ASSOCIATEOBJTYPE` and `PARENTTYPE`. */
-export const DORADO_TYPE = { LUN: 11, HOSTGROUP: 14, HOST: 21, SNAPSHOT: 27, LUNGROUP: 256 } as const;
+export const DORADO_TYPE = {
+  LUN: 11,
+  HOSTGROUP: 14,
+  HOST: 21,
+  SNAPSHOT: 27,
+  MAPPINGVIEW: 245,
+  LUNGROUP: 256,
+  /** UNCONFIRMED: the snapshot consistency group's object type as an association key. */
+  SNAPSHOT_CONSISTENCY_GROUP: 57956,
+} as const;
 
 const NOT_FOUND = new Set<number>([
   DORADO_ERROR.OBJECT_NOT_EXIST,
@@ -116,6 +125,7 @@ export class DoradoClient {
   #redactor: Redactor;
   #session: { deviceId: string; token: string; cookie: string | undefined } | undefined;
   #loggingIn: Promise<void> | undefined;
+  #consistencyGroups: Promise<boolean> | undefined;
 
   constructor(options: DoradoClientOptions) {
     this.#options = options;
@@ -284,6 +294,119 @@ export class DoradoClient {
       throw error;
     }
     await this.call('DeleteSnapshot', 'DELETE', `/snapshot/${encodeURIComponent(id)}`);
+  }
+
+  /**
+   * Whether the array has snapshot consistency groups (`GET /SNAPSHOT_CONSISTENCY_GROUP`
+   * answers code 0). Asked once per client.
+   */
+  hasConsistencyGroups(): Promise<boolean> {
+    this.#consistencyGroups ??= this.call(
+      'QuerySnapshotConsistencyGroup',
+      'GET',
+      '/SNAPSHOT_CONSISTENCY_GROUP?range=[0-1]',
+    ).then(
+      () => true,
+      (error: unknown) => {
+        if (error instanceof DoradoError && error.code === 'platform') return false;
+        this.#consistencyGroups = undefined;
+        throw error;
+      },
+    );
+    return this.#consistencyGroups;
+  }
+
+  /**
+   * A snapshot consistency group of these LUNs: a protection group holding
+   * them, and the group made from it, whose member snapshots are created
+   * with it. Returns the ids and each LUN's member snapshot. The caller
+   * activates it, and removes both with {@link DoradoClient.deleteConsistencyGroup}.
+   */
+  async createConsistencyGroup(input: {
+    name: string;
+    description: string;
+    lunIds: string[];
+    created: { protectGroupId?: string; consistencyGroupId?: string };
+  }): Promise<Map<string, DoradoSnapshot>> {
+    const pg = await this.call<DoradoNamed>('CreateProtectGroup', 'POST', '/protectgroup', {
+      NAME: `${input.name}-pg`.slice(0, 31),
+      DESCRIPTION: input.description,
+    });
+    input.created.protectGroupId = pg.ID;
+    for (const lunId of input.lunIds) {
+      await this.call('AddLunToProtectGroup', 'POST', '/protectgroup/associate', {
+        ID: pg.ID,
+        ASSOCIATEOBJTYPE: DORADO_TYPE.LUN,
+        ASSOCIATEOBJID: lunId,
+      });
+    }
+    const cg = await this.call<DoradoNamed>(
+      'CreateSnapshotConsistencyGroup',
+      'POST',
+      '/SNAPSHOT_CONSISTENCY_GROUP',
+      {
+        NAME: input.name,
+        PARENTID: pg.ID,
+        DESCRIPTION: input.description,
+      },
+    );
+    input.created.consistencyGroupId = cg.ID;
+    const members = await this.membersOfConsistencyGroup(cg.ID);
+    return new Map(members.map((m) => [m.PARENTID, m]));
+  }
+
+  membersOfConsistencyGroup(id: string): Promise<DoradoSnapshot[]> {
+    return this.list(
+      'QuerySnapshotsOfConsistencyGroup',
+      `/snapshot/associate?ASSOCIATEOBJTYPE=${DORADO_TYPE.SNAPSHOT_CONSISTENCY_GROUP}&ASSOCIATEOBJID=${id}`,
+    );
+  }
+
+  async activateConsistencyGroup(id: string): Promise<void> {
+    await this.call('ActivateSnapshotConsistencyGroup', 'POST', '/snapshot_consistency_group/activate', {
+      ID: id,
+    });
+  }
+
+  listConsistencyGroups(): Promise<Array<DoradoNamed & { PARENTID?: string }>> {
+    return this.list('QuerySnapshotConsistencyGroup', '/SNAPSHOT_CONSISTENCY_GROUP');
+  }
+
+  /** Stops and deletes a consistency group (its member snapshots go with it), then empties and deletes its protection group. */
+  async deleteConsistencyGroup(ids: {
+    consistencyGroupId?: string;
+    protectGroupId?: string;
+    lunIds?: string[];
+  }): Promise<void> {
+    const tolerate = async (run: () => Promise<unknown>) => {
+      try {
+        await run();
+      } catch (error) {
+        if (!SyncproxyError.hasCode(error, 'not-found')) throw error;
+      }
+    };
+    const cg = ids.consistencyGroupId;
+    if (cg) {
+      await tolerate(() =>
+        this.call('StopSnapshotConsistencyGroup', 'PUT', '/snapshot_consistency_group/stop', { ID: cg }),
+      );
+      await tolerate(() =>
+        this.call('DeleteSnapshotConsistencyGroup', 'DELETE', `/SNAPSHOT_CONSISTENCY_GROUP/${cg}`),
+      );
+    }
+    const pg = ids.protectGroupId;
+    if (pg) {
+      for (const lunId of ids.lunIds ?? []) {
+        await tolerate(() =>
+          this.call(
+            'RemoveLunFromProtectGroup',
+            'DELETE',
+            `/protectgroup/associate?ID=${pg}&ASSOCIATEOBJTYPE=${DORADO_TYPE.LUN}&ASSOCIATEOBJID=${lunId}`,
+          ),
+        );
+      }
+      await tolerate(() => this.call('DeleteProtectGroup', 'DELETE', `/protectgroup/${pg}`));
+    }
   }
 
   async findByName(

@@ -50,6 +50,9 @@ export interface HcsDiskSnapshotData extends Record<string, unknown> {
   /** The WWN the snapshot shows when mapped: how the proxy finds its device. */
   snapshotWwn: string;
   sizeBytes: number;
+  /** When the snapshot is a member of a snapshot consistency group (and its protection group). */
+  consistencyGroupId?: string;
+  protectGroupId?: string;
 }
 
 export interface HcsSessionOptions {
@@ -236,27 +239,80 @@ export class HcsSession implements ConnectorSession {
     const createdAt = new Date(now).toISOString();
     const description = describeAs(now, `${id}:${host.id}`);
     const created: Array<HcsDiskSnapshotData & { client: DoradoClient }> = [];
+    const groups: Array<{
+      client: DoradoClient;
+      consistencyGroupId?: string;
+      protectGroupId?: string;
+      lunIds: string[];
+    }> = [];
     try {
-      for (const disk of host.disks) {
-        const { storage, lun } = await this.#lunOf(disk);
-        const name = `${SDK_PREFIX}${shortId()}`;
-        const snapshot = await storage.createSnapshot({ name, description, lunId: lun.ID });
-        created.push({
-          client: storage,
-          volumeId: disk.id,
-          storage: storage.url,
-          lunId: lun.ID,
-          snapshotId: snapshot.ID,
-          snapshotName: name,
-          snapshotWwn: snapshot.WWN,
-          sizeBytes: Number(lun.CAPACITY) * 512,
-        });
-      }
-      for (const storage of new Set(created.map((c) => c.client))) {
+      const found: Array<{ disk: Disk; storage: DoradoClient; lun: DoradoLun }> = [];
+      for (const disk of host.disks) found.push({ disk, ...(await this.#lunOf(disk)) });
+      for (const storage of new Set(found.map((f) => f.storage))) {
+        const mine = found.filter((f) => f.storage === storage);
+        const record = (
+          f: (typeof mine)[number],
+          snapshot: { ID: string; NAME: string; WWN: string },
+          group?: (typeof groups)[number],
+        ) =>
+          created.push({
+            client: storage,
+            volumeId: f.disk.id,
+            storage: storage.url,
+            lunId: f.lun.ID,
+            snapshotId: snapshot.ID,
+            snapshotName: snapshot.NAME,
+            snapshotWwn: snapshot.WWN,
+            sizeBytes: Number(f.lun.CAPACITY) * 512,
+            ...(group?.consistencyGroupId ? { consistencyGroupId: group.consistencyGroupId } : {}),
+            ...(group?.protectGroupId ? { protectGroupId: group.protectGroupId } : {}),
+          });
+        if (mine.length > 1 && (await storage.hasConsistencyGroups())) {
+          // Where the array has them: one snapshot consistency group, activated as one.
+          const group: (typeof groups)[number] = { client: storage, lunIds: mine.map((f) => f.lun.ID) };
+          groups.push(group);
+          const members = await storage.createConsistencyGroup({
+            name: `${SDK_PREFIX}${shortId()}`,
+            description,
+            lunIds: group.lunIds,
+            created: group,
+          });
+          for (const f of mine) {
+            const member = members.get(f.lun.ID);
+            if (!member) {
+              throw new SyncproxyError(
+                `Dorado ${storage.url}: the consistency group has no snapshot of LUN ${f.lun.ID}`,
+                {
+                  code: 'protocol',
+                  platform: PLATFORM,
+                },
+              );
+            }
+            record(f, member, group);
+          }
+          await storage.activateConsistencyGroup(group.consistencyGroupId!);
+          continue;
+        }
+        // Otherwise one snapshot per LUN, created inactive and activated in one call.
+        for (const f of mine) {
+          const name = `${SDK_PREFIX}${shortId()}`;
+          record(f, {
+            ...(await storage.createSnapshot({ name, description, lunId: f.lun.ID })),
+            NAME: name,
+          });
+        }
         await storage.activateSnapshots(created.filter((c) => c.client === storage).map((c) => c.snapshotId));
       }
     } catch (error) {
-      await this.#deleteSnapshots(created);
+      for (const group of groups) {
+        await group.client.deleteConsistencyGroup(group).catch((cleanup: unknown) =>
+          this.#options.logger.error('hcs: a consistency group could not be removed', {
+            consistencyGroupId: group.consistencyGroupId,
+            error: (cleanup as Error).message,
+          }),
+        );
+      }
+      await this.#deleteSnapshots(created.filter((c) => c.consistencyGroupId === undefined));
       throw error;
     }
     this.#options.logger.info('hcs: snapshots activated', {
@@ -292,11 +348,22 @@ export class HcsSession implements ConnectorSession {
     return found;
   }
 
+  /** Deletes the disks' snapshots: a consistency group as a whole, other snapshots one by one. */
   async #deleteSnapshots(disks: HcsDiskSnapshotData[]): Promise<void> {
     const failures: unknown[] = [];
+    const groupsDone = new Set<string>();
     for (const d of disks) {
       try {
-        await this.#storageOf(d.storage).deleteSnapshot(d.snapshotId);
+        const storage = this.#storageOf(d.storage);
+        if (d.consistencyGroupId !== undefined) {
+          if (groupsDone.has(d.consistencyGroupId)) continue;
+          groupsDone.add(d.consistencyGroupId);
+          await storage.deleteConsistencyGroup({
+            consistencyGroupId: d.consistencyGroupId,
+            ...(d.protectGroupId ? { protectGroupId: d.protectGroupId } : {}),
+            lunIds: disks.filter((x) => x.consistencyGroupId === d.consistencyGroupId).map((x) => x.lunId),
+          });
+        } else await storage.deleteSnapshot(d.snapshotId);
       } catch (error) {
         if (!SyncproxyError.hasCode(error, 'not-found')) failures.push(error);
       }
@@ -385,8 +452,29 @@ export class HcsSession implements ConnectorSession {
         if (!plan.dryRun) await storage.remove('lungroup', group.ID);
         note('lun-group', `${storage.url}/${group.ID}`, createdAt, !plan.dryRun);
       }
+      // Consistency groups go whole (their member snapshots with them), before single snapshots.
+      const members = new Set<string>();
+      const groups = (await storage.hasConsistencyGroups())
+        ? ours(await storage.listConsistencyGroups())
+        : [];
+      for (const group of groups) {
+        const createdAt = createdAtOf(group.DESCRIPTION);
+        const snapshots = await storage.membersOfConsistencyGroup(group.ID);
+        for (const m of snapshots) members.add(m.ID);
+        if (!isOldEnough(plan, createdAt)) continue;
+        const owner = group.DESCRIPTION?.split(':')[2] ?? '';
+        const deleted = !plan.dryRun && !plan.isKept(group.ID) && !plan.isKept(owner);
+        if (deleted) {
+          await storage.deleteConsistencyGroup({
+            consistencyGroupId: group.ID,
+            ...(group.PARENTID ? { protectGroupId: group.PARENTID } : {}),
+            lunIds: snapshots.map((m) => m.PARENTID),
+          });
+        }
+        note('snapshot-consistency-group', `${storage.url}/${group.ID}`, createdAt, deleted);
+      }
       for (const snapshot of await storage.listSnapshots()) {
-        if (!snapshot.DESCRIPTION?.startsWith(SDK_DESCRIPTION)) continue;
+        if (!snapshot.DESCRIPTION?.startsWith(SDK_DESCRIPTION) || members.has(snapshot.ID)) continue;
         const createdAt = createdAtOf(snapshot.DESCRIPTION);
         if (!isOldEnough(plan, createdAt)) continue;
         const owner = snapshot.DESCRIPTION.split(':')[2] ?? '';

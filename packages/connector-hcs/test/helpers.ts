@@ -36,6 +36,8 @@ export function leftovers(mock: MockHcs) {
     mappingViews: mock.state.mappingViews.size,
     lunGroupEntries: mock.state.lunGroupEntries,
     lunGroups: mock.state.lunGroups.size,
+    consistencyGroups: mock.state.consistencyGroups.size,
+    protectGroups: mock.state.protectGroups.size,
     deviceLinks: mock.state.deviceLinks,
   };
 }
@@ -45,6 +47,8 @@ export const NOTHING_LEFT = {
   mappingViews: 0,
   lunGroupEntries: 0,
   lunGroups: 0,
+  consistencyGroups: 0,
+  protectGroups: 0,
   deviceLinks: 0,
 };
 

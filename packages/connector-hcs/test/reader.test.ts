@@ -109,9 +109,59 @@ describe('hcs: snapshot, map, read, unmap', () => {
     }
   });
 
-  it('a failure after the snapshots are created (activation refused) leaves no snapshot', async () => {
+  it('a server with two volumes gets a snapshot consistency group, activated as one; deleting it leaves nothing', async () => {
     const { session, host } = await setup([1, 1]);
     try {
+      const snapshot = await session.createSnapshot(host);
+      expect(r.mock.state.stats).toMatchObject({
+        consistencyGroupsCreated: 1,
+        consistencyGroupActivations: 1,
+        activateCalls: 0,
+      });
+      const data = snapshot.disks.map((d) => d.data as { consistencyGroupId?: string; snapshotId: string });
+      expect(new Set(data.map((d) => d.consistencyGroupId)).size).toBe(1);
+      expect([...r.mock.state.consistencyGroups.values()][0]!.snapshots).toEqual(
+        new Set(data.map((d) => d.snapshotId)),
+      );
+      await session.deleteSnapshot(snapshot);
+      expect(leftovers(r.mock)).toEqual(NOTHING_LEFT);
+    } finally {
+      await session.close();
+    }
+  });
+
+  it('a failure after the consistency group is created (activation refused) leaves no snapshot, group or protection group', async () => {
+    const { session, host } = await setup([1, 1]);
+    try {
+      r.mock.failDorado({
+        path: '/snapshot_consistency_group/activate',
+        code: 1077949006,
+        description: 'The system is busy.',
+        times: 1,
+      });
+      const error = await rejection(() => session.createSnapshot(host));
+      expect(error.code).toBe('throttled');
+      expect(error.message).toContain(
+        'ActivateSnapshotConsistencyGroup failed with error 1077949006: The system is busy.',
+      );
+      expect(r.mock.state.stats.snapshotsCreated).toBe(2);
+      expect(leftovers(r.mock)).toEqual(NOTHING_LEFT);
+    } finally {
+      await session.close();
+    }
+  });
+
+  it('without consistency groups: one snapshot per LUN, activated in one call; a refused activation leaves no snapshot', async () => {
+    r.mock.setConsistencyGroups(false);
+    const { session, host } = await setup([1, 1]);
+    try {
+      const snapshot = await session.createSnapshot(host);
+      expect(r.mock.state.stats).toMatchObject({
+        consistencyGroupsCreated: 0,
+        activateCalls: 1,
+        snapshotsActivated: 2,
+      });
+      await session.deleteSnapshot(snapshot);
       r.mock.failDorado({
         path: '/snapshot/activate',
         code: 1077949006,
@@ -121,7 +171,7 @@ describe('hcs: snapshot, map, read, unmap', () => {
       const error = await rejection(() => session.createSnapshot(host));
       expect(error.code).toBe('throttled');
       expect(error.message).toContain('ActivateSnapshot failed with error 1077949006: The system is busy.');
-      expect(r.mock.state.stats.snapshotsCreated).toBe(2);
+      expect(r.mock.state.stats.snapshotsCreated).toBe(4);
       expect(leftovers(r.mock)).toEqual(NOTHING_LEFT);
     } finally {
       await session.close();
@@ -237,6 +287,25 @@ describe('hcs: snapshot, map, read, unmap', () => {
       expect(leftovers(r.mock)).toEqual({ ...NOTHING_LEFT, lunGroups: 1 });
       expect(r.mock.state.lunGroups.has('900')).toBe(true);
       // The reader's own cleanup finds everything gone and does not fail.
+      await reader.close();
+    } finally {
+      await session.close();
+    }
+  });
+
+  it('sweep removes a consistency group a crashed sync left, with its member snapshots and protection group', async () => {
+    const { session, host } = await setup([1, 1]);
+    try {
+      const snapshot = await session.createSnapshot(host);
+      const reader = await session.openReader(host.disks[1]!, { snapshot });
+      const report = await session.sweep!({});
+      expect(report.resources.map((x) => x.kind).sort()).toEqual([
+        'lun-group',
+        'lun-group-entry',
+        'mapping-view',
+        'snapshot-consistency-group',
+      ]);
+      expect(leftovers(r.mock)).toEqual(NOTHING_LEFT);
       await reader.close();
     } finally {
       await session.close();

@@ -100,7 +100,7 @@ export function doradoRoutes(options: DoradoApiOptions): RouteTable<MockHcsState
         return fail(fault.code, fault.description ?? `injected error ${fault.code}`);
       }
       const answer = await resource(req, path, state);
-      if (/^\/(mappingview|lungroup|hostgroup|snapshot)/.test(path) && req.method !== 'GET')
+      if (/^\/(mappingview|lungroup|hostgroup|snapshot)/i.test(path) && req.method !== 'GET')
         await state.refreshDevices();
       return answer;
     },
@@ -191,6 +191,20 @@ async function resource(req: MockRequest, path: string, state: MockHcsState): Pr
   }
   if (path === '/snapshot' && m === 'GET')
     return ok(listed([...state.snapshots.values()].map(snapshotView), q));
+  if (
+    path === '/snapshot/associate' &&
+    m === 'GET' &&
+    Number(q.get('ASSOCIATEOBJTYPE')) === DORADO_TYPE.SNAPSHOT_CONSISTENCY_GROUP
+  ) {
+    const group = state.consistencyGroups.get(q.get('ASSOCIATEOBJID') ?? '');
+    if (!group) return notExist();
+    return ok(
+      listed(
+        [...group.snapshots].map((id) => snapshotView(state.snapshots.get(id)!)),
+        q,
+      ),
+    );
+  }
   if (path === '/snapshot/associate' && m === 'GET') {
     const group = state.lunGroups.get(q.get('ASSOCIATEOBJID') ?? '');
     if (!group) return notExist();
@@ -214,6 +228,132 @@ async function resource(req: MockRequest, path: string, state: MockHcsState): Pr
       state.volumes.get(state.luns.get(s.PARENTID)!.volumeId)?.disk.deleteSnapshot(`dorado-${s.ID}`);
       return ok();
     }
+  }
+
+  // Protection groups and snapshot consistency groups (paths are case-insensitive on the array).
+  const lower = path.toLowerCase();
+  if (lower.startsWith('/snapshot_consistency_group') && !state.consistencyGroupsSupported) {
+    return fail(1077949001, 'The function is not supported by this model.');
+  }
+  if (lower === '/protectgroup' && m === 'GET') return ok(listed(named(state.protectGroups.values()), q));
+  if (lower === '/protectgroup' && m === 'POST') {
+    const b = body();
+    if (nameTaken(state.protectGroups.values(), b.NAME))
+      return fail(DORADO_ERROR.NAME_EXISTS, 'The name already exists.');
+    const pg = {
+      ID: state.nextId(),
+      NAME: String(b.NAME),
+      DESCRIPTION: String(b.DESCRIPTION ?? ''),
+      luns: new Set<string>(),
+    };
+    state.protectGroups.set(pg.ID, pg);
+    return ok({ ID: pg.ID, NAME: pg.NAME, DESCRIPTION: pg.DESCRIPTION });
+  }
+  if (lower === '/protectgroup/associate' && m === 'POST') {
+    const b = body();
+    const pg = state.protectGroups.get(String(b.ID));
+    if (!pg) return notExist();
+    if (!state.luns.has(String(b.ASSOCIATEOBJID)))
+      return fail(DORADO_ERROR.LUN_NOT_EXIST, 'The LUN does not exist.');
+    pg.luns.add(String(b.ASSOCIATEOBJID));
+    return ok();
+  }
+  if (lower === '/protectgroup/associate' && m === 'DELETE') {
+    const pg = state.protectGroups.get(q.get('ID') ?? '');
+    if (!pg || !pg.luns.delete(q.get('ASSOCIATEOBJID') ?? '')) return notExist();
+    return ok();
+  }
+  hit = /^\/protectgroup\/([^/]+)$/.exec(lower);
+  if (hit && m === 'DELETE') {
+    const pg = state.protectGroups.get(hit[1]!);
+    if (!pg) return notExist();
+    if (pg.luns.size > 0) return fail(1077937900, 'The protection group still holds LUNs.');
+    if ([...state.consistencyGroups.values()].some((g) => g.PARENTID === pg.ID))
+      return fail(1077937901, 'The protection group has a snapshot consistency group.');
+    state.protectGroups.delete(pg.ID);
+    return ok();
+  }
+  if (lower === '/snapshot_consistency_group' && m === 'GET') {
+    return ok(
+      listed(
+        [...state.consistencyGroups.values()].map(({ ID, NAME, DESCRIPTION, PARENTID, active }) => ({
+          ID,
+          NAME,
+          DESCRIPTION,
+          PARENTID,
+          RUNNINGSTATUS: active ? '43' : '45',
+        })),
+        q,
+      ),
+    );
+  }
+  if (lower === '/snapshot_consistency_group' && m === 'POST') {
+    const b = body();
+    const pg = state.protectGroups.get(String(b.PARENTID));
+    if (!pg) return notExist();
+    if (pg.luns.size === 0) return fail(50331651, 'The protection group has no LUN.');
+    if (nameTaken(state.consistencyGroups.values(), b.NAME))
+      return fail(DORADO_ERROR.NAME_EXISTS, 'The name already exists.');
+    const cg = {
+      ID: state.nextId(),
+      NAME: String(b.NAME),
+      DESCRIPTION: String(b.DESCRIPTION ?? ''),
+      PARENTID: pg.ID,
+      snapshots: new Set<string>(),
+      active: false,
+    };
+    for (const lunId of pg.luns) {
+      const id = state.nextId();
+      state.snapshots.set(id, {
+        ID: id,
+        NAME: `${cg.NAME.slice(0, 20)}_${id}`.slice(0, 31),
+        DESCRIPTION: cg.DESCRIPTION,
+        PARENTID: lunId,
+        WWN: MockHcsState.wwn(),
+        active: false,
+        TIMESTAMP: String(Math.floor(Date.now() / 1000)),
+      });
+      state.stats.snapshotsCreated++;
+      cg.snapshots.add(id);
+    }
+    state.consistencyGroups.set(cg.ID, cg);
+    state.stats.consistencyGroupsCreated++;
+    return ok({ ID: cg.ID, NAME: cg.NAME, DESCRIPTION: cg.DESCRIPTION, PARENTID: cg.PARENTID });
+  }
+  if (
+    (lower === '/snapshot_consistency_group/activate' && m === 'POST') ||
+    (lower === '/snapshot_consistency_group/stop' && m === 'PUT')
+  ) {
+    const cg = state.consistencyGroups.get(String(body().ID));
+    if (!cg) return notExist();
+    const activate = lower.endsWith('activate');
+    if (activate) state.stats.consistencyGroupActivations++;
+    for (const id of cg.snapshots) {
+      const s = state.snapshots.get(id)!;
+      if (activate && !s.active) {
+        s.data = state.volumes.get(state.luns.get(s.PARENTID)!.volumeId)!.disk.snapshot(`dorado-${id}`);
+        state.stats.snapshotsActivated++;
+      }
+      s.active = activate;
+    }
+    cg.active = activate;
+    return ok();
+  }
+  hit = /^\/snapshot_consistency_group\/([^/]+)$/.exec(lower);
+  if (hit && m === 'DELETE') {
+    const cg = state.consistencyGroups.get(hit[1]!);
+    if (!cg) return notExist();
+    if (cg.active) return fail(1077937877, 'The snapshot consistency group is activated; stop it first.');
+    if ([...state.lunGroups.values()].some((g) => [...cg.snapshots].some((id) => g.snapshots.has(id)))) {
+      return fail(1077937881, 'A snapshot of the group is in a LUN group.');
+    }
+    for (const id of cg.snapshots) {
+      const s = state.snapshots.get(id)!;
+      state.snapshots.delete(id);
+      state.volumes.get(state.luns.get(s.PARENTID)!.volumeId)?.disk.deleteSnapshot(`dorado-${id}`);
+    }
+    state.consistencyGroups.delete(cg.ID);
+    return ok();
   }
 
   // Hosts, initiators, host groups.

@@ -39,6 +39,8 @@ export interface MockHcs {
   addServer(spec: MockServerSpec): { server: MockServerRecord; volumes: MockVolumeRecord[] };
   /** Says this HCS release (`8.2.0`, `8.3.1`...) from now on. */
   setHcsVersion(version: string): void;
+  /** Whether the Dorado has snapshot consistency groups (default yes); without, one snapshot per LUN. */
+  setConsistencyGroups(supported: boolean): void;
   /** Says this Dorado model (`productModeString`) from now on. */
   setDoradoModel(model: string): void;
   /** Answers every gateway call with 429 APIGW.0308 until removed. */
@@ -170,6 +172,9 @@ export async function startMockHcs(options: MockHcsOptions = {}): Promise<MockHc
     },
     setHcsVersion(version) {
       state.hcsVersion = version;
+    },
+    setConsistencyGroups(supported) {
+      state.consistencyGroupsSupported = supported;
     },
     setDoradoModel(model) {
       state.doradoModel = model;

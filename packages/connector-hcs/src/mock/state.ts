@@ -56,6 +56,8 @@ export interface MockStats {
   snapshotsCreated: number;
   snapshotsActivated: number;
   activateCalls: number;
+  consistencyGroupsCreated: number;
+  consistencyGroupActivations: number;
   deviceLinks: number;
 }
 
@@ -75,6 +77,13 @@ export class MockHcsState {
   readonly hostGroups = new Map<string, MockNamed & { hosts: Set<string> }>();
   readonly lunGroups = new Map<string, MockNamed & { snapshots: Set<string> }>();
   readonly mappingViews = new Map<string, MockNamed & { hostGroups: Set<string>; lunGroups: Set<string> }>();
+  /** Whether the array has snapshot consistency groups (a switch for the one-snapshot-per-LUN path). */
+  consistencyGroupsSupported = true;
+  readonly protectGroups = new Map<string, MockNamed & { luns: Set<string> }>();
+  readonly consistencyGroups = new Map<
+    string,
+    MockNamed & { PARENTID: string; snapshots: Set<string>; active: boolean }
+  >();
   /** IQN -> host id ('' when not yet added to a host). */
   readonly initiators = new Map<string, string>();
   /** iBaseToken -> session. */
@@ -86,6 +95,8 @@ export class MockHcsState {
     snapshotsCreated: 0,
     snapshotsActivated: 0,
     activateCalls: 0,
+    consistencyGroupsCreated: 0,
+    consistencyGroupActivations: 0,
     deviceLinks: 0,
   };
   #nextId = 1;
