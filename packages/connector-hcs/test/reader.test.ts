@@ -1,6 +1,7 @@
 import { mkdtemp, readFile, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { lunNameOf } from '@syncproxy/connector-hcs';
 import {
   type BlockSink,
   type ChangedBlockReader,
@@ -173,6 +174,25 @@ describe('hcs: snapshot, map, read, unmap', () => {
       expect(error.message).toContain('ActivateSnapshot failed with error 1077949006: The system is busy.');
       expect(r.mock.state.stats.snapshotsCreated).toBe(4);
       expect(leftovers(r.mock)).toEqual(NOTHING_LEFT);
+    } finally {
+      await session.close();
+    }
+  });
+
+  it('a volume EVS lists without a WWN is found on the Dorado by the LUN name its id gives', async () => {
+    r.mock.state.evsShowsWwn = false;
+    const { session, host } = await setup([1]);
+    try {
+      expect(host.disks[0]!.attributes?.wwn).toBeUndefined();
+      const snapshot = await session.createSnapshot(host);
+      expect((snapshot.disks[0]!.data as { lunId: string }).lunId).toBe(
+        r.mock.state.volumes.get(host.disks[0]!.id)!.lunId,
+      );
+      const lunQueries = r.mock.dorado.calls
+        .filter((c) => c.path.endsWith('/lun'))
+        .map((c) => decodeURIComponent(c.query));
+      expect(lunQueries).toEqual([`?filter=NAME::${lunNameOf(host.disks[0]!.id)}&range=[0-100]`]);
+      await session.deleteSnapshot(snapshot);
     } finally {
       await session.close();
     }

@@ -69,3 +69,28 @@ describe('hcs: versions and models it refuses', () => {
     }
   });
 });
+
+describe('hcs: network requirements', () => {
+  it('the API gateway on 443 and each Dorado on 8088', async () => {
+    const { hcs, hcsConfigSchema } = await import('@syncproxy/connector-hcs');
+    const config = hcsConfigSchema.parse({
+      iamUrl: 'https://iam-apigateway-proxy.hcs.example.com/v3',
+      tenantId: 't',
+      user: 'u',
+      password: 'p',
+      projectDomainId: 't',
+      projectName: 'p1',
+      region: 'mx-ags-1',
+      proxy: { hostName: 'proxy-01', initiators: ['iqn.1994-05.com.redhat:proxy'] },
+      storages: [
+        { type: 'DORADO', url: 'https://10.0.0.20:8088', user: 'a', password: 'b' },
+        { type: 'DORADO', url: 'https://10.0.0.21:8088', user: 'a', password: 'b', userType: 'LDAP' },
+      ],
+    });
+    expect(hcs.networkRequirements(config).map((n) => [n.host, n.port])).toEqual([
+      ['iam-apigateway-proxy.hcs.example.com', 443],
+      ['10.0.0.20', 8088],
+      ['10.0.0.21', 8088],
+    ]);
+  });
+});

@@ -260,7 +260,7 @@ async function resource(req: MockRequest, path: string, state: MockHcsState): Pr
   }
   if (lower === '/protectgroup/associate' && m === 'DELETE') {
     const pg = state.protectGroups.get(q.get('ID') ?? '');
-    if (!pg || !pg.luns.delete(q.get('ASSOCIATEOBJID') ?? '')) return notExist();
+    if (!pg?.luns.delete(q.get('ASSOCIATEOBJID') ?? '')) return notExist();
     return ok();
   }
   hit = /^\/protectgroup\/([^/]+)$/.exec(lower);

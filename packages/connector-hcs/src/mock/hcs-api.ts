@@ -152,7 +152,7 @@ export function hcsRoutes(options: HcsApiOptions): RouteTable<MockHcsState> {
         status: 'in-use',
         bootable: String(v.boot),
         volume_type: 'SAN-Dorado',
-        wwn: v.wwn,
+        ...(state.evsShowsWwn ? { wwn: v.wwn } : {}),
         attachments: [
           { server_id: v.serverId, device: v.device, attachment_id: randomBytes(8).toString('hex') },
         ],

@@ -77,6 +77,8 @@ export class MockHcsState {
   readonly hostGroups = new Map<string, MockNamed & { hosts: Set<string> }>();
   readonly lunGroups = new Map<string, MockNamed & { snapshots: Set<string> }>();
   readonly mappingViews = new Map<string, MockNamed & { hostGroups: Set<string>; lunGroups: Set<string> }>();
+  /** Whether EVS lists each volume's `wwn` (SAN volume types do); without it, LUNs are found by name. */
+  evsShowsWwn = true;
   /** Whether the array has snapshot consistency groups (a switch for the one-snapshot-per-LUN path). */
   consistencyGroupsSupported = true;
   readonly protectGroups = new Map<string, MockNamed & { luns: Set<string> }>();
