@@ -15,6 +15,7 @@ import {
   openDeviceReader,
   type SnapshotRef,
   SyncproxyError,
+  type SyncWarning,
 } from '@syncproxy/core';
 import type { HcsConfig } from './config.js';
 import { DORADO_TYPE, type DoradoClient } from './dorado-client.js';
@@ -100,12 +101,10 @@ export async function openSnapshotReader(options: SnapshotReaderOptions): Promis
     ...(options.signal ? { signal: options.signal } : {}),
   });
   const footprint: Footprint = { storage, entries: [] };
+  const warnings: SyncWarning[] = [];
   const cleanup = () => unmap(footprint);
   try {
-    const usableBase =
-      previous && previous.storage === current.storage && previous.sizeBytes === current.sizeBytes
-        ? previous
-        : undefined;
+    const usableBase = await baseToHash(storage, current, previous, warnings);
     await map(options, footprint, usableBase ? [current, usableBase] : [current]);
     const locate = (wwn: string) =>
       locateDevice({
@@ -135,10 +134,16 @@ export async function openSnapshotReader(options: SnapshotReaderOptions): Promis
       mode: previousManifest ? 'hash-diff' : 'full',
     });
     if (previousManifest === undefined && options.base === undefined) return device;
-    return createHashDiffReader({
+    const reader = createHashDiffReader({
       reader: device,
       chunkSizeBytes: options.chunkSizeBytes,
       ...(previousManifest ? { previousManifest } : {}),
+    });
+    if (warnings.length === 0) return reader;
+    const all = [...(reader.warnings ?? []), ...warnings];
+    return new Proxy(reader, {
+      get: (target, property, receiver) =>
+        property === 'warnings' ? all : Reflect.get(target, property, receiver),
     });
   } catch (error) {
     try {
@@ -154,6 +159,37 @@ export async function openSnapshotReader(options: SnapshotReaderOptions): Promis
     await slot.release();
     throw error;
   }
+}
+
+/**
+ * The base snapshot to hash when the caller has no manifest: only one on the
+ * same storage, of the same size, and still there (a base a caller deleted
+ * means every chunk is sent, with a warning, rather than a failed sync).
+ */
+async function baseToHash(
+  storage: DoradoClient,
+  current: HcsDiskSnapshotData,
+  previous: HcsDiskSnapshotData | undefined,
+  warnings: SyncWarning[],
+): Promise<HcsDiskSnapshotData | undefined> {
+  if (!previous) return undefined;
+  let why: string | undefined;
+  if (previous.storage !== current.storage) why = 'it is on another storage';
+  else if (previous.sizeBytes !== current.sizeBytes) why = 'the volume was resized since';
+  else {
+    try {
+      await storage.getSnapshot(previous.snapshotId);
+    } catch (error) {
+      if (!SyncproxyError.hasCode(error, 'not-found')) throw error;
+      why = 'the storage no longer holds it';
+    }
+  }
+  if (why === undefined) return previous;
+  warnings.push({
+    code: 'hcs-base-unavailable',
+    message: `the base snapshot ${previous.snapshotId} of volume ${current.volumeId} cannot be compared (${why}) and no previous manifest was given: every chunk is sent`,
+  });
+  return undefined;
 }
 
 /** The SHA-256 per chunk of the base snapshot as mapped: what the previous sync sent. */

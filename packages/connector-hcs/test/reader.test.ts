@@ -131,6 +131,26 @@ describe('hcs: snapshot, map, read, unmap', () => {
     }
   });
 
+  it('an incremental whose base snapshot is gone (and no manifest) sends every chunk, with a warning, instead of failing', async () => {
+    const { session, host } = await setup([1]);
+    try {
+      const base = await session.createSnapshot(host);
+      await session.deleteSnapshot(base);
+      const next = await session.createSnapshot(host);
+      const reader = await session.openReader(host.disks[0]!, { snapshot: next, base });
+      try {
+        expect(reader.warnings?.map((w) => w.code)).toEqual(['hash-diff', 'hcs-base-unavailable']);
+        expect(reader.warnings?.[1]?.message).toContain('the storage no longer holds it');
+      } finally {
+        await reader.close();
+      }
+      await session.deleteSnapshot(next);
+      expect(leftovers(r.mock)).toEqual(NOTHING_LEFT);
+    } finally {
+      await session.close();
+    }
+  });
+
   it('a failure after the consistency group is created (activation refused) leaves no snapshot, group or protection group', async () => {
     const { session, host } = await setup([1, 1]);
     try {
