@@ -78,7 +78,11 @@ export function createHcsConnector(options: HcsConnectorOptions = {}): SourceCon
       return new HcsSession({
         config,
         hcs: new HcsClient({ config, now: () => clock.now(), ...common }),
-        storages: config.storages.map((storage) => new DoradoClient({ storage, ...common })),
+        // No abort signal for the Dorado: unmapping, deleting and logging out must run after an abort too.
+        storages: config.storages.map((storage) => {
+          const { signal: _signal, ...withoutSignal } = common;
+          return new DoradoClient({ storage, ...withoutSignal });
+        }),
         logger: context.logger,
         clock,
         ...(context.mountSlots ? { mountSlots: context.mountSlots } : {}),

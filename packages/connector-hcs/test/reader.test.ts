@@ -260,6 +260,33 @@ describe('hcs: snapshot, map, read, unmap', () => {
     }
   });
 
+  it('an abort while the device is awaited rejects with aborted and still unmaps, even with the session signal aborted', async () => {
+    const empty = await mkdtemp(join(dir, 'by-id-'));
+    const { server } = r.mock.addServer({ name: 'vm-3', volumesGb: [1] });
+    const slots = createLocalMountSlots({ maxMountedDisks: 4 });
+    const controller = new AbortController();
+    const session = await r.connector.connect(r.mock.config(), {
+      devices: { byIdDir: empty, sysBlockDir: join(dir, 'no-sys') },
+      mountSlots: slots,
+      signal: controller.signal,
+    });
+    try {
+      const host = (await session.listHosts()).find((h) => h.id === server.id)!;
+      const snapshot = await session.createSnapshot(host);
+      setTimeout(() => controller.abort(), 300);
+      const error = await rejection(() => session.openReader(host.disks[0]!, { snapshot }));
+      expect(error.code).toBe('aborted');
+      expect(slots.inUse).toBe(0);
+      expect(r.mock.state.mappingViews.size).toBe(0);
+      expect(r.mock.state.lunGroupEntries).toBe(0);
+      await session.deleteSnapshot(snapshot);
+      expect(leftovers(r.mock)).toEqual(NOTHING_LEFT);
+    } finally {
+      await session.close();
+    }
+    expect(r.mock.state.sessions.size).toBe(0);
+  });
+
   it('a failure mid-read leaves nothing once the reader is closed and the snapshot deleted, and gives the slot back', async () => {
     const { session, host, slots } = await setup();
     try {
