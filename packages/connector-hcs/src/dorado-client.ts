@@ -248,16 +248,26 @@ export class DoradoClient {
     return this.call('GetSystem', 'GET', '/system/');
   }
 
+  /**
+   * The LUN with this WWN, else with this name. The answer is checked, not
+   * trusted: an array that ignored the filter (or does not filter on WWN)
+   * must not hand back another LUN, whose data would then be synced.
+   */
   async findLun(by: { wwn?: string; name?: string }): Promise<DoradoLun | undefined> {
     if (by.wwn) {
-      const [hit] = await this.list<DoradoLun>('QueryLun', `/lun?filter=WWN::${encodeURIComponent(by.wwn)}`);
-      if (hit) return hit;
+      const wwn = by.wwn.toLowerCase().replace(/^(0x|naa\.)/, '');
+      try {
+        const luns = await this.list<DoradoLun>('QueryLun', `/lun?filter=WWN::${encodeURIComponent(by.wwn)}`);
+        const hit = luns.find((l) => l.WWN?.toLowerCase() === wwn);
+        if (hit) return hit;
+      } catch (error) {
+        // An array that refuses the WWN filter still finds the LUN by name below.
+        if (!(error instanceof DoradoError) || error.code !== 'platform') throw error;
+      }
     }
     if (by.name) {
-      const [hit] = await this.list<DoradoLun>(
-        'QueryLun',
-        `/lun?filter=NAME::${encodeURIComponent(by.name)}`,
-      );
+      const luns = await this.list<DoradoLun>('QueryLun', `/lun?filter=NAME::${encodeURIComponent(by.name)}`);
+      const hit = luns.find((l) => l.NAME === by.name);
       if (hit) return hit;
     }
     return undefined;

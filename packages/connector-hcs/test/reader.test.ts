@@ -218,6 +218,21 @@ describe('hcs: snapshot, map, read, unmap', () => {
     }
   });
 
+  it('an array that ignores the LUN filter does not get another LUN synced: the answer is checked', async () => {
+    // Another server's volume comes first in every unfiltered listing.
+    r.mock.addServer({ name: 'other', volumesGb: [1] });
+    const { session, host } = await setup([1]);
+    try {
+      r.mock.state.ignoreLunFilter = true;
+      const snapshot = await session.createSnapshot(host);
+      const lunId = (snapshot.disks[0]!.data as { lunId: string }).lunId;
+      expect(lunId).toBe(r.mock.state.volumes.get(host.disks[0]!.id)!.lunId);
+      await session.deleteSnapshot(snapshot);
+    } finally {
+      await session.close();
+    }
+  });
+
   it('a failure while mapping (the LUN group association refused) leaves no mapping view, LUN group entry or snapshot, and gives the slot back', async () => {
     const { session, host, slots } = await setup();
     try {

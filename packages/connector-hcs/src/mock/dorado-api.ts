@@ -130,6 +130,11 @@ async function resource(req: MockRequest, path: string, state: MockHcsState): Pr
       WWN: l.WWN,
       CAPACITY: String((state.volumes.get(l.volumeId)!.sizeGb * 1024 ** 3) / 512),
     }));
+    if (state.ignoreLunFilter) {
+      const unfiltered = new URLSearchParams(q);
+      unfiltered.delete('filter');
+      return ok(listed(luns, unfiltered));
+    }
     return ok(listed(luns, q));
   }
 
