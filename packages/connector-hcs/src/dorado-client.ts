@@ -423,11 +423,12 @@ export class DoradoClient {
     kind: 'host' | 'hostgroup' | 'lungroup' | 'mappingview',
     name: string,
   ): Promise<DoradoNamed | undefined> {
-    const [hit] = await this.list<DoradoNamed>(
+    const found = await this.list<DoradoNamed>(
       `Query ${kind}`,
       `/${kind}?filter=NAME::${encodeURIComponent(name)}`,
     );
-    return hit;
+    // Checked like a LUN: another host or group must never be taken for the proxy's.
+    return found.find((o) => o.NAME === name);
   }
 
   listNamed(kind: 'lungroup' | 'mappingview'): Promise<DoradoNamed[]> {
@@ -447,10 +448,12 @@ export class DoradoClient {
 
   /** Adds an initiator (iSCSI IQN) to the host, creating it first when the array does not know it. */
   async addInitiator(hostId: string, iqn: string): Promise<void> {
-    const [known] = await this.list<{ ID: string; PARENTID?: string }>(
-      'QueryIscsiInitiator',
-      `/iscsi_initiator?filter=ID::${encodeURIComponent(iqn)}`,
-    );
+    const known = (
+      await this.list<{ ID: string; PARENTID?: string }>(
+        'QueryIscsiInitiator',
+        `/iscsi_initiator?filter=ID::${encodeURIComponent(iqn)}`,
+      )
+    ).find((i) => i.ID === iqn);
     if (!known) await this.call('CreateIscsiInitiator', 'POST', '/iscsi_initiator', { ID: iqn });
     if (known?.PARENTID === hostId) return;
     await this.call('AddIscsiInitiatorToHost', 'PUT', `/iscsi_initiator/${encodeURIComponent(iqn)}`, {

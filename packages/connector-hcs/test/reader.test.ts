@@ -218,15 +218,32 @@ describe('hcs: snapshot, map, read, unmap', () => {
     }
   });
 
-  it('an array that ignores the LUN filter does not get another LUN synced: the answer is checked', async () => {
+  it('an array that ignores list filters does not get another LUN synced or another host mapped: answers are checked', async () => {
     // Another server's volume comes first in every unfiltered listing.
     r.mock.addServer({ name: 'other', volumesGb: [1] });
     const { session, host } = await setup([1]);
     try {
-      r.mock.state.ignoreLunFilter = true;
+      r.mock.state.ignoreFilters = true;
+      // Someone else's host, host group and initiator come first in every unfiltered listing.
+      r.mock.state.hosts.set('800', { ID: '800', NAME: 'db-cluster', DESCRIPTION: '' });
+      r.mock.state.hostGroups.set('801', {
+        ID: '801',
+        NAME: 'db-cluster-hg',
+        DESCRIPTION: '',
+        hosts: new Set(['800']),
+      });
+      r.mock.state.initiators.set('iqn.2000-01.com.example:db', '800');
       const snapshot = await session.createSnapshot(host);
       const lunId = (snapshot.disks[0]!.data as { lunId: string }).lunId;
       expect(lunId).toBe(r.mock.state.volumes.get(host.disks[0]!.id)!.lunId);
+      const reader = await session.openReader(host.disks[0]!, { snapshot });
+      const view = [...r.mock.state.mappingViews.values()][0]!;
+      expect(r.mock.state.hostGroups.get([...view.hostGroups][0]!)!.NAME).toBe(
+        'syncproxy-hg-syncproxy-proxy-01',
+      );
+      expect(r.mock.state.hostGroups.get('801')!.hosts).toEqual(new Set(['800']));
+      expect(r.mock.state.initiators.get('iqn.2000-01.com.example:db')).toBe('800');
+      await reader.close();
       await session.deleteSnapshot(snapshot);
     } finally {
       await session.close();

@@ -109,7 +109,9 @@ export function doradoRoutes(options: DoradoApiOptions): RouteTable<MockHcsState
 
 async function resource(req: MockRequest, path: string, state: MockHcsState): Promise<MockResponse> {
   const m = req.method;
-  const q = req.query;
+  // An array that does not filter on a field answers the whole list: the switch shows what a client trusts.
+  const q = new URLSearchParams(req.query);
+  if (state.ignoreFilters) q.delete('filter');
   const body = (): Record<string, unknown> => (req.body.length ? req.json<Record<string, unknown>>() : {});
   const nameTaken = (items: Iterable<MockNamed>, name: unknown) => [...items].some((i) => i.NAME === name);
   const notExist = () => fail(DORADO_ERROR.OBJECT_NOT_EXIST, 'The object does not exist.');
@@ -130,11 +132,6 @@ async function resource(req: MockRequest, path: string, state: MockHcsState): Pr
       WWN: l.WWN,
       CAPACITY: String((state.volumes.get(l.volumeId)!.sizeGb * 1024 ** 3) / 512),
     }));
-    if (state.ignoreLunFilter) {
-      const unfiltered = new URLSearchParams(q);
-      unfiltered.delete('filter');
-      return ok(listed(luns, unfiltered));
-    }
     return ok(listed(luns, q));
   }
 

@@ -79,8 +79,8 @@ export class MockHcsState {
   readonly mappingViews = new Map<string, MockNamed & { hostGroups: Set<string>; lunGroups: Set<string> }>();
   /** Whether EVS lists each volume's `wwn` (SAN volume types do); without it, LUNs are found by name. */
   evsShowsWwn = true;
-  /** Answer `GET /lun` unfiltered, as an array that does not filter on a field would. */
-  ignoreLunFilter = false;
+  /** Answer every list unfiltered (`filter=` ignored), as an array that does not filter on a field would. */
+  ignoreFilters = false;
   /** Whether the array has snapshot consistency groups (a switch for the one-snapshot-per-LUN path). */
   consistencyGroupsSupported = true;
   readonly protectGroups = new Map<string, MockNamed & { luns: Set<string> }>();
