@@ -1,6 +1,7 @@
 import { aws } from '@syncproxy/connector-aws';
 import { fusionCompute } from '@syncproxy/connector-fusioncompute';
 import { huaweicloud } from '@syncproxy/connector-huaweicloud';
+import { hcs } from '@syncproxy/connector-hcs';
 import { localdisk } from '@syncproxy/connector-localdisk';
 import { openstackCeph } from '@syncproxy/connector-openstack-ceph';
 import { oracle } from '@syncproxy/connector-oracle';
@@ -8,5 +9,5 @@ import { type ConnectorRegistry, createRegistry } from '@syncproxy/core';
 
 /** A registry of the connectors the CLI ships, registered explicitly (none registers itself). */
 export function createCliRegistry(): ConnectorRegistry {
-  return createRegistry([aws, fusionCompute, huaweicloud, localdisk, openstackCeph, oracle]);
+  return createRegistry([aws, fusionCompute, hcs, huaweicloud, localdisk, openstackCeph, oracle]);
 }

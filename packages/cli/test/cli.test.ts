@@ -63,6 +63,16 @@ describe('syncproxy connectors and schema', () => {
         'no',
       ],
       [
+        'hcs',
+        'Huawei Cloud Stack 8.0.2 (OceanStor Dorado snapshots)',
+        '0.1.0',
+        'v1',
+        'hash',
+        'yes',
+        'yes',
+        'no',
+      ],
+      [
         'huaweicloud',
         'Huawei Cloud (ECS + CBR, snapshot data export to OBS or attached volumes)',
         '0.1.0',
@@ -98,7 +108,7 @@ describe('syncproxy connectors and schema', () => {
     expect(unknown.code).toBe(2);
     expect(unknown.stdout).toBe('');
     expect(unknown.stderr).toBe(
-      'error (config): unknown connector "nope" (known: aws, fusioncompute, huaweicloud, localdisk, openstack-ceph, oracle)\n',
+      'error (config): unknown connector "nope" (known: aws, fusioncompute, hcs, huaweicloud, localdisk, openstack-ceph, oracle)\n',
     );
   });
 });

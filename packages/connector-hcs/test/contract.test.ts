@@ -1,0 +1,38 @@
+import { createHcsConnector } from '@syncproxy/connector-hcs';
+import { createHcsMockPlatform } from '@syncproxy/connector-hcs/mock';
+import { runConnectorContract } from '@syncproxy/testkit';
+
+const MIB = 1024 * 1024;
+
+runConnectorContract(createHcsConnector({ locateTimeoutMs: 5000, chunkSizeBytes: MIB }), {
+  platform: () => createHcsMockPlatform(),
+  invalidConfigs: [
+    { input: { ...validShape(), iamUrl: 'iam.example.com' }, path: 'iamUrl' },
+    { input: { ...validShape(), region: 'Mexico City 1' }, path: 'region' },
+    { input: { ...validShape(), storages: [] }, path: 'storages' },
+    {
+      input: { ...validShape(), storages: [{ ...validShape().storages[0], type: 'OCEANSTOR' }] },
+      path: 'storages.0.type',
+    },
+    {
+      input: { ...validShape(), storages: [{ ...validShape().storages[0], userType: 'AD' }] },
+      path: 'storages.0.userType',
+    },
+  ],
+});
+
+function validShape() {
+  return {
+    iamUrl: 'https://iam-apigateway-proxy.hcs.example.com/v3',
+    tenantId: 'a1b2c3',
+    user: 'admin',
+    password: 'secret',
+    projectDomainId: 'a1b2c3',
+    projectName: 'mx-ags-1_migration',
+    region: 'mx-ags-1',
+    proxy: { hostName: 'proxy-01', initiators: ['iqn.1994-05.com.redhat:proxy'] },
+    storages: [
+      { type: 'DORADO', url: 'https://192.168.1.10:8088', user: 'admin', password: 'pw', userType: 'local' },
+    ],
+  };
+}
