@@ -1,4 +1,4 @@
-import { secret } from '@syncproxy/core';
+import { boundedString, secret, urlField } from '@syncproxy/core';
 import { z } from 'zod';
 
 const REGION = /^[a-z]{2,}(-[a-z]+)+-\d+$/;
@@ -7,9 +7,9 @@ const PROJECT_ID = /^[0-9a-f]{32}$/i;
 /** OBS bucket names: 3-63 of lowercase letters, digits, dots and dashes (OBS bucket naming rules). */
 const BUCKET = /^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$/;
 
+// http is for the mock and for plain VPC endpoints behind a TLS-terminating proxy; userinfo is refused.
 const endpoint = (what: string) =>
-  z
-    .url({ protocol: /^https?$/ })
+  urlField({ protocols: ['https', 'http'] })
     .optional()
     .describe(what);
 
@@ -21,11 +21,9 @@ const endpoint = (what: string) =>
  * endpoints (and the mock in tests).
  */
 export const huaweiCloudConfigSchema = z.object({
-  accessKeyId: z.string().min(8).max(128).describe('Access Key ID (AK)'),
-  secretAccessKey: secret(z.string().min(1)).describe('Secret Access Key (SK)'),
-  project: z
-    .string()
-    .min(1)
+  accessKeyId: boundedString({ minChars: 8, maxChars: 128 }).describe('Access Key ID (AK)'),
+  secretAccessKey: secret(boundedString({ minChars: 1, maxChars: 1024 })).describe('Secret Access Key (SK)'),
+  project: boundedString({ minChars: 1, maxChars: 64 })
     .refine((value) => !PROJECT_ID.test(value), {
       message:
         'this is a project ID; give the project as its region name (such as tr-west-1): the SDK looks the ID up',
@@ -34,15 +32,13 @@ export const huaweiCloudConfigSchema = z.object({
       message: 'a region name such as tr-west-1',
     })
     .describe('Project: the region name, such as tr-west-1 (not the project ID)'),
-  proxy: z.string().min(1).describe('The sync proxy: the id of the ECS that runs this platform’s disk syncs'),
-  name: z
-    .string()
-    .min(1)
-    .max(128)
+  proxy: boundedString({ minChars: 1, maxChars: 256 }).describe(
+    'The sync proxy: the id of the ECS that runs this platform’s disk syncs',
+  ),
+  name: boundedString({ minChars: 1, maxChars: 128 })
     .optional()
     .describe('Platform name (default: from the region, the platform and the time it was added)'),
-  bucket: z
-    .string()
+  bucket: boundedString({ maxChars: 63 })
     .regex(BUCKET, 'an OBS bucket name: 3-63 lowercase letters, digits, dots and dashes')
     .describe(
       'OBS bucket (new or existing) that caches one sync’s worth of exported disk data; billed as OBS storage',

@@ -71,8 +71,9 @@ export function createHuaweiCloudConnector(
     capabilities: {
       changeTracking: 'hash',
       consistentMultiDiskSnapshot: true,
-      // The fallback path attaches a volume to the proxy for each open reader.
-      mountsDisks: true,
+      // Only the attach-and-hash path attaches a volume (and takes a mount slot) per open reader;
+      // an export-path reader reads OBS objects and takes none. `auto` may fall back, so it may attach.
+      mountsDisks: (options.dataPath ?? 'auto') !== 'export',
       quiescedSnapshots: false,
     },
     networkRequirements: huaweiCloudNetworkRequirements,

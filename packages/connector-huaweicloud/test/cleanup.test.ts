@@ -167,6 +167,32 @@ describe('attach path: a failure at any step leaves no volume and no attachment'
     }
   });
 
+  it('an export-path reader takes no mount slot: nothing is attached to the proxy', async () => {
+    const mountSlots = {
+      async acquire(request: MountSlotRequest): Promise<never> {
+        throw new Error(`the export path asked for a mount slot for ${request.diskId}`);
+      },
+    };
+    rig = await startRig({ exportEnabled: true });
+    const session = await fastConnector().connect(rig.cloud.config(), {
+      devices: { byIdDir: rig.cloud.byIdDir },
+      mountSlots,
+    });
+    try {
+      const reader = await session.openReader(rig.host.disks[0]!, { snapshot: rig.snapshot });
+      expect(rig.cloud.state.attachmentsTo(rig.cloud.proxyId)).toHaveLength(0);
+      await reader.close();
+    } finally {
+      await session.close();
+    }
+  });
+
+  it('mountsDisks says whether readers may attach: auto and attach yes, export only no', () => {
+    expect(fastConnector().capabilities.mountsDisks).toBe(true);
+    expect(fastConnector({ dataPath: 'attach' }).capabilities.mountsDisks).toBe(true);
+    expect(fastConnector({ dataPath: 'export' }).capabilities.mountsDisks).toBe(false);
+  });
+
   it('a 403 on the bucket is a permission error, not a reason to fall back', async () => {
     rig = await startRig({ exportEnabled: true });
     rig.cloud.fault('obs', { kind: 'status', status: 403, method: 'HEAD' });

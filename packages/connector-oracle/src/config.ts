@@ -1,4 +1,4 @@
-import { secret } from '@syncproxy/core';
+import { boundedString, MAX_PEM_CHARS, secret, urlField } from '@syncproxy/core';
 import { z } from 'zod';
 
 /**
@@ -10,7 +10,10 @@ function ocid(resourceType: string) {
   const pattern = new RegExp(
     `^ocid1\\.${resourceType}\\.[a-z0-9-]+\\.[a-z0-9-]*(\\.[a-z0-9-]*)?\\.[a-z0-9]+$`,
   );
-  return z.string().regex(pattern, `an OCID such as ocid1.${resourceType}.oc1..aaaa...`);
+  return boundedString({ maxChars: 255 }).regex(
+    pattern,
+    `an OCID such as ocid1.${resourceType}.oc1..aaaa...`,
+  );
 }
 
 /** The key's MD5 fingerprint as the console shows it: 16 hex pairs joined by colons. */
@@ -28,35 +31,36 @@ export const oracleConfigSchema = z
   .object({
     tenancyId: ocid('tenancy').describe('Tenancy OCID'),
     userId: ocid('user').describe('User OCID'),
-    fingerprint: z
-      .string()
+    fingerprint: boundedString({ maxChars: 47 })
       .regex(FINGERPRINT, 'a key fingerprint such as 12:34:56:78:90:ab:cd:ef:12:34:56:78:90:ab:cd:ef')
       .describe('API key fingerprint'),
-    region: z.string().regex(REGION, 'a region identifier such as us-ashburn-1').describe('Region'),
-    privateKey: secret(z.string().includes('-----BEGIN', { message: 'a PEM private key' }))
+    region: boundedString({ maxChars: 64 })
+      .regex(REGION, 'a region identifier such as us-ashburn-1')
+      .describe('Region'),
+    privateKey: secret(
+      boundedString({ maxChars: MAX_PEM_CHARS }).includes('-----BEGIN', { message: 'a PEM private key' }),
+    )
       .optional()
       .describe('API private key (PEM)'),
-    privateKeyPath: z.string().min(1).optional().describe('API private key file on the proxy (PEM)'),
-    passphrase: secret(z.string().min(1)).optional().describe('Passphrase of the private key'),
+    privateKeyPath: boundedString({ minChars: 1, maxChars: 4096 })
+      .optional()
+      .describe('API private key file on the proxy (PEM)'),
+    passphrase: secret(boundedString({ minChars: 1, maxChars: 1024 }))
+      .optional()
+      .describe('Passphrase of the private key'),
     proxyInstanceId: ocid('instance').describe('The sync proxy’s instance OCID'),
-    proxyAvailabilityDomain: z
-      .string()
-      .min(1)
-      .describe('The sync proxy’s availability domain, e.g. Uocm:PHX-AD-1'),
-    name: z
-      .string()
-      .min(1)
-      .max(128)
+    proxyAvailabilityDomain: boundedString({ minChars: 1, maxChars: 255 }).describe(
+      'The sync proxy’s availability domain, e.g. Uocm:PHX-AD-1',
+    ),
+    name: boundedString({ minChars: 1, maxChars: 128 })
       .optional()
       .describe('Platform name (default: from the region, the platform and the time it was added)'),
     endpoints: z
       .object({
-        core: z
-          .url({ protocol: /^https?$/ })
+        core: urlField({ protocols: ['https', 'http'] })
           .optional()
           .describe('Core Services endpoint (Compute, Block Volume), without /20160918'),
-        identity: z
-          .url({ protocol: /^https?$/ })
+        identity: urlField({ protocols: ['https', 'http'] })
           .optional()
           .describe('Identity endpoint, without /20160918'),
       })

@@ -296,6 +296,14 @@ describe('oracle reader against the OCI mock', () => {
   });
 
   it('with the default 50 mount slots and no scheduler, a 51st reader is refused with no-capacity and never attached', async () => {
+    // A mock of its own with 100 items a page (OCI allows up to 1000): at the default 2, which keeps
+    // every other test paging, each of the 51 readers pages through the proxy's attachments and
+    // the RSA signing of those requests makes this one test cost most of the package's run.
+    await session.close();
+    await platform.close();
+    platform = await createOracleMockPlatform({ pageSize: 100 });
+    bound.bind(platform.oci);
+    session = await bound.connector.connect(platform.config(), platform.context());
     const ref = await platform.createHost({
       name: 'big-1',
       disks: Array.from({ length: 51 }, () => ({ sizeBytes: MIB })),
