@@ -1,7 +1,7 @@
 import { aws } from '@syncproxy/connector-aws';
 import { fusionCompute } from '@syncproxy/connector-fusioncompute';
-import { huaweicloud } from '@syncproxy/connector-huaweicloud';
 import { hcs } from '@syncproxy/connector-hcs';
+import { huaweicloud } from '@syncproxy/connector-huaweicloud';
 import { localdisk } from '@syncproxy/connector-localdisk';
 import { openstackCeph } from '@syncproxy/connector-openstack-ceph';
 import { oracle } from '@syncproxy/connector-oracle';

@@ -80,7 +80,7 @@ const password = fc
   .map((chars) => chars.join(''));
 
 describe('secrets a platform echoes back', () => {
-  for (const [name, escape] of Object.entries(ECHOES)) {
+  for (const [name, escapeSecret] of Object.entries(ECHOES)) {
     it(`never reach errors or logs when echoed as ${name}`, async () => {
       const connector = echoConnector(name);
       await fc.assert(
@@ -105,7 +105,7 @@ describe('secrets a platform echoes back', () => {
             inspect(error, { depth: 10 }),
             lines.join('\n'),
           ].join('\n');
-          const form = escape(pw);
+          const form = escapeSecret(pw);
           const leaked = name === 'basic auth' ? form.replace(/=+$/, '') : form;
           expect(outputs.includes(pw) || outputs.includes(leaked)).toBe(false);
         }),
