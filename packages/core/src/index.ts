@@ -79,6 +79,7 @@ export { createJsonLogger, type LogLevel, redactingLogger, silentLogger } from '
 export { type CheckNetworkOptions, checkNetwork, type NetworkCheckResult } from './network/check-network.js';
 export { createDispatcher, type DispatcherOptions, normalizeThumbprint } from './network/dispatcher.js';
 export { type LookupCallback, overrideLookup } from './network/host-overrides.js';
+export { importOptionalPeer, type OptionalPeer, requireOptionalPeer } from './optional-peer.js';
 export { ConnectorRegistry, type ConnectorSummary, createRegistry } from './registry.js';
 export {
   backoffDelayMs,

@@ -148,7 +148,7 @@ interface DiskRun {
 
 /**
  * The connector contract v1 as steps that share one mock platform, one host
- * and one session, run in order. {@link runConnectorContract} registers them
+ * and one session, run in order. `runConnectorContract` (`@syncproxy/testkit/vitest`) registers them
  * with vitest; {@link checkConnectorContract} runs them and returns a report.
  */
 export function createConnectorContract(
