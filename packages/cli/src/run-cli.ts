@@ -15,7 +15,7 @@ import { ExitCode } from './exit-code.js';
 export const CLI_VERSION = '0.1.0';
 
 export interface RunCliOptions {
-  /** The connectors the commands know (default: the ones the CLI ships: aws, openstack-ceph, localdisk). */
+  /** The connectors the commands know (default: the ones the CLI ships: aws, openstack-ceph, vmware, localdisk). */
   registry?: ConnectorRegistry;
 }
 

@@ -3,14 +3,17 @@ import { z } from 'zod';
 
 const REGION = /^[a-z]{2,}(-[a-z]+)+-\d+$/;
 
+const accessKeyId = z.string().min(16).max(128).describe('Access Key ID');
+const secretAccessKey = secret(z.string().min(1)).describe('Secret Access Key');
+
 /**
  * The "add platform" form for AWS, as the products show it: access key id,
  * secret access key, region, the sync proxy, an optional name. Endpoint
  * overrides reach VPC endpoints (and the mock in tests).
  */
 export const awsConfigSchema = z.object({
-  accessKeyId: z.string().min(16).max(128).describe('Access Key ID'),
-  secretAccessKey: secret(z.string().min(1)).describe('Secret Access Key'),
+  accessKeyId,
+  secretAccessKey,
   /** Temporary credentials (STS) come with a session token. */
   sessionToken: secret(z.string().min(1)).optional().describe('Session token (temporary credentials only)'),
   region: z.string().regex(REGION, 'a region name such as us-east-1').describe('Region'),
@@ -38,10 +41,26 @@ export const awsConfigSchema = z.object({
   maxConnections: z.number().int().min(1).max(1024).default(64).describe('Connections per endpoint'),
 });
 
+const PROVIDED = 'a credential provider is in use (createAwsConnector({ credentials })): leave the keys out';
+
+/**
+ * The form of a connector made with a credential provider (`createAwsConnector({ credentials })`):
+ * the same without keys, which the provider supplies. Keys given anyway are a config error, not
+ * silently ignored.
+ */
+export const awsProviderConfigSchema = awsConfigSchema.extend({
+  accessKeyId: z.undefined({ error: PROVIDED }).optional(),
+  secretAccessKey: z.undefined({ error: PROVIDED }).optional(),
+  sessionToken: z.undefined({ error: PROVIDED }).optional(),
+});
+
 /** The config as a product fills the form. */
 export type AwsConfigInput = z.input<typeof awsConfigSchema>;
-/** The config after parsing (defaults applied). */
-export type AwsConfig = z.output<typeof awsConfigSchema>;
+/**
+ * The config after parsing (defaults applied). The keys are absent only in a connector made with a
+ * credential provider.
+ */
+export type AwsConfig = z.output<typeof awsProviderConfigSchema> | z.output<typeof awsConfigSchema>;
 
 /** The platform's name: the one given, else `AWS-<region>-<UTC time>` as the products name it. */
 export function platformName(config: Pick<AwsConfig, 'name' | 'region'>, now: Date = new Date()): string {

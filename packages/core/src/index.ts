@@ -17,6 +17,7 @@ export type {
   DeviceDirectories,
   Disk,
   DiskSnapshotRef,
+  DisposableSession,
   Host,
   MountSlot,
   MountSlotProvider,
@@ -34,9 +35,10 @@ export type {
   SweptResource,
 } from './contracts/connector.js';
 export { SUPPORTED_SPEC_VERSIONS } from './contracts/connector.js';
-export type { LogFields, Logger } from './contracts/logger.js';
+export type { LogFields, LogFn, Logger } from './contracts/logger.js';
 export type {
   ChangedBlockReader,
+  DisposableReader,
   Extent,
   ExtentKind,
   ReaderHints,
