@@ -4,9 +4,11 @@ import { createCliRegistry } from './builtin-connectors.js';
 import type { CliIo } from './cli-io.js';
 import { type CommandContext, type OutputOptions, reportError } from './command-context.js';
 import { checkPlatform } from './commands/check.js';
+import { printCompletion } from './commands/completion.js';
 import { listConnectors } from './commands/connectors.js';
 import { runDemo } from './commands/demo.js';
 import { listHosts } from './commands/hosts.js';
+import { runPrechecks } from './commands/prechecks.js';
 import { printSchema } from './commands/schema.js';
 import { syncCommand } from './commands/sync.js';
 import { ExitCode } from './exit-code.js';
@@ -23,6 +25,27 @@ function positiveInteger(value: string): number {
   const n = Number(value);
   if (!Number.isSafeInteger(n) || n < 1) throw new InvalidArgumentError('must be a positive integer');
   return n;
+}
+
+const RATE_UNITS: Record<string, number> = {
+  '': 1,
+  k: 1e3,
+  m: 1e6,
+  g: 1e9,
+  ki: 1024,
+  mi: 1024 ** 2,
+  gi: 1024 ** 3,
+};
+
+/** `--bandwidth-limit`: bytes per second, `100M` / `1.5GiB` / `800KiB/s` (k/M/G decimal, Ki/Mi/Gi binary). */
+export function parseByteRate(value: string): number {
+  const match = /^(\d+(?:\.\d+)?)\s*([kmg]i?)?b?(?:\/s)?$/i.exec(value.trim());
+  const unit = RATE_UNITS[(match?.[2] ?? '').toLowerCase()];
+  const bytes = match && unit !== undefined ? Math.floor(Number(match[1]) * unit) : Number.NaN;
+  if (!Number.isSafeInteger(bytes) || bytes < 1) {
+    throw new InvalidArgumentError('a rate such as 100M, 1.5GiB or 800KiB/s (bytes per second)');
+  }
+  return bytes;
 }
 
 function collect(value: string, previous: string[] | undefined): string[] {
@@ -76,10 +99,18 @@ export async function runCli(
       .requiredOption('-p, --platform <id>', 'connector id (see `syncproxy connectors`)')
       .requiredOption(
         '-c, --config <file>',
-        'the platform config, a JSON file (see `syncproxy schema <platform>`)',
+        'the platform config, a JSON file or - for stdin (see `syncproxy schema <platform>`); secret fields also from SYNCPROXY_<FIELD> or SYNCPROXY_<FIELD>_FILE, which win over the file',
       )
       .option('--json', 'machine-readable output on stdout')
-      .option('-v, --verbose', "the connector's logs on stderr, as JSON lines");
+      .option('-v, --verbose', "the connector's logs on stderr, as JSON lines (--log-level debug)")
+      .addOption(
+        new Option('--log-level <level>', "the connector's logs on stderr from this level up").choices([
+          'debug',
+          'info',
+          'warn',
+          'error',
+        ]),
+      );
 
   program
     .command('connectors')
@@ -109,6 +140,14 @@ export async function runCli(
 
   platformOptions(
     program
+      .command('prechecks')
+      .description("the platform's numbered checks of a host before a sync (exit 1 when one fails)"),
+  )
+    .requiredOption('--host <id>', 'the host (VM or instance) to check')
+    .action(action((ctx, opts) => runPrechecks(ctx, opts as Parameters<typeof runPrechecks>[1])));
+
+  platformOptions(
+    program
       .command('sync')
       .description(
         'snapshot a host, then copy each disk into <target>/<disk>.raw (full, or --incremental); re-run to resume',
@@ -132,7 +171,26 @@ export async function runCli(
       2000,
     )
     .option('-q, --quiet', 'no progress and notes')
-    .action(action((ctx, opts) => syncCommand(ctx, opts as Parameters<typeof syncCommand>[1])));
+    .option('--verify', 'after each disk, read the image back and compare it with the snapshot')
+    .option(
+      '--bandwidth-limit <rate>',
+      'read at most this many bytes per second in total, e.g. 100M, 1.5GiB, 800KiB/s',
+      parseByteRate,
+    )
+    .option('--quiesce', 'ask the platform for an application-consistent (quiesced) snapshot')
+    .option('--concurrency <n>', 'reads in flight per disk', positiveInteger)
+    .action(
+      action((ctx, opts) => {
+        const { bandwidthLimit, ...rest } = opts as Parameters<typeof syncCommand>[1] & {
+          bandwidthLimit?: number;
+        };
+        // The names syncHost takes.
+        return syncCommand(ctx, {
+          ...rest,
+          ...(bandwidthLimit !== undefined ? { bandwidthLimitBytesPerSec: bandwidthLimit } : {}),
+        } as Parameters<typeof syncCommand>[1]);
+      }),
+    );
 
   program
     .command('demo')
@@ -149,6 +207,12 @@ export async function runCli(
     )
     .option('-q, --quiet', 'no progress and notes')
     .action(action((ctx, opts) => runDemo(ctx, opts as Parameters<typeof runDemo>[1])));
+
+  program
+    .command('completion')
+    .description('a completion script for bash or zsh: source <(syncproxy completion bash)')
+    .argument('<shell>', 'bash or zsh')
+    .action(action((ctx, shell: string) => printCompletion(ctx, shell, program)));
 
   try {
     await program.parseAsync([...argv], { from: 'user' });
