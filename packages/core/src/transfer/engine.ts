@@ -515,6 +515,7 @@ class TransferRun {
         chunksDone: this.context.ledger.chunksDone,
         chunksTotal: this.totals?.chunks,
         retries: this.retries,
+        dataBytes: this.bytesWritten,
       },
       final,
     );
