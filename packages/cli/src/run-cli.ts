@@ -8,6 +8,7 @@ import { printCompletion } from './commands/completion.js';
 import { listConnectors } from './commands/connectors.js';
 import { runDemo } from './commands/demo.js';
 import { listHosts } from './commands/hosts.js';
+import { planSync } from './commands/plan.js';
 import { runPrechecks } from './commands/prechecks.js';
 import { printSchema } from './commands/schema.js';
 import { syncCommand } from './commands/sync.js';
@@ -191,6 +192,24 @@ export async function runCli(
         } as Parameters<typeof syncCommand>[1]);
       }),
     );
+
+  platformOptions(
+    program
+      .command('plan')
+      .description(
+        'per disk, the bytes a sync would read and its estimated time, from the extents and the last measured rate; reads no data',
+      ),
+  )
+    .requiredOption('--host <id>', 'the host (VM or instance) to plan')
+    .option('--disk <id>', 'a disk of the host (repeat for several; default: all)', collect)
+    .requiredOption('-t, --target <dir>', 'directory of the images and the sync state')
+    .option('-i, --incremental', 'only what changed since the snapshot each image equals')
+    .option(
+      '--rate <rate>',
+      'bytes per second to assume where no sync measured one, e.g. 200M',
+      parseByteRate,
+    )
+    .action(action((ctx, opts) => planSync(ctx, opts as Parameters<typeof planSync>[1])));
 
   program
     .command('demo')

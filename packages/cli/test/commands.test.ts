@@ -6,6 +6,7 @@ import { join } from 'node:path';
 import { createAwsConnector } from '@syncproxy/connector-aws';
 import { type MockAws, startMockAws } from '@syncproxy/connector-aws/mock';
 import { toJSONSchema } from '@syncproxy/core';
+import { seededBytes, VirtualDisk } from '@syncproxy/testkit/mock';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { runCli } from '../src/index.js';
 import { parseByteRate } from '../src/run-cli.js';
@@ -213,7 +214,7 @@ describe('completion', () => {
       '# syncproxy completion for bash: source <(syncproxy completion bash)',
     );
     expect(run.stdout).toContain(
-      'COMPREPLY=( $(compgen -W "connectors schema check hosts prechecks sync demo completion" -- "$cur") )',
+      'COMPREPLY=( $(compgen -W "connectors schema check hosts prechecks sync plan demo completion" -- "$cur") )',
     );
     expect(run.stdout).toContain(
       'COMPREPLY=( $(compgen -W "aws localdisk openstack-ceph vmware" -- "$cur") )',
@@ -264,5 +265,64 @@ describe('flags', () => {
       expect(['info', 'warn', 'error']).toContain((JSON.parse(line) as { level: string }).level);
     }
     expect(run.stderr).not.toContain(mock.credentials.secretAccessKey);
+  });
+});
+
+describe('plan', () => {
+  it('lists per disk the data bytes to read and an ETA at the given rate, reads no data, leaves no snapshot', async () => {
+    const disk = new VirtualDisk({ sizeBytes: 1024 ** 3, blockSizeBytes: 64 * 1024 });
+    disk.write(0, seededBytes(1, 1024 * 1024)); // two 512 KiB EBS blocks
+    disk.write(100 * 1024 * 1024, seededBytes(2, 10)); // one more
+    const { instance, volumes } = mock.addInstance({ name: 'db', volumes: [{ disk }] });
+    const path = await configFile('aws-plan.json', mock.config());
+    const snapshotsBefore = mock.state.snapshots.size;
+    const reads = () => mock.calls.filter((c) => c.path.includes('/blocks/')).length;
+    const readsBefore = reads();
+    const args = [
+      'plan',
+      '-p',
+      'aws',
+      '-c',
+      path,
+      '--host',
+      instance.id,
+      '-t',
+      join(dir, 'plan'),
+      '--rate',
+      '1M',
+    ];
+    const json = await cli([...args, '--json']);
+    expect(json.stderr).toBe('');
+    expect(json.code).toBe(0);
+    expect(JSON.parse(json.stdout)).toEqual({
+      host: instance.id,
+      mode: 'full',
+      disks: [
+        {
+          diskId: volumes[0]!.id,
+          sizeBytes: 1024 ** 3,
+          bytesToRead: 1.5 * 1024 * 1024,
+          bytesPerSecond: 1_000_000,
+          etaMs: ((1.5 * 1024 * 1024) / 1_000_000) * 1000,
+        },
+      ],
+    });
+    const text = await cli(args);
+    expect(text.code).toBe(0);
+    const row = text.stdout.split('\n').find((l) => l.startsWith(volumes[0]!.id))!;
+    expect(row.trim().split(/\s{2,}/)).toEqual([
+      volumes[0]!.id,
+      '1.00 GiB',
+      '1.5 MiB',
+      '976.6 KiB/s',
+      '1.6 s',
+    ]);
+    expect(reads()).toBe(readsBefore);
+    expect(mock.state.snapshots.size).toBe(snapshotsBefore);
+    const incremental = await cli([...args, '--incremental']);
+    expect(incremental.code).toBe(2);
+    expect(incremental.stderr).toBe(
+      `error (config): --incremental: ${join(dir, 'plan')} has no synced image of ${volumes[0]!.id} to start from (run a full sync first)\n`,
+    );
   });
 });

@@ -157,6 +157,11 @@ function wrapReader(reader: ChangedBlockReader, guard: Guard): DisposableReader 
     get warnings() {
       return reader.warnings;
     },
+    // What the engine and planners ask of a reader before reading: lost here, a hash diff was listed twice.
+    ...(reader.hints !== undefined ? { hints: reader.hints } : {}),
+    ...((reader as { listsExtentsByReading?: unknown }).listsExtentsByReading === true
+      ? { listsExtentsByReading: true }
+      : {}),
     extents: (options) => guardIterable(reader.extents(options), guard),
     read: (offset, length, options) => guard('read', () => reader.read(offset, length, options)),
     ...(typeof reader.readInto === 'function'
