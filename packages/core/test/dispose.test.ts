@@ -7,6 +7,7 @@ function recordingConnector(closed: string[]) {
   const reader = (id: string): ChangedBlockReader => ({
     diskSize: 4096,
     granularity: 4096,
+    hints: { chunkSizeBytes: 4096, extentsReadData: true },
     async *extents() {},
     read: async (_offset, length) => new Uint8Array(length),
     close: async () => {
@@ -66,5 +67,15 @@ describe('await using', () => {
     };
     await expect(failing()).rejects.toThrow('the transfer failed');
     expect(closed).toEqual(['reader a', 'session']);
+  });
+});
+
+describe('the wrapped reader', () => {
+  it("keeps the reader's hints, which the engine and planners read before any data", async () => {
+    const session = await recordingConnector([]).connect({});
+    const reader = await session.openReader(disk('a'), { snapshot });
+    expect(reader.hints).toEqual({ chunkSizeBytes: 4096, extentsReadData: true });
+    await reader.close();
+    await session.close();
   });
 });
