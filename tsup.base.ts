@@ -12,7 +12,7 @@ export function packageConfig(entry: Record<string, string>, overrides: Options 
     dts: true,
     sourcemap: true,
     clean: true,
-    target: 'node20',
+    target: 'node22',
     platform: 'node',
     splitting: false,
     treeshake: true,

@@ -6,7 +6,7 @@ const packages = fileURLToPath(new URL('./packages/', import.meta.url));
 // Tests run against the sources: `@syncproxy/<name>` resolves to packages/<name>/src.
 // The built packages are checked separately (publint, attw, the pack test).
 const alias = [
-  { find: /^@syncproxy\/([a-z0-9-]+)\/mock$/, replacement: `${packages}$1/src/mock/index.ts` },
+  { find: /^@syncproxy\/([a-z0-9-]+)\/(mock|vitest)$/, replacement: `${packages}$1/src/$2/index.ts` },
   { find: /^@syncproxy\/([a-z0-9-]+)$/, replacement: `${packages}$1/src/index.ts` },
 ];
 

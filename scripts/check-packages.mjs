@@ -1,8 +1,19 @@
 #!/usr/bin/env node
 // Keeps every package the same shape: dual ESM/CJS exports with types per
 // condition, sideEffects false, files, README sections; then publint and attw.
+// Then a production install: each connector's packed tarball, `npm install`ed
+// into a fresh project, brings no test tooling (testkit, selfsigned, pkijs,
+// vitest), and its `./mock` entry says what to add when imported there.
 import { spawnSync } from 'node:child_process';
-import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
+import {
+  copyFileSync,
+  existsSync,
+  mkdtempSync,
+  readdirSync,
+  readFileSync,
+  rmSync,
+  writeFileSync,
+} from 'node:fs';
 import { tmpdir } from 'node:os';
 import { delimiter, dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -12,6 +23,8 @@ const dirs = readdirSync(join(root, 'packages')).filter((d) =>
   existsSync(join(root, 'packages', d, 'package.json')),
 );
 const problems = [];
+const packs = mkdtempSync(join(tmpdir(), 'syncproxy-packs-'));
+const tarballs = new Map();
 // The root's tools (pnpm, publint, attw) come first on PATH.
 const env = { ...process.env, PATH: `${join(root, 'node_modules', '.bin')}${delimiter}${process.env.PATH}` };
 
@@ -53,6 +66,8 @@ for (const dir of dirs) {
     problems.push(`${where}: pnpm pack failed: ${pack.stderr}`);
     continue;
   }
+  copyFileSync(join(packDir, tarball), join(packs, tarball));
+  tarballs.set(pkg.name, join(packs, tarball));
   for (const [tool, args] of [
     ['publint', ['--strict', '--pack', 'pnpm']],
     ['attw', [join(packDir, tarball), '--profile', 'node16']],
@@ -63,6 +78,70 @@ for (const dir of dirs) {
   }
   rmSync(packDir, { recursive: true, force: true });
 }
+
+// What `npm install <connector>` brings to a product: no test tooling.
+const TEST_ONLY = ['@syncproxy/testkit', 'selfsigned', 'pkijs', 'vitest'];
+function installedNames(dir, names = new Set()) {
+  const modules = join(dir, 'node_modules');
+  if (!existsSync(modules)) return names;
+  for (const entry of readdirSync(modules)) {
+    if (entry.startsWith('.')) continue;
+    const scoped = entry.startsWith('@')
+      ? readdirSync(join(modules, entry)).map((n) => `${entry}/${n}`)
+      : [entry];
+    for (const name of scoped) {
+      names.add(name);
+      installedNames(join(modules, name), names);
+    }
+  }
+  return names;
+}
+for (const dir of dirs.filter((d) => d.startsWith('connector-'))) {
+  const name = `@syncproxy/${dir}`;
+  if (!tarballs.has(name)) continue;
+  const project = mkdtempSync(join(tmpdir(), 'syncproxy-install-'));
+  // Unpublished workspace packages come from their tarballs; zod (the peer) from the registry.
+  const dependencies = { zod: '4.6.7' };
+  for (const [n, file] of tarballs)
+    if (!n.endsWith('testkit') && !n.endsWith('cli')) dependencies[n] = `file:${file}`;
+  for (const other of dirs.filter((d) => d.startsWith('connector-') && d !== dir))
+    delete dependencies[`@syncproxy/${other}`];
+  writeFileSync(
+    join(project, 'package.json'),
+    `${JSON.stringify({ name: 'product', private: true, type: 'module', dependencies }, null, 2)}\n`,
+  );
+  const install = spawnSync('npm', ['install', '--no-audit', '--no-fund', '--loglevel=error'], {
+    cwd: project,
+    encoding: 'utf8',
+  });
+  if (install.status !== 0) {
+    problems.push(`${name}: npm install in a fresh project failed: ${install.stderr}`);
+    rmSync(project, { recursive: true, force: true });
+    continue;
+  }
+  const installed = installedNames(project);
+  const unwanted = TEST_ONLY.filter((n) => installed.has(n));
+  if (unwanted.length > 0) problems.push(`${name}: npm install brings test tooling: ${unwanted.join(', ')}`);
+  const load = (entry) =>
+    spawnSync(process.execPath, ['--input-type=module', '-e', `await import('${entry}')`], {
+      cwd: project,
+      encoding: 'utf8',
+    });
+  const main = load(name);
+  if (main.status !== 0) problems.push(`${name}: import '${name}' failed in a fresh project: ${main.stderr}`);
+  const mock = load(`${name}/mock`);
+  const wanted = `${name}/mock needs @syncproxy/testkit, an optional peer dependency that is not installed: add it to your devDependencies (npm install --save-dev @syncproxy/testkit)`;
+  // A mock that needs the testkit at run time must say so; one that does not (localdisk) just loads.
+  if (mock.status !== 0 && !mock.stderr.includes(wanted))
+    problems.push(
+      `${name}: import '${name}/mock' without the testkit must say "${wanted}"; got: ${mock.stderr}`,
+    );
+  console.log(
+    `${name}: production install of ${installed.size} packages, none of ${TEST_ONLY.join(', ')}; ./mock ${mock.status === 0 ? 'loads without the testkit' : 'says what to add'}`,
+  );
+  rmSync(project, { recursive: true, force: true });
+}
+rmSync(packs, { recursive: true, force: true });
 
 if (problems.length > 0) {
   console.error(`\npackage check failed:\n- ${problems.join('\n- ')}`);

@@ -1,7 +1,7 @@
 import { defineConfig } from 'tsup';
 import { packageConfig } from '../../tsup.base.js';
 
-// p-limit is ESM-only; bundling it keeps the CJS build loadable on Node 20.18.
+// p-limit is ESM-only; bundling it keeps the CJS build loadable with require().
 export default defineConfig(
   packageConfig({ index: 'src/index.ts' }, { noExternal: ['p-limit', 'yocto-queue'] }),
 );

@@ -6,8 +6,6 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { runCli } from '../src/index.js';
 
-// As bin.ts does: the pinned AWS SDK's notice about Node 20 is noise here.
-process.env.AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED ??= 'true';
 const reps = Number(process.env.BENCH_REPS ?? 5);
 const TARGET_MS = 120_000;
 const packageDir = fileURLToPath(new URL('..', import.meta.url));

@@ -4,9 +4,6 @@ import { processIo } from './cli-io.js';
 import { ExitCode } from './exit-code.js';
 import { runCli } from './run-cli.js';
 
-// The AWS SDK in the pinned release warns that Node 20 support ends; the CLI supports Node 20.18+.
-process.env.AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED ??= 'true';
-
 // Every chunk in flight listens to an abort signal (ours, the engine's, the HTTP client's): dozens of
 // listeners per signal are expected in this process, not a leak, and Node's warning at 11 would only alarm users.
 setMaxListeners(256);

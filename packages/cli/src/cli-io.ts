@@ -15,6 +15,10 @@ export interface CliIo {
   signal?: AbortSignal;
   /** Working directory relative paths resolve against (default `process.cwd()`). */
   cwd?: string;
+  /** What `-c -` reads the config from (default `process.stdin`). */
+  stdin?: AsyncIterable<string | Uint8Array>;
+  /** Where `SYNCPROXY_<FIELD>` secrets come from (default `process.env`). */
+  env?: Record<string, string | undefined>;
 }
 
 /** The process's own streams and working directory. */
@@ -23,6 +27,8 @@ export function processIo(signal?: AbortSignal): CliIo {
     stdout: process.stdout,
     stderr: process.stderr,
     cwd: process.cwd(),
+    stdin: process.stdin,
+    env: process.env,
     ...(signal ? { signal } : {}),
   };
 }

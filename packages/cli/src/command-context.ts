@@ -4,6 +4,7 @@ import {
   type ConnectorRegistry,
   createJsonLogger,
   type Logger,
+  type LogLevel,
   SyncproxyError,
   silentLogger,
   toSyncproxyError,
@@ -32,6 +33,8 @@ export function connectorFor(context: CommandContext, platform: string): AnySour
 export interface OutputOptions {
   json?: boolean;
   verbose?: boolean;
+  /** The connector's logs on stderr from this level up (`--verbose` is `debug`). */
+  logLevel?: LogLevel;
 }
 
 export function print(context: CommandContext, text: string): void {
@@ -46,10 +49,14 @@ export function note(context: CommandContext, text: string): void {
   context.io.stderr.write(`${text}\n`);
 }
 
-/** Connector logs on stderr as JSON lines with `--verbose` (already redacted by the connector wrapper). */
+/**
+ * Connector logs on stderr as JSON lines with `--log-level` or `--verbose` (debug), none otherwise;
+ * already redacted by the connector wrapper.
+ */
 export function connectorLogger(context: CommandContext, options: OutputOptions): Logger {
-  return options.verbose
-    ? createJsonLogger({ level: 'debug', write: (line) => context.io.stderr.write(`${line}\n`) })
+  const level = options.logLevel ?? (options.verbose ? 'debug' : undefined);
+  return level
+    ? createJsonLogger({ level, write: (line) => context.io.stderr.write(`${line}\n`) })
     : silentLogger;
 }
 

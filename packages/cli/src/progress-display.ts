@@ -39,7 +39,10 @@ interface Figures {
   percent: string;
   done: string;
   total: string;
+  /** Logical bytes per second (holes and zeroes included). */
   rate: string;
+  /** Data bytes (what was read and written) and their rate, when the engine counts them. */
+  data: string;
   eta: string;
 }
 
@@ -54,7 +57,12 @@ function figures(p: TransferProgress): Figures {
     percent: percent === undefined ? '  ?%' : `${String(percent).padStart(3)}%`,
     done: formatBytes(p.bytesDone),
     total: p.bytesTotal === undefined ? '?' : formatBytes(p.bytesTotal),
-    rate: formatRate(p.bytesPerSecond),
+    // Beside the data figures, the logical rate says what it is: holes make it huge on empty disks.
+    rate: `${formatRate(p.bytesPerSecond)}${p.dataBytes === undefined ? '' : ' logical'}`,
+    data:
+      p.dataBytes === undefined
+        ? ''
+        : `  data ${formatBytes(p.dataBytes)} at ${formatRate(p.dataBytesPerSecond ?? 0)}`,
     eta: p.etaMs === undefined ? '-' : formatDuration(p.etaMs),
   };
 }
@@ -96,7 +104,7 @@ class LineDisplay implements ProgressDisplay {
 
   private print(diskId: string, progress: TransferProgress): void {
     const f = figures(progress);
-    this.output.write(`${diskId}  ${f.percent}  ${f.done} / ${f.total}  ${f.rate}  ETA ${f.eta}\n`);
+    this.output.write(`${diskId}  ${f.percent}  ${f.done} / ${f.total}  ${f.rate}${f.data}  ETA ${f.eta}\n`);
   }
 }
 
@@ -109,7 +117,8 @@ class BarDisplay implements ProgressDisplay {
     this.bars = new cliProgress.MultiBar(
       {
         stream: output as unknown as NodeJS.WritableStream,
-        format: '{disk} |{bar}| {pct} {done} / {size}  {rate}  ETA {eta}  {state}',
+        // Not {eta}: cli-progress fills that token itself, in bare seconds ("ETA 3").
+        format: '{disk} |{bar}| {pct} {done} / {size}  {rate}{data}  ETA {remaining}  {state}',
         barsize: 30,
         hideCursor: true,
         clearOnComplete: false,
@@ -152,7 +161,8 @@ class BarDisplay implements ProgressDisplay {
       done: f?.done ?? '0 B',
       size: f?.total ?? '?',
       rate: f?.rate ?? '-',
-      eta: f?.eta ?? '-',
+      data: f?.data ?? '',
+      remaining: f?.eta ?? '-',
       state,
     };
   }

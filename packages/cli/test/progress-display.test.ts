@@ -57,3 +57,48 @@ describe('progress without a TTY', () => {
     ]);
   });
 });
+
+describe('data bytes and logical bytes', () => {
+  const withData = (elapsedMs: number, bytesDone: number, bytesTotal: number, dataBytes: number) => ({
+    ...progress(elapsedMs, bytesDone, bytesTotal),
+    dataBytes,
+    dataBytesPerSecond: (dataBytes / elapsedMs) * 1000,
+  });
+
+  it('a plain line shows the logical rate and the data bytes with their own rate', () => {
+    const lines: string[] = [];
+    const display = createProgressDisplay({
+      output: { isTTY: false, write: (text: string) => lines.push(text) },
+      plainIntervalMs: 1000,
+    });
+    // An almost empty disk: 32 MiB of 64 done in 1 s, of which 1 MiB was data.
+    display.track('vol-a')(withData(1000, 32 * MiB, 64 * MiB, MiB));
+    expect(lines).toEqual([
+      'vol-a   50%  32.0 MiB / 64.0 MiB  32.0 MiB/s logical  data 1.0 MiB at 1.0 MiB/s  ETA 1.0 s\n',
+    ]);
+  });
+
+  it("a bar on a TTY shows the ETA with its unit (not cli-progress's bare seconds)", () => {
+    let text = '';
+    const output = {
+      isTTY: true,
+      columns: 200,
+      write: (chunk: string) => {
+        text += chunk;
+        return true;
+      },
+      cursorTo: () => true,
+      moveCursor: () => true,
+      clearLine: () => true,
+      clearScreenDown: () => true,
+      on: () => output,
+      removeListener: () => output,
+    };
+    const display = createProgressDisplay({ output });
+    const on = display.track('vol-a');
+    on(withData(1000, 16 * MiB, 64 * MiB, 4 * MiB));
+    display.end('vol-a', 'done');
+    display.stop();
+    expect(text).toContain('16.0 MiB / 64.0 MiB  16.0 MiB/s logical  data 4.0 MiB at 4.0 MiB/s  ETA 3.0 s');
+  });
+});

@@ -75,7 +75,8 @@ async function readState(target: string): Promise<SyncState> {
   return JSON.parse(await readFile(join(target, SYNC_STATE_FILE), 'utf8')) as SyncState;
 }
 
-const PROGRESS_LINE = /^vol-\d+ {2}[ \d]{3}% {2}\S+ \S+ \/ \S+ \S+ {2}\S+ \S+\/s {2}ETA \S+( \S+)?$/;
+const PROGRESS_LINE =
+  /^vol-\d+ {2}[ \d]{3}% {2}\S+ \S+ \/ \S+ \S+ {2}\S+ \S+\/s logical {2}data \S+ \S+ at \S+ \S+\/s {2}ETA \S+( \S+)?$/;
 
 describe('syncproxy sync', () => {
   it('a full sync, then an incremental one, make exact images; progress is plain lines without a TTY', async () => {

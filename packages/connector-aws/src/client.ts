@@ -15,6 +15,7 @@ import {
   DescribeSnapshotsCommand,
   DescribeVolumesCommand,
   EC2Client,
+  type EC2ClientConfig,
   type Filter,
   type Instance,
   type Snapshot,
@@ -48,8 +49,18 @@ export const EBS_BLOCK_SIZE = 524_288;
 const GIB = 1024 ** 3;
 const PLATFORM = 'aws';
 
+/** What the SDK clients accept as credentials: fixed keys, or a provider (`fromIni()`, ...). */
+export type AwsCredentials = NonNullable<EC2ClientConfig['credentials']>;
+
 export interface AwsClientOptions {
   config: AwsConfig;
+  /**
+   * Where credentials come from instead of the config's keys: an AWS SDK credential provider such
+   * as `fromNodeProviderChain()`, `fromIni({ profile })` or `fromTemporaryCredentials({ params:
+   * { RoleArn } })` (package `@aws-sdk/credential-providers`). Without it only the config's keys are
+   * used: no credential files, environment or instance metadata service.
+   */
+  credentials?: AwsCredentials;
   logger?: Logger;
   /** Name -> IP records for endpoints the proxy cannot resolve (VPC endpoints by private names). */
   hostOverrides?: Record<string, string>;
@@ -94,7 +105,8 @@ export interface GetBlockInput {
 
 /**
  * The EC2 and EBS direct APIs, thin: one method per call, explicit
- * credentials (never IMDS or credential files), our own retry policy, and
+ * credentials (the config's keys, or the provider the embedding program passed; never the SDK's
+ * default chain on its own, so no IMDS or credential files unless asked), our own retry policy, and
  * every SDK error mapped to a SyncproxyError here, so nothing above this file
  * sees a raw SDK error.
  */
@@ -139,11 +151,7 @@ export class AwsClient {
     });
     const shared = {
       region: config.region,
-      credentials: {
-        accessKeyId: config.accessKeyId,
-        secretAccessKey: config.secretAccessKey,
-        ...(config.sessionToken ? { sessionToken: config.sessionToken } : {}),
-      },
+      credentials: options.credentials ?? keysOf(config),
       // Retries are ours (one policy for every call, counted, abortable).
       maxAttempts: 1,
       requestHandler,
@@ -467,7 +475,7 @@ export class AwsClient {
       },
       onRetry: (error, retry) => {
         this.#retries++;
-        this.#logger?.debug(`${operation} retry ${retry}`, { code: error.code, message: error.message });
+        this.#logger?.debug({ code: error.code, message: error.message }, `${operation} retry ${retry}`);
       },
     });
   }
@@ -680,4 +688,20 @@ function integrityError(input: GetBlockInput, what: string): SyncproxyError {
 
 function protocolError(message: string): SyncproxyError {
   return new SyncproxyError(message, { code: 'protocol', retryable: false, platform: PLATFORM });
+}
+
+/** The config's own keys, as the SDK takes them. */
+function keysOf(config: AwsConfig): AwsCredentials {
+  if (config.accessKeyId === undefined || config.secretAccessKey === undefined) {
+    throw new SyncproxyError('accessKeyId and secretAccessKey are required without a credential provider', {
+      code: 'config',
+      platform: PLATFORM,
+      details: { field: config.accessKeyId === undefined ? 'accessKeyId' : 'secretAccessKey' },
+    });
+  }
+  return {
+    accessKeyId: config.accessKeyId,
+    secretAccessKey: config.secretAccessKey,
+    ...(config.sessionToken ? { sessionToken: config.sessionToken } : {}),
+  };
 }

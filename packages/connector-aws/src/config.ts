@@ -3,14 +3,17 @@ import { z } from 'zod';
 
 const REGION = /^[a-z]{2,}(-[a-z]+)+-\d+$/;
 
+const accessKeyId = boundedString({ minChars: 16, maxChars: 128 }).describe('Access Key ID');
+const secretAccessKey = secret(boundedString({ minChars: 1, maxChars: 1024 })).describe('Secret Access Key');
+
 /**
  * The "add platform" form for AWS, as the products show it: access key id,
  * secret access key, region, the sync proxy, an optional name. Endpoint
  * overrides reach VPC endpoints (and the mock in tests).
  */
 export const awsConfigSchema = z.object({
-  accessKeyId: boundedString({ minChars: 16, maxChars: 128 }).describe('Access Key ID'),
-  secretAccessKey: secret(boundedString({ minChars: 1, maxChars: 1024 })).describe('Secret Access Key'),
+  accessKeyId,
+  secretAccessKey,
   /** Temporary credentials (STS) come with a session token. */
   sessionToken: secret(boundedString({ minChars: 1, maxChars: 8192 }))
     .optional()
@@ -37,10 +40,26 @@ export const awsConfigSchema = z.object({
   maxConnections: z.number().int().min(1).max(1024).default(64).describe('Connections per endpoint'),
 });
 
+const PROVIDED = 'a credential provider is in use (createAwsConnector({ credentials })): leave the keys out';
+
+/**
+ * The form of a connector made with a credential provider (`createAwsConnector({ credentials })`):
+ * the same without keys, which the provider supplies. Keys given anyway are a config error, not
+ * silently ignored.
+ */
+export const awsProviderConfigSchema = awsConfigSchema.extend({
+  accessKeyId: z.undefined({ error: PROVIDED }).optional(),
+  secretAccessKey: z.undefined({ error: PROVIDED }).optional(),
+  sessionToken: z.undefined({ error: PROVIDED }).optional(),
+});
+
 /** The config as a product fills the form. */
 export type AwsConfigInput = z.input<typeof awsConfigSchema>;
-/** The config after parsing (defaults applied). */
-export type AwsConfig = z.output<typeof awsConfigSchema>;
+/**
+ * The config after parsing (defaults applied). The keys are absent only in a connector made with a
+ * credential provider.
+ */
+export type AwsConfig = z.output<typeof awsProviderConfigSchema> | z.output<typeof awsConfigSchema>;
 
 /** The platform's name: the one given, else `AWS-<region>-<UTC time>` as the products name it. */
 export function platformName(config: Pick<AwsConfig, 'name' | 'region'>, now: Date = new Date()): string {

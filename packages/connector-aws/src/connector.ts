@@ -6,8 +6,8 @@ import {
   type SourceConnector,
   systemClock,
 } from '@syncproxy/core';
-import { AwsClient } from './client.js';
-import { type AwsConfig, awsConfigSchema, endpointFor } from './config.js';
+import { AwsClient, type AwsCredentials } from './client.js';
+import { type AwsConfig, awsConfigSchema, awsProviderConfigSchema, endpointFor } from './config.js';
 import { AwsSession, type ReaderTuning, type SnapshotWaitOptions } from './session.js';
 
 /** Kept in step with package.json by the release. */
@@ -22,6 +22,14 @@ export interface AwsConnectorOptions {
   /** How `createSnapshot` waits for the snapshots to complete. */
   snapshotWait?: SnapshotWaitOptions;
   reader?: ReaderTuning;
+  /**
+   * An AWS SDK credential provider instead of the form's keys (the form then has none): e.g.
+   * `fromNodeProviderChain()`, `fromIni({ profile: 'backup' })` or
+   * `fromTemporaryCredentials({ params: { RoleArn } })` from `@aws-sdk/credential-providers`.
+   * Without it, the keys of the config are the only credentials: nothing is read from files, the
+   * environment or the instance metadata service.
+   */
+  credentials?: AwsCredentials;
 }
 
 /** The endpoints a proxy must reach: EC2 and EBS direct, on 443 (or the override's port). */
@@ -47,7 +55,7 @@ export function createAwsConnector(options: AwsConnectorOptions = {}): SourceCon
     id: 'aws',
     displayName: 'Amazon Web Services (EC2 + EBS direct APIs)',
     version: VERSION,
-    configSchema: awsConfigSchema,
+    configSchema: options.credentials ? awsProviderConfigSchema : awsConfigSchema,
     capabilities: {
       changeTracking: 'native',
       consistentMultiDiskSnapshot: true,
@@ -58,6 +66,7 @@ export function createAwsConnector(options: AwsConnectorOptions = {}): SourceCon
     async connect(config, context) {
       const client = new AwsClient({
         config,
+        ...(options.credentials ? { credentials: options.credentials } : {}),
         logger: context.logger,
         ...(context.hostOverrides ? { hostOverrides: context.hostOverrides } : {}),
         ...(context.httpTimeoutSec !== undefined ? { httpTimeoutSec: context.httpTimeoutSec } : {}),

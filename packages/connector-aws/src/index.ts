@@ -2,6 +2,7 @@ export { AwsApiError, type AwsApiErrorOptions } from './aws-api-error.js';
 export {
   AwsClient,
   type AwsClientOptions,
+  type AwsCredentials,
   type BlockPage,
   EBS_BLOCK_SIZE,
   type GetBlockInput,
@@ -12,6 +13,7 @@ export {
   type AwsConfig,
   type AwsConfigInput,
   awsConfigSchema,
+  awsProviderConfigSchema,
   defaultEndpoint,
   endpointFor,
   platformName,

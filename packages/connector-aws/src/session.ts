@@ -383,7 +383,7 @@ export class AwsSession implements ConnectorSession {
           { code: 'timeout', retryable: true },
         );
       }
-      this.#logger.debug('waiting for snapshots', { snapshotIds, delayMs: delay });
+      this.#logger.debug({ snapshotIds, delayMs: delay }, 'waiting for snapshots');
       await sleep(this.#clock, Math.min(delay, this.#wait.timeoutMs - elapsed), signal, 'snapshot wait');
       if (signal?.aborted) throw abortError(signal, 'createSnapshot');
       delay = Math.min(this.#wait.maxDelayMs, Math.max(1, Math.round(delay * 1.5)));
@@ -395,10 +395,13 @@ export class AwsSession implements ConnectorSession {
       try {
         await this.#client.deleteSnapshot(id);
       } catch (error) {
-        this.#logger.warn('could not delete a snapshot after a failed createSnapshot', {
-          snapshotId: id,
-          error: (error as Error)?.message,
-        });
+        this.#logger.warn(
+          {
+            snapshotId: id,
+            error: (error as Error)?.message,
+          },
+          'could not delete a snapshot after a failed createSnapshot',
+        );
       }
     }
   }

@@ -1,6 +1,6 @@
 import { createAwsConnector } from '@syncproxy/connector-aws';
 import { createAwsMockPlatform } from '@syncproxy/connector-aws/mock';
-import { runConnectorContract } from '@syncproxy/testkit';
+import { runConnectorContract } from '@syncproxy/testkit/vitest';
 
 // Fast snapshot polls and retries: the mock completes snapshots after two polls and never sleeps.
 const aws = createAwsConnector({

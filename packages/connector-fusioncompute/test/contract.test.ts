@@ -1,6 +1,6 @@
 import { createFusionComputeConnector } from '@syncproxy/connector-fusioncompute';
 import { createFusionComputeMockPlatform } from '@syncproxy/connector-fusioncompute/mock';
-import { runConnectorContract } from '@syncproxy/testkit';
+import { runConnectorContract } from '@syncproxy/testkit/vitest';
 
 // Fast task polls: the mock ends a task after one `running` poll.
 const fusionCompute = createFusionComputeConnector({ taskPollMs: 1 });

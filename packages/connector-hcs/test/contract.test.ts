@@ -1,6 +1,6 @@
 import { createHcsConnector } from '@syncproxy/connector-hcs';
 import { createHcsMockPlatform } from '@syncproxy/connector-hcs/mock';
-import { runConnectorContract } from '@syncproxy/testkit';
+import { runConnectorContract } from '@syncproxy/testkit/vitest';
 
 const MIB = 1024 * 1024;
 

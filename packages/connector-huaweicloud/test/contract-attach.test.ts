@@ -1,5 +1,5 @@
 import { createHuaweiCloudMockPlatform } from '@syncproxy/connector-huaweicloud/mock';
-import { runConnectorContract } from '@syncproxy/testkit';
+import { runConnectorContract } from '@syncproxy/testkit/vitest';
 import { fastConnector, INVALID_CONFIGS } from './connector.js';
 
 // An account that is not white-listed: the connector detects the refusal and

@@ -1,5 +1,5 @@
 import { createHuaweiCloudMockPlatform } from '@syncproxy/connector-huaweicloud/mock';
-import { runConnectorContract } from '@syncproxy/testkit';
+import { runConnectorContract } from '@syncproxy/testkit/vitest';
 import { fastConnector, INVALID_CONFIGS } from './connector.js';
 
 // The white-listed path: CBR snapshot data export to OBS, read with ranged GETs.

@@ -68,7 +68,7 @@ export const localdisk = defineConnector<LocalDiskConfig>({
             message: `state directory ${config.stateDir} is not writable`,
           };
         }
-        context.logger.debug('localdisk verified', { disks: host.disks.length });
+        context.logger.debug({ disks: host.disks.length }, 'localdisk verified');
         return {
           status: 'normal',
           hostCount: 1,
@@ -139,7 +139,7 @@ export const localdisk = defineConnector<LocalDiskConfig>({
           await client.deleteSnapshot(id);
           throw error;
         }
-        context.logger.info('localdisk snapshot recorded', { snapshot: id, disks: refs.length });
+        context.logger.info({ snapshot: id, disks: refs.length }, 'localdisk snapshot recorded');
         return {
           id,
           platform: PLATFORM,

@@ -1,5 +1,5 @@
 import { localdisk } from '@syncproxy/connector-localdisk';
 import { createLocalDiskPlatform } from '@syncproxy/connector-localdisk/mock';
-import { runConnectorContract } from '@syncproxy/testkit';
+import { runConnectorContract } from '@syncproxy/testkit/vitest';
 
 runConnectorContract(localdisk, { platform: () => createLocalDiskPlatform() });

@@ -1,6 +1,6 @@
 import { createOpenstackCephConnector } from '@syncproxy/connector-openstack-ceph';
 import { startMockOpenstack } from '@syncproxy/connector-openstack-ceph/mock';
-import { runConnectorContract } from '@syncproxy/testkit';
+import { runConnectorContract } from '@syncproxy/testkit/vitest';
 import { afterAll, beforeAll } from 'vitest';
 import { type CephCluster, startCephCluster, stopCephCluster } from './fixtures/ceph-cluster.js';
 

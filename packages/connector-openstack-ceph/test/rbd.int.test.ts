@@ -69,10 +69,18 @@ beforeAll(async () => {
     user: cluster.user,
     keyring: `[client.cinder]\n\tkey = ${cluster.key}\n\tcaps mon = "profile rbd"\n`,
     logger: {
-      debug: (m, f) => logLines.push(`${m} ${JSON.stringify(f)}`),
-      info: (m, f) => logLines.push(`${m} ${JSON.stringify(f)}`),
-      warn: (m, f) => logLines.push(`${m} ${JSON.stringify(f)}`),
-      error: (m, f) => logLines.push(`${m} ${JSON.stringify(f)}`),
+      debug: (...args: unknown[]) => {
+        logLines.push(args.map((a) => (typeof a === 'string' ? a : JSON.stringify(a))).join(' '));
+      },
+      info: (...args: unknown[]) => {
+        logLines.push(args.map((a) => (typeof a === 'string' ? a : JSON.stringify(a))).join(' '));
+      },
+      warn: (...args: unknown[]) => {
+        logLines.push(args.map((a) => (typeof a === 'string' ? a : JSON.stringify(a))).join(' '));
+      },
+      error: (...args: unknown[]) => {
+        logLines.push(args.map((a) => (typeof a === 'string' ? a : JSON.stringify(a))).join(' '));
+      },
     },
   });
   const spec = `${cluster.pool}/${image}`;

@@ -1,5 +1,5 @@
 import { createOracleMockPlatform, type OracleMockPlatform } from '@syncproxy/connector-oracle/mock';
-import { runConnectorContract } from '@syncproxy/testkit';
+import { runConnectorContract } from '@syncproxy/testkit/vitest';
 import { afterAll, expect } from 'vitest';
 import { connectorForMocks } from './helpers.js';
 

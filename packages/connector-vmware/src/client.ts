@@ -231,7 +231,7 @@ export class VimClient {
       );
     } finally {
       await this.#invoke('DestroyView', view, {}, {}).catch((error: unknown) =>
-        this.#logger?.debug('DestroyView failed', { error: (error as Error)?.message }),
+        this.#logger?.debug({ error: (error as Error)?.message }, 'DestroyView failed'),
       );
     }
   }
@@ -357,7 +357,7 @@ export class VimClient {
       if (!needsSession || !VimApiError.isInstance(error) || error.faultType !== 'NotAuthenticated')
         throw error;
       // The session expired (vCenter drops idle sessions after 30 min by default): log in again, once.
-      this.#logger?.info('vSphere session expired; logging in again', { operation });
+      this.#logger?.info({ operation }, 'vSphere session expired; logging in again');
       await this.#relogin(options.signal);
       return this.#send(operation, self, args, options.signal);
     }

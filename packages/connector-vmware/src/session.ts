@@ -181,7 +181,7 @@ export class VmwareSession implements ConnectorSession {
     const props = await this.#client.properties(vm, ['config.changeTrackingEnabled'], signal);
     if (text(props.get('config.changeTrackingEnabled')) !== 'true') {
       // CBT starts at the next stun/unstun, which the snapshot below is (VDDK guide, "Enable Changed Block Tracking").
-      this.#logger.info('enabling changed block tracking', { vm: host.id });
+      this.#logger.info({ vm: host.id }, 'enabling changed block tracking');
       await this.#client.enableChangeTracking(vm, signal);
     }
     const createdAt = new Date().toISOString();
@@ -238,10 +238,13 @@ export class VmwareSession implements ConnectorSession {
       };
     } catch (error) {
       await this.#client.removeSnapshot(snapshot).catch((cleanup: unknown) =>
-        this.#logger.warn('could not remove a snapshot after a failed createSnapshot', {
-          snapshot: snapshot.value,
-          error: (cleanup as Error)?.message,
-        }),
+        this.#logger.warn(
+          {
+            snapshot: snapshot.value,
+            error: (cleanup as Error)?.message,
+          },
+          'could not remove a snapshot after a failed createSnapshot',
+        ),
       );
       throw error;
     }
@@ -346,7 +349,7 @@ export class VmwareSession implements ConnectorSession {
     for (const reader of [...this.#readers]) await reader.close().catch((e: unknown) => errors.push(e));
     await this.#client
       .logout()
-      .catch((e: unknown) => this.#logger.debug('Logout failed', { error: (e as Error)?.message }));
+      .catch((e: unknown) => this.#logger.debug({ error: (e as Error)?.message }, 'Logout failed'));
     await this.#onClose?.();
     if (errors.length > 0) throw errors[0];
   }

@@ -1,6 +1,6 @@
 import { createVmwareConnector } from '@syncproxy/connector-vmware';
 import { createVmwareMockPlatform, type MockVcenter, mockDataPath } from '@syncproxy/connector-vmware/mock';
-import { runConnectorContract } from '@syncproxy/testkit';
+import { runConnectorContract } from '@syncproxy/testkit/vitest';
 
 let vcenter: MockVcenter | undefined;
 // Snapshot data through a real nbdkit per disk snapshot; task polls every millisecond.

@@ -5,13 +5,14 @@ import type {
   ConnectorCapabilities,
   ConnectorContext,
   ConnectorSession,
+  DisposableSession,
   NetworkRequirement,
   SourceConnector,
   SpecVersion,
 } from './contracts/connector.js';
 import { SUPPORTED_SPEC_VERSIONS } from './contracts/connector.js';
 import type { Logger } from './contracts/logger.js';
-import type { ChangedBlockReader, Extent, ReadOptions } from './contracts/reader.js';
+import type { ChangedBlockReader, DisposableReader, Extent, ReadOptions } from './contracts/reader.js';
 import { SyncproxyError } from './errors/syncproxy-error.js';
 import { redactingLogger, silentLogger } from './logger.js';
 
@@ -69,7 +70,7 @@ export function defineConnector<Config>(definition: ConnectorDefinition<Config>)
     networkRequirements(config: Config): NetworkRequirement[] {
       return definition.networkRequirements?.(config) ?? [];
     },
-    async connect(input: unknown, context: ConnectorContext = {}): Promise<ConnectorSession> {
+    async connect(input: unknown, context: ConnectorContext = {}): Promise<DisposableSession> {
       const config = parseConfig(definition.configSchema, input, `${id} config`);
       const redactor = new Redactor(collectSecrets(definition.configSchema, config));
       const logger = redactingLogger(context.logger ?? silentLogger, redactor);
@@ -126,7 +127,8 @@ function errorGuard(platform: string, redactor: Redactor): Guard {
   };
 }
 
-function wrapSession(session: ConnectorSession, guard: Guard): ConnectorSession {
+function wrapSession(session: ConnectorSession, guard: Guard): DisposableSession {
+  const close = () => guard('close', () => session.close());
   return {
     get warnings() {
       return session.warnings;
@@ -141,11 +143,13 @@ function wrapSession(session: ConnectorSession, guard: Guard): ConnectorSession 
       : {}),
     openReader: async (disk, options) =>
       wrapReader(await guard('openReader', () => session.openReader(disk, options)), guard),
-    close: () => guard('close', () => session.close()),
+    close,
+    [Symbol.asyncDispose]: close,
   };
 }
 
-function wrapReader(reader: ChangedBlockReader, guard: Guard): ChangedBlockReader {
+function wrapReader(reader: ChangedBlockReader, guard: Guard): DisposableReader {
+  const close = () => guard('closeReader', () => reader.close());
   return {
     get diskSize() {
       return reader.diskSize;
@@ -156,6 +160,11 @@ function wrapReader(reader: ChangedBlockReader, guard: Guard): ChangedBlockReade
     get warnings() {
       return reader.warnings;
     },
+    // What the engine and planners ask of a reader before reading: lost here, a hash diff was listed twice.
+    ...(reader.hints !== undefined ? { hints: reader.hints } : {}),
+    ...((reader as { listsExtentsByReading?: unknown }).listsExtentsByReading === true
+      ? { listsExtentsByReading: true }
+      : {}),
     extents: (options) => guardIterable(reader.extents(options), guard),
     read: (offset, length, options) => guard('read', () => reader.read(offset, length, options)),
     ...(typeof reader.readInto === 'function'
@@ -164,7 +173,8 @@ function wrapReader(reader: ChangedBlockReader, guard: Guard): ChangedBlockReade
             guard('read', () => reader.readInto!(target, offset, options)),
         }
       : {}),
-    close: () => guard('closeReader', () => reader.close()),
+    close,
+    [Symbol.asyncDispose]: close,
   };
 }
 

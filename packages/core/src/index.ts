@@ -42,6 +42,7 @@ export type {
   DeviceDirectories,
   Disk,
   DiskSnapshotRef,
+  DisposableSession,
   Host,
   MountSlot,
   MountSlotProvider,
@@ -59,9 +60,10 @@ export type {
   SweptResource,
 } from './contracts/connector.js';
 export { SUPPORTED_SPEC_VERSIONS } from './contracts/connector.js';
-export type { LogFields, Logger } from './contracts/logger.js';
+export type { LogFields, LogFn, Logger } from './contracts/logger.js';
 export type {
   ChangedBlockReader,
+  DisposableReader,
   Extent,
   ExtentKind,
   ReaderHints,
@@ -106,6 +108,7 @@ export { createJsonLogger, type LogLevel, redactingLogger, silentLogger } from '
 export { type CheckNetworkOptions, checkNetwork, type NetworkCheckResult } from './network/check-network.js';
 export { createDispatcher, type DispatcherOptions, normalizeThumbprint } from './network/dispatcher.js';
 export { type LookupCallback, overrideLookup } from './network/host-overrides.js';
+export { importOptionalPeer, type OptionalPeer, requireOptionalPeer } from './optional-peer.js';
 export { ConnectorRegistry, type ConnectorSummary, createRegistry } from './registry.js';
 export {
   backoffDelayMs,

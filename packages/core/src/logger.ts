@@ -19,8 +19,9 @@ export function createJsonLogger(options: { level?: LogLevel; write?: (line: str
   const write = options.write ?? ((line: string) => process.stderr.write(`${line}\n`));
   const at =
     (level: LogLevel) =>
-    (message: string, fields?: LogFields): void => {
+    (first: LogFields | string, second?: string): void => {
       if (LEVELS.indexOf(level) < min) return;
+      const [fields, message] = typeof first === 'string' ? [undefined, first] : [first, second ?? ''];
       write(JSON.stringify({ time: new Date().toISOString(), level, message, ...fields }));
     };
   return { debug: at('debug'), info: at('info'), warn: at('warn'), error: at('error') };
@@ -30,7 +31,9 @@ export function createJsonLogger(options: { level?: LogLevel; write?: (line: str
 export function redactingLogger(logger: Logger, redactor: Redactor): Logger {
   const at =
     (level: LogLevel) =>
-    (message: string, fields?: LogFields): void =>
-      logger[level](redactor.text(message), fields === undefined ? undefined : redactor.value(fields));
+    (first: LogFields | string, second?: string): void => {
+      if (typeof first === 'string') logger[level](redactor.text(first));
+      else logger[level](redactor.value(first) as LogFields, redactor.text(second ?? ''));
+    };
   return { debug: at('debug'), info: at('info'), warn: at('warn'), error: at('error') };
 }

@@ -84,9 +84,10 @@ describe('secrets never leak through a connector', () => {
     version: '0.0.1',
     configSchema,
     async connect(config, context) {
-      context.logger.info(`logging in as ${config.user} with ${config.password}`, {
-        password: config.password,
-      });
+      context.logger.info(
+        { password: config.password },
+        `logging in as ${config.user} with ${config.password}`,
+      );
       const inner = new Error(`server said: bad password ${config.password}`);
       (inner as NodeJS.ErrnoException).code = 'EBADPASS';
       throw new SyncproxyError(`login to ${config.authUrl} failed for ${config.password}`, {

@@ -1,5 +1,5 @@
 import { createPostgresStateStore } from '@syncproxy/state-postgres';
-import { describeSchedulerSuite } from '@syncproxy/testkit';
+import { describeSchedulerSuite } from '@syncproxy/testkit/vitest';
 import pg from 'pg';
 import { afterAll, beforeAll } from 'vitest';
 import { freshSchema, type PostgresServer, startPostgres, stopPostgres } from './fixtures/postgres-server.js';

@@ -1,5 +1,5 @@
-// The connector contract suite. The mock-platform kit is `@syncproxy/testkit/mock`.
-
+// The connector contract suite, runner-free. Its vitest suite is `@syncproxy/testkit/vitest`, the
+// mock-platform kit `@syncproxy/testkit/mock`.
 export {
   type FuzzConfigReport,
   type FuzzConfigSchemaOptions,
@@ -29,7 +29,4 @@ export {
   type ResourceCounts,
   waitForResourcesToSettle,
 } from './contract/resource-leaks.js';
-export { runConnectorContract } from './contract/run-connector-contract.js';
 export type { MockHostRef, MockHostSpec, MockPlatform } from './mock/mock-platform.js';
-export { describeSchedulerSuite } from './scheduler/scheduler-suite.js';
-export type { SchedulerSuiteOptions } from './scheduler/suite-context.js';

@@ -17,43 +17,36 @@ export interface CheckOptions extends PlatformOptions {
 
 type CredentialCheck =
   | { state: 'ok'; status: PlatformStatus }
-  | { state: 'failed'; error: ReturnType<ReturnType<typeof toSyncproxyError>['toJSON']> }
-  | { state: 'skipped'; reason: string };
+  | { state: 'failed'; error: ReturnType<ReturnType<typeof toSyncproxyError>['toJSON']> };
 
 /**
  * `syncproxy check`: the config against the connector's form, the network
  * preflight (every endpoint the proxy must reach), the credentials and the
- * host count, as a product shows them after "add platform". Exit 0 only when
- * every endpoint is reachable and the platform's status is normal.
+ * host count, as a product shows them after "add platform". Every check runs and is reported, also
+ * when an endpoint is unreachable (the credential check then says what failed on its own path).
+ * Exit 0 only when every endpoint is reachable and the platform's status is normal.
  */
 export async function checkPlatform(context: CommandContext, options: CheckOptions): Promise<ExitCode> {
   const connector = connectorFor(context, options.platform);
-  const { input, config, path } = await loadConfigFile(connector, options.config, context.cwd);
+  const { input, config, path } = await loadConfigFile(connector, options.config, context.cwd, context.io);
   const network = await checkNetwork(connector.networkRequirements(config), {
     timeoutMs: options.timeoutMs ?? 5000,
     ...(context.io.signal ? { signal: context.io.signal } : {}),
   });
   const unreachable = network.filter((row) => !row.reachable);
   let credentials: CredentialCheck;
-  if (unreachable.length > 0) {
-    credentials = {
-      state: 'skipped',
-      reason: `${unreachable.length} endpoint(s) unreachable: open the network path from the proxy first`,
-    };
-  } else {
+  try {
+    const session = await connector.connect(input, {
+      logger: connectorLogger(context, options),
+      ...(context.io.signal ? { signal: context.io.signal } : {}),
+    });
     try {
-      const session = await connector.connect(input, {
-        logger: connectorLogger(context, options),
-        ...(context.io.signal ? { signal: context.io.signal } : {}),
-      });
-      try {
-        credentials = { state: 'ok', status: await session.verify() };
-      } finally {
-        await session.close().catch(() => {});
-      }
-    } catch (error) {
-      credentials = { state: 'failed', error: toSyncproxyError(error).toJSON() };
+      credentials = { state: 'ok', status: await session.verify() };
+    } finally {
+      await session.close().catch(() => {});
     }
+  } catch (error) {
+    credentials = { state: 'failed', error: toSyncproxyError(error).toJSON() };
   }
   const ok = unreachable.length === 0 && credentials.state === 'ok' && credentials.status.status === 'normal';
   if (options.json) {
@@ -88,7 +81,6 @@ function networkTable(rows: NetworkCheckResult[]): string {
 }
 
 function credentialLine(check: CredentialCheck): string {
-  if (check.state === 'skipped') return `credentials: skipped (${check.reason})`;
   if (check.state === 'failed') return `credentials: FAILED (${check.error.code}): ${check.error.message}`;
   const s = check.status;
   return `credentials: ok, platform status ${s.status}${s.platformVersion ? ` (${s.platformVersion})` : ''}${s.message ? `: ${s.message}` : ''}`;

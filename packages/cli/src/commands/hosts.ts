@@ -19,7 +19,7 @@ export interface PlatformOptions extends OutputOptions {
 /** `syncproxy hosts`: the platform's VMs or instances and their disks. */
 export async function listHosts(context: CommandContext, options: PlatformOptions): Promise<ExitCode> {
   const connector = connectorFor(context, options.platform);
-  const { input } = await loadConfigFile(connector, options.config, context.cwd);
+  const { input } = await loadConfigFile(connector, options.config, context.cwd, context.io);
   const session = await connector.connect(input, {
     logger: connectorLogger(context, options),
     ...(context.io.signal ? { signal: context.io.signal } : {}),

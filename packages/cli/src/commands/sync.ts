@@ -26,6 +26,14 @@ export interface SyncCommandOptions extends PlatformOptions {
   /** Plain progress lines at most this often, ms. */
   progressInterval?: number;
   quiet?: boolean;
+  /** `--verify`: read each image back and compare (syncHost's `verify`). */
+  verify?: boolean;
+  /** `--bandwidth-limit`, bytes per second (syncHost's `bandwidthLimitBytesPerSec`). */
+  bandwidthLimitBytesPerSec?: number;
+  /** `--quiesce` (syncHost's `quiesce`). */
+  quiesce?: boolean;
+  /** `--concurrency`: reads in flight per disk (syncHost's `concurrency`). */
+  concurrency?: number;
 }
 
 /** The progress display a command uses: bars on a TTY, periodic lines otherwise, none with --quiet. */

@@ -1,4 +1,7 @@
 // The AWS mock: EC2 Query API + EBS direct read APIs on loopback, for tests of this connector and of products.
+import { requireMockPeers } from './peers.js';
+
+requireMockPeers();
 
 export {
   type MockAws,

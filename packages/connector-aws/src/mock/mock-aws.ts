@@ -1,12 +1,7 @@
-import {
-  type ActiveFault,
-  type MockServer,
-  SeededRandom,
-  startMockServer,
-  VirtualDisk,
-} from '@syncproxy/testkit/mock';
+import type { ActiveFault, MockServer, VirtualDisk as TestkitVirtualDisk } from '@syncproxy/testkit/mock';
 import { ebsError, ebsRoutes } from './ebs-api.js';
 import { ec2Error, ec2Routes } from './ec2-api.js';
+import { loadSigner, loadTestkit } from './peers.js';
 import type { MockCredentials } from './sigv4.js';
 import { MockAwsState, type MockInstance, type MockVolume } from './state.js';
 import { type VolumeDisk, volumeOfVirtualDisk } from './volume-disk.js';
@@ -39,7 +34,7 @@ export interface MockVolumeSpec {
   /** Size in bytes; EC2 reports it rounded up to whole GiB, as volume sizes are. Ignored with `disk`. */
   sizeBytes?: number;
   /** The volume's bytes: a testkit VirtualDisk (default: a new, empty one) or a test's own source. */
-  disk?: VirtualDisk | VolumeDisk;
+  disk?: TestkitVirtualDisk | VolumeDisk;
   device?: string;
   volumeType?: string;
   encrypted?: boolean;
@@ -93,6 +88,7 @@ const CHANGED_PATH = /^\/snapshots\/[^/]+\/changedblocks$/;
  * VirtualDisks; snapshots freeze them at CreateSnapshots time.
  */
 export async function startMockAws(options: MockAwsOptions = {}): Promise<MockAws> {
+  const [{ SeededRandom, startMockServer, VirtualDisk }] = await Promise.all([loadTestkit(), loadSigner()]);
   const credentials = options.credentials ?? {
     accessKeyId: 'AKIAMOCKSYNCPROXY001',
     secretAccessKey: 'mock/Secret+Access/Key0123456789abcdefghij',
@@ -132,7 +128,7 @@ export async function startMockAws(options: MockAwsOptions = {}): Promise<MockAw
       const id = state.nextId('i');
       const now = new Date(state.now()).toISOString();
       const volumes = spec.volumes.map((v, position): MockVolume => {
-        const disk = toVolumeDisk(v);
+        const disk = toVolumeDisk(v, VirtualDisk);
         const volume: MockVolume = {
           id: state.nextId('vol'),
           sizeGiB: Math.max(1, Math.ceil(disk.sizeBytes / GIB)),
@@ -216,7 +212,7 @@ export async function startMockAws(options: MockAwsOptions = {}): Promise<MockAw
   return mock;
 }
 
-function toVolumeDisk(spec: MockVolumeSpec): VolumeDisk {
+function toVolumeDisk(spec: MockVolumeSpec, VirtualDisk: typeof TestkitVirtualDisk): VolumeDisk {
   if (spec.disk === undefined) {
     return volumeOfVirtualDisk(
       new VirtualDisk({ sizeBytes: spec.sizeBytes ?? GIB, blockSizeBytes: 64 * 1024 }),

@@ -1,6 +1,6 @@
 import { createHash, createHmac, type Hash, type Hmac, timingSafeEqual } from 'node:crypto';
-import { SignatureV4 } from '@smithy/signature-v4';
 import type { MockRequest } from '@syncproxy/testkit/mock';
+import { loadSigner } from './peers.js';
 
 export interface MockCredentials {
   accessKeyId: string;
@@ -122,6 +122,7 @@ export async function verifySignature(
     const values = request.query.getAll(key);
     query[key] = values.length === 1 ? (values[0] as string) : values;
   }
+  const { SignatureV4 } = await loadSigner();
   const signer = new SignatureV4({
     credentials: options.credentials,
     region: options.region,

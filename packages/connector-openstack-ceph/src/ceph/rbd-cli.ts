@@ -195,7 +195,7 @@ export class RbdCli {
     const { signal } = options;
     const what = describeCommand(args, options.what);
     if (signal?.aborted) throw abortError(signal, what);
-    this.logger.debug('running rbd', { args: [...args] });
+    this.logger.debug({ args: [...args] }, 'running rbd');
     const child = spawn(this.rbdPath, [...this.baseArgs, ...args], {
       shell: false,
       stdio: ['ignore', 'pipe', 'pipe'],

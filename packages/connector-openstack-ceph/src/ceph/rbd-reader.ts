@@ -239,10 +239,13 @@ class RbdReader implements ChangedBlockReader {
 
   private async restart(): Promise<void> {
     this.restarts++;
-    this.logger.debug('restarting rbd export-diff for a read behind the stream', {
-      image: `${this.ref.pool}/${this.ref.image}@${this.ref.snapshot}`,
-      restarts: this.restarts,
-    });
+    this.logger.debug(
+      {
+        image: `${this.ref.pool}/${this.ref.image}@${this.ref.snapshot}`,
+        restarts: this.restarts,
+      },
+      'restarting rbd export-diff for a read behind the stream',
+    );
     await this.records?.return(undefined);
     this.records = undefined;
     this.position = 0;

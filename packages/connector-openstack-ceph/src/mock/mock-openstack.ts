@@ -1,10 +1,10 @@
 import { randomUUID } from 'node:crypto';
-import type { MockHostRef, MockHostSpec, MockPlatform } from '@syncproxy/testkit';
-import { type MockServer, startMockServer } from '@syncproxy/testkit/mock';
+import type { MockHostRef, MockHostSpec, MockPlatform, MockServer } from '@syncproxy/testkit/mock';
 import type { OpenstackCephConfigInput } from '../config.js';
 import { adminRbd, type MockCephCluster } from './ceph-admin.js';
 import { encodeExportDiff } from './export-diff-writer.js';
 import { type MockOpenstackState, type MockVolume, openstackRoutes } from './openstack-api.js';
+import { loadTestkit } from './peers.js';
 
 export interface MockOpenstackOptions {
   /** The real Ceph the volumes live in (scripts/ceph/up.sh's cluster.json fits). */
@@ -71,6 +71,7 @@ export async function startMockOpenstack(options: MockOpenstackOptions): Promise
       },
     },
   };
+  const { startMockServer } = await loadTestkit();
   const server = await startMockServer<MockOpenstackState>({ routes: openstackRoutes(), state });
   state.baseUrl = server.url;
 

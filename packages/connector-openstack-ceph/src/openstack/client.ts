@@ -157,7 +157,7 @@ export class OpenstackClient {
     this.expiresAt = Number.isFinite(expires) ? expires : this.now() + 3600_000;
     this.catalog = json.token.catalog ?? [];
     this.projectId = json.token.project?.id;
-    this.logger.debug('keystone token issued', { expiresAt: new Date(this.expiresAt).toISOString() });
+    this.logger.debug({ expiresAt: new Date(this.expiresAt).toISOString() }, 'keystone token issued');
   }
 
   /** The endpoint of a service in the configured region and interface. */
@@ -204,7 +204,7 @@ export class OpenstackClient {
     });
     if (res.statusCode === 401) {
       await res.body.dump();
-      this.logger.debug('token refused, authenticating again', { operation });
+      this.logger.debug({ operation }, 'token refused, authenticating again');
       await this.authenticate(true);
       res = await this.send(operation, method, url(), {
         body,

@@ -1,4 +1,7 @@
 // The mock vCenter: vim25 SOAP with CBT on loopback HTTPS, snapshot data served by real nbdkit.
+import { requireMockPeers } from './peers.js';
+
+requireMockPeers();
 
 export { createVmwareMockPlatform, mockDataPath, type VmwareMockPlatform } from './mock-platform.js';
 export {

@@ -2,9 +2,10 @@ import { mkdtemp, open, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { SyncproxyError } from '@syncproxy/core';
-import { type ActiveFault, type MockServer, startMockServer, VirtualDisk } from '@syncproxy/testkit/mock';
+import type { ActiveFault, MockServer } from '@syncproxy/testkit/mock';
 import type { DataEndpoint, DiskDataTarget } from '../data-path.js';
 import { startNbdkit } from '../nbdkit-process.js';
+import { loadTestkit } from './peers.js';
 import { type MockDisk, MockVcenterState, type MockVm } from './state.js';
 import { vimHandler } from './vim-api.js';
 
@@ -67,6 +68,7 @@ export interface MockVcenter extends MockServer<MockVcenterState> {
 }
 
 export async function startMockVcenter(options: MockVcenterOptions = {}): Promise<MockVcenter> {
+  const { startMockServer, VirtualDisk } = await loadTestkit();
   const user = options.user ?? 'administrator@vsphere.local';
   const password = options.password ?? 'Mock-vCenter-Passw0rd!';
   const state = new MockVcenterState({

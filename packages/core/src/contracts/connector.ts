@@ -2,7 +2,7 @@ import type { Dispatcher } from 'undici';
 import type { z } from 'zod';
 import type { DiskManifest } from '../transfer/manifest.js';
 import type { Logger } from './logger.js';
-import type { ChangedBlockReader, SyncWarning } from './reader.js';
+import type { ChangedBlockReader, DisposableReader, SyncWarning } from './reader.js';
 
 /** The contract versions this build of the core understands. */
 export const SUPPORTED_SPEC_VERSIONS = ['v1'] as const;
@@ -229,6 +229,17 @@ export interface ConnectorSession {
   readonly warnings?: readonly SyncWarning[];
 }
 
+/**
+ * A session as `connect()` of a connector made by `defineConnector` hands it out:
+ * `await using session = await connector.connect(...)` closes it at the end of the block, also when
+ * the block throws; its readers dispose the same way.
+ */
+export interface DisposableSession extends ConnectorSession {
+  openReader(disk: Disk, options: OpenReaderOptions): Promise<DisposableReader>;
+  /** The same as `close()`. */
+  [Symbol.asyncDispose](): Promise<void>;
+}
+
 /** A platform connector, as made by `defineConnector`. Spec v1. */
 export interface SourceConnector<Config = unknown> {
   /** Stable id, lowercase: `aws`, `vmware`, `openstack-ceph`. */
@@ -243,7 +254,7 @@ export interface SourceConnector<Config = unknown> {
   /** The endpoints and ports the proxy must reach for this config. */
   networkRequirements(config: Config): NetworkRequirement[];
   /** Validates `config` against `configSchema` and opens a session. */
-  connect(config: unknown, context?: ConnectorContext): Promise<ConnectorSession>;
+  connect(config: unknown, context?: ConnectorContext): Promise<DisposableSession>;
 }
 
 /** A connector of any config type, as a registry holds them. */

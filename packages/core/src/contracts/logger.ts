@@ -1,10 +1,19 @@
 /** Structured fields of a log line. Values are redacted before they are written. */
 export type LogFields = Record<string, unknown>;
 
-/** The logger the SDK writes to. Any pino/winston/console-like object fits. */
+/**
+ * One level of a logger, in pino's order: `(fields, message)` or `(message)`. The fields stay an
+ * object, so a pino (or bunyan) instance keeps them as structured keys of the record.
+ */
+export interface LogFn {
+  (fields: LogFields, message: string): void;
+  (message: string): void;
+}
+
+/** The logger the SDK writes to. A pino instance fits as it is. */
 export interface Logger {
-  debug(message: string, fields?: LogFields): void;
-  info(message: string, fields?: LogFields): void;
-  warn(message: string, fields?: LogFields): void;
-  error(message: string, fields?: LogFields): void;
+  debug: LogFn;
+  info: LogFn;
+  warn: LogFn;
+  error: LogFn;
 }

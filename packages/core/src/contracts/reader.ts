@@ -63,3 +63,12 @@ export interface ChangedBlockReader {
   readInto?(target: Uint8Array, offset: number, options?: ReadOptions): Promise<void>;
   close(): Promise<void>;
 }
+
+/**
+ * A reader as a session made by `defineConnector` hands it out: `await using reader = await
+ * session.openReader(...)` closes it at the end of the block, also when the block throws.
+ */
+export interface DisposableReader extends ChangedBlockReader {
+  /** The same as `close()`. */
+  [Symbol.asyncDispose](): Promise<void>;
+}

@@ -179,7 +179,7 @@ class Scheduler implements ProxyScheduler {
       .then(
         (deadline) => this.armHealthTimer(deadline),
         (error: unknown) =>
-          this.logger.warn('proxy scheduler: could not read the state', { error: String(error) }),
+          this.logger.warn({ error: String(error) }, 'proxy scheduler: could not read the state'),
       );
   }
 
@@ -382,25 +382,34 @@ class Scheduler implements ProxyScheduler {
   private publish(events: SchedulerEvent[]): void {
     for (const event of events) {
       if (event.type === 'failed-over') {
-        this.logger.warn('proxy scheduler: failed over the tasks of a down proxy', {
-          proxyId: event.fromProxyId,
-          moved: event.moved.map((a) => `${a.task.id}->${a.proxyId}`),
-          stranded: event.stranded.map((t) => t.id),
-        });
+        this.logger.warn(
+          {
+            proxyId: event.fromProxyId,
+            moved: event.moved.map((a) => `${a.task.id}->${a.proxyId}`),
+            stranded: event.stranded.map((t) => t.id),
+          },
+          'proxy scheduler: failed over the tasks of a down proxy',
+        );
       } else if (event.type === 'proxy-down') {
-        this.logger.warn('proxy scheduler: proxy down (no heartbeat)', {
-          proxyId: event.proxyId,
-          lastHeartbeatAt: event.lastHeartbeatAt,
-        });
+        this.logger.warn(
+          {
+            proxyId: event.proxyId,
+            lastHeartbeatAt: event.lastHeartbeatAt,
+          },
+          'proxy scheduler: proxy down (no heartbeat)',
+        );
       }
       for (const listener of [...this.listeners]) {
         try {
           listener(event);
         } catch (error) {
-          this.logger.warn('proxy scheduler: an event listener threw', {
-            event: event.type,
-            error: String(error),
-          });
+          this.logger.warn(
+            {
+              event: event.type,
+              error: String(error),
+            },
+            'proxy scheduler: an event listener threw',
+          );
         }
       }
     }
@@ -408,7 +417,7 @@ class Scheduler implements ProxyScheduler {
 
   private warnForced(info: ProxyInfo): void {
     for (const warning of info.warnings)
-      this.logger.warn(`proxy ${info.id}: ${warning.message}`, { code: warning.code });
+      this.logger.warn({ code: warning.code }, `proxy ${info.id}: ${warning.message}`);
   }
 
   /** One timer, at the earliest moment a healthy proxy can run out of heartbeat time. */
@@ -436,7 +445,7 @@ class Scheduler implements ProxyScheduler {
       await this.checkHealth();
     } catch (error) {
       if (this.closed) return;
-      this.logger.warn('proxy scheduler: health check failed; retrying', { error: String(error) });
+      this.logger.warn({ error: String(error) }, 'proxy scheduler: health check failed; retrying');
       this.armHealthTimer(this.clock.now() + Math.min(HEALTH_RETRY_MS, this.heartbeatTimeoutMs));
     }
   }

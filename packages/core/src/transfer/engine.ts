@@ -306,7 +306,7 @@ export async function transferDisk(options: TransferOptions): Promise<TransferRe
       warnings,
     );
     const ledger = new ChunkLedger(resuming ? previousCheckpoint : undefined);
-    for (const warning of warnings) logger?.warn(warning.message, { code: warning.code });
+    for (const warning of warnings) logger?.warn({ code: warning.code }, warning.message);
 
     const prescan =
       options.prescan ?? (reader as { listsExtentsByReading?: unknown }).listsExtentsByReading !== true;
@@ -356,7 +356,7 @@ export async function transferDisk(options: TransferOptions): Promise<TransferRe
     await hasher.close();
     if (sinkOpened && options.closeSink !== false) {
       await sink.close().catch((error: unknown) => {
-        logger?.warn('closing the sink failed', { error: toSyncproxyError(error).message });
+        logger?.warn({ error: toSyncproxyError(error).message }, 'closing the sink failed');
       });
     }
   }
@@ -491,11 +491,14 @@ class TransferRun {
       signal: context.signal,
       onRetry: (error, attempt) => {
         this.retries++;
-        options.logger?.debug('retrying after a retryable error', {
-          code: error.code,
-          attempt,
-          error: error.message,
-        });
+        options.logger?.debug(
+          {
+            code: error.code,
+            attempt,
+            error: error.message,
+          },
+          'retrying after a retryable error',
+        );
       },
     };
   }
@@ -512,6 +515,7 @@ class TransferRun {
         chunksDone: this.context.ledger.chunksDone,
         chunksTotal: this.totals?.chunks,
         retries: this.retries,
+        dataBytes: this.bytesWritten,
       },
       final,
     );
@@ -596,9 +600,12 @@ class TransferRun {
     if (this.failure === undefined && signal.aborted) this.fail(signal.reason);
     if (this.failure !== undefined) {
       await this.saveCheckpoint().catch((error: unknown) => {
-        this.options.logger?.error('saving the checkpoint after a failure failed', {
-          error: toSyncproxyError(error).message,
-        });
+        this.options.logger?.error(
+          {
+            error: toSyncproxyError(error).message,
+          },
+          'saving the checkpoint after a failure failed',
+        );
       });
       this.report(true);
       throw this.failure;

@@ -8,8 +8,15 @@ export interface TransferProgress {
   bytesTotal: number | undefined;
   chunksDone: number;
   chunksTotal: number | undefined;
-  /** Average rate of this run, bytes per second. */
+  /** Average rate of this run, bytes per second: logical bytes, holes and zeroes included. */
   bytesPerSecond: number;
+  /**
+   * Bytes this run read and wrote as data (no holes, no zeroes): what crossed the network. Absent
+   * from a meter that does not count them.
+   */
+  dataBytes?: number;
+  /** {@link dataBytes} per second of this run: the network's rate, not inflated by empty space. */
+  dataBytesPerSecond?: number;
   /** Estimated time left at that rate; undefined when the total or the rate is unknown. */
   etaMs: number | undefined;
   elapsedMs: number;
@@ -44,6 +51,7 @@ export class ProgressMeter {
       chunksDone: number;
       chunksTotal?: number;
       retries: number;
+      dataBytes?: number;
     },
     final = false,
   ): void {
@@ -74,6 +82,12 @@ export class ProgressMeter {
         etaMs,
         elapsedMs,
         retries: counters.retries,
+        ...(counters.dataBytes === undefined
+          ? {}
+          : {
+              dataBytes: counters.dataBytes,
+              dataBytesPerSecond: elapsedMs > 0 ? (counters.dataBytes / elapsedMs) * 1000 : 0,
+            }),
       });
     } catch {
       // A failing progress callback must not fail the transfer.

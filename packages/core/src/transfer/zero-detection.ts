@@ -16,7 +16,7 @@ export function isAllZero(data: Uint8Array): boolean {
 }
 
 /**
- * Zeroes `length` bytes of `target` from `at`. Copies from {@link ZERO_BLOCK}:
+ * Zeroes `length` bytes of `target` from `at`. Copies from a shared zero buffer:
  * on a SharedArrayBuffer, `fill` takes a slow element-wise path, a copy is memcpy.
  */
 export function zeroFill(target: Uint8Array, at: number, length: number): void {

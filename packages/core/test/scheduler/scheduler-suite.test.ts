@@ -2,7 +2,7 @@ import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { createFileStateStore, createMemoryStateStore } from '@syncproxy/core';
-import { describeSchedulerSuite } from '@syncproxy/testkit';
+import { describeSchedulerSuite } from '@syncproxy/testkit/vitest';
 import { afterAll, beforeAll } from 'vitest';
 
 describeSchedulerSuite({ name: 'memory', createStore: () => createMemoryStateStore() });

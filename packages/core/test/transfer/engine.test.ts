@@ -385,6 +385,22 @@ describe('transferDisk progress and bandwidth', () => {
       etaMs: 0,
     });
     expect(events.at(-1)!.bytesPerSecond).toBeCloseTo((2 * MiB) / 0.96, 0);
+    expect(events.at(-1)!.dataBytes).toBe(2 * MiB);
+  });
+
+  it('counts data bytes apart from logical bytes: zeroes are done, not data', async () => {
+    const image = new Uint8Array(2 * MiB);
+    randomFillSync(image, 0, MiB);
+    const events: TransferProgress[] = [];
+    await transferDisk({
+      reader: new MemoryReader(image, whole(image.length)),
+      sink: new MemorySink(),
+      chunkSizeBytes: 64 * KiB,
+      checkpoint: false,
+      manifest: false,
+      onProgress: (p) => events.push(p),
+    });
+    expect(events.at(-1)).toMatchObject({ bytesDone: 2 * MiB, dataBytes: MiB });
   });
 
   it('holds reads to the token bucket rate', async () => {

@@ -148,7 +148,7 @@ interface DiskRun {
 
 /**
  * The connector contract v1 as steps that share one mock platform, one host
- * and one session, run in order. {@link runConnectorContract} registers them
+ * and one session, run in order. `runConnectorContract` (`@syncproxy/testkit/vitest`) registers them
  * with vitest; {@link checkConnectorContract} runs them and returns a report.
  */
 export function createConnectorContract(
@@ -178,15 +178,19 @@ export function createConnectorContract(
   let restoreConsole: (() => void) | undefined;
   let resourcesBeforeSession: ResourceCounts | undefined;
 
+  // Every argument is scanned, whatever its order: a connector that logs `(message, fields)` still
+  // has its fields checked for secrets.
+  const line =
+    (source: string) =>
+    (...args: unknown[]): void => {
+      observed.push({ source, text: args.flatMap((arg) => valueTexts(arg)).join(' ') });
+    };
   const logger: Logger = {
-    debug: (message, fields) => observe('a debug log line', message, fields),
-    info: (message, fields) => observe('an info log line', message, fields),
-    warn: (message, fields) => observe('a warn log line', message, fields),
-    error: (message, fields) => observe('an error log line', message, fields),
+    debug: line('a debug log line'),
+    info: line('an info log line'),
+    warn: line('a warn log line'),
+    error: line('an error log line'),
   };
-  function observe(source: string, message: string, fields?: unknown): void {
-    observed.push({ source, text: `${message} ${fields === undefined ? '' : valueTexts(fields).join(' ')}` });
-  }
   function observeValue(source: string, value: unknown): void {
     for (const text of valueTexts(value)) observed.push({ source, text });
   }

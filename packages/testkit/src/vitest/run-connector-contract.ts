@@ -3,7 +3,7 @@ import {
   type AnyConnector,
   type ConnectorContractOptions,
   createConnectorContract,
-} from './connector-contract.js';
+} from '../contract/connector-contract.js';
 
 /**
  * Registers the connector contract v1 as a vitest suite: call it at the top
@@ -11,7 +11,7 @@ import {
  * a test whose prerequisite failed says which one.
  *
  * @example
- * import { runConnectorContract } from '@syncproxy/testkit';
+ * import { runConnectorContract } from '@syncproxy/testkit/vitest';
  * import { localdisk } from '../src/index.js';
  * import { createLocalDiskPlatform } from '../src/mock/index.js';
  *
