@@ -11,7 +11,7 @@ import type {
 } from './contracts/connector.js';
 import { SUPPORTED_SPEC_VERSIONS } from './contracts/connector.js';
 import type { Logger } from './contracts/logger.js';
-import type { ChangedBlockReader, Extent, ReadOptions } from './contracts/reader.js';
+import type { ChangedBlockReader, Extent, ReaderHints, ReadOptions } from './contracts/reader.js';
 import { SyncproxyError } from './errors/syncproxy-error.js';
 import { redactingLogger, silentLogger } from './logger.js';
 
@@ -126,43 +126,63 @@ function errorGuard(platform: string, redactor: Redactor): Guard {
   };
 }
 
+/**
+ * The session as the connector made it, every member forwarded (optional ones
+ * such as `sweep`, and any a later contract adds), every method guarded.
+ */
 function wrapSession(session: ConnectorSession, guard: Guard): ConnectorSession {
-  return {
-    get warnings() {
-      return session.warnings;
-    },
-    verify: () => guard('verify', () => session.verify()),
-    listHosts: () => guard('listHosts', () => session.listHosts()),
-    prechecks: (host) => guard('prechecks', () => session.prechecks(host)),
-    createSnapshot: (host, options) => guard('createSnapshot', () => session.createSnapshot(host, options)),
-    deleteSnapshot: (snapshot) => guard('deleteSnapshot', () => session.deleteSnapshot(snapshot)),
-    openReader: async (disk, options) =>
-      wrapReader(await guard('openReader', () => session.openReader(disk, options)), guard),
-    close: () => guard('close', () => session.close()),
-  };
+  const openReader: ConnectorSession['openReader'] = async (disk, options) =>
+    wrapReader(
+      await guard('openReader', () => session.openReader(disk, options)),
+      guard,
+      options?.base !== undefined,
+    );
+  return forwardGuarded(session, guard, { openReader });
 }
 
-function wrapReader(reader: ChangedBlockReader, guard: Guard): ChangedBlockReader {
-  return {
-    get diskSize() {
-      return reader.diskSize;
+/**
+ * The reader as the connector made it: every member forwarded, present and
+ * future (`hints`, `readInto`, `warnings`, ...), never rebuilt member by
+ * member; methods guarded, extents guarded item by item. `hints.incremental`
+ * is filled in from the `base` it was opened with when the reader does not say.
+ */
+function wrapReader(reader: ChangedBlockReader, guard: Guard, opensWithBase: boolean): ChangedBlockReader {
+  return forwardGuarded(reader, guard, {
+    extents: (options?: ReadOptions) => guardIterable(reader.extents(options), guard),
+    get hints(): ReaderHints {
+      const hints = reader.hints;
+      return hints?.incremental !== undefined ? hints : { ...hints, incremental: opensWithBase };
     },
-    get granularity() {
-      return reader.granularity;
+  });
+}
+
+/** Operation names of reader methods in errors (`read` for both ways of reading). */
+const OPERATION_NAMES: Record<string, string> = { readInto: 'read', close: 'close' };
+
+/**
+ * A proxy of `target` that forwards every property, guards every method the
+ * target has (its errors mapped and redacted), and serves `overrides` first.
+ */
+function forwardGuarded<T extends object>(target: T, guard: Guard, overrides: object): T {
+  const own = Object.getOwnPropertyDescriptors(overrides);
+  return new Proxy(target, {
+    get(object, property, receiver) {
+      const override = own[property as string];
+      if (typeof property === 'string' && override !== undefined) {
+        return override.get ? override.get.call(receiver) : override.value;
+      }
+      const value = Reflect.get(object, property, object);
+      if (typeof value !== 'function' || typeof property !== 'string') return value;
+      const operation =
+        'diskSize' in object && property === 'close'
+          ? 'closeReader'
+          : (OPERATION_NAMES[property] ?? property);
+      return (...args: unknown[]) => guard(operation, async () => value.apply(object, args));
     },
-    get warnings() {
-      return reader.warnings;
+    has(object, property) {
+      return property in own || Reflect.has(object, property);
     },
-    extents: (options) => guardIterable(reader.extents(options), guard),
-    read: (offset, length, options) => guard('read', () => reader.read(offset, length, options)),
-    ...(typeof reader.readInto === 'function'
-      ? {
-          readInto: (target: Uint8Array, offset: number, options?: ReadOptions) =>
-            guard('read', () => reader.readInto!(target, offset, options)),
-        }
-      : {}),
-    close: () => guard('closeReader', () => reader.close()),
-  };
+  });
 }
 
 async function* guardIterable(source: AsyncIterable<Extent>, guard: Guard): AsyncGenerator<Extent> {
