@@ -67,7 +67,10 @@ export function defineConnector<Config>(definition: ConnectorDefinition<Config>)
     configSchema: definition.configSchema,
     capabilities,
     networkRequirements(config: Config): NetworkRequirement[] {
-      return definition.networkRequirements?.(config) ?? [];
+      // Parsed here too: a product may hand it the raw form, and a bad one is a `config` error, never zod's.
+      return (
+        definition.networkRequirements?.(parseConfig(definition.configSchema, config, `${id} config`)) ?? []
+      );
     },
     async connect(input: unknown, context: ConnectorContext = {}): Promise<ConnectorSession> {
       const config = parseConfig(definition.configSchema, input, `${id} config`);
