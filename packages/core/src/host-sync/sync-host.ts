@@ -5,7 +5,7 @@ import type { Logger } from '../contracts/logger.js';
 import type { ChangedBlockReader, SyncWarning } from '../contracts/reader.js';
 import { SyncproxyError } from '../errors/syncproxy-error.js';
 import { toSyncproxyError } from '../errors/to-syncproxy-error.js';
-import { type TransferResult, transferDisk } from '../transfer/engine.js';
+import { type TransferOptions, type TransferResult, transferDisk } from '../transfer/engine.js';
 import { FileSink } from '../transfer/file-sink.js';
 import { type DiskManifest, readManifest } from '../transfer/manifest.js';
 import type { TransferProgress } from '../transfer/progress.js';
@@ -72,6 +72,13 @@ export interface HostSyncOptions {
   /** Label of the snapshots the platform records. */
   snapshotLabel?: string;
   logger?: Logger;
+  /** Engine settings for each disk's transfer (chunk grid, memory bound, retries), for tuning and tests. */
+  transfer?: Partial<
+    Pick<
+      TransferOptions,
+      'chunkSizeBytes' | 'maxInFlightBytes' | 'retry' | 'coalesceGapBytes' | 'prescan' | 'manifestReadBack'
+    >
+  >;
 }
 
 /** Everything {@link HostSyncOptions} takes but the disk selection, plus the one disk. */
@@ -579,6 +586,7 @@ class HostSync {
         ...(signal ? { signal } : {}),
       });
       const result = await transferDisk({
+        ...options.transfer,
         reader,
         sink: new FileSink(outcome.path),
         full: pending.mode === 'full',
