@@ -209,6 +209,48 @@ describe('syncHost', () => {
     await expectExact(platform, target);
   });
 
+  it('an interrupted sync whose checkpoints were swapped between two disks resumes exact: a checkpoint binds to its disk', async () => {
+    const platform = new FilePlatform(join(dir.path, 'sp'), {
+      disks: { 'disk-1': 32 * MiB, 'disk-2': 32 * MiB },
+      readDelayMs: 30,
+    });
+    platform.write('disk-1', 0, randomBytes(32 * MiB, 21));
+    platform.write('disk-2', 0, randomBytes(32 * MiB, 22));
+    const session = await platform.connector().connect({ name: 'x' });
+    const target = join(dir.path, 'st');
+    const stop = new AbortController();
+    const done = new Map<string, number>();
+    const first = await syncHost({
+      session,
+      platform: 'file-platform',
+      hostId: 'h1',
+      target,
+      concurrency: 1,
+      checkpointEveryChunks: 1,
+      signal: stop.signal,
+      onEvent: (e) => {
+        if (e.type !== 'progress') return;
+        done.set(e.diskId, e.progress.chunksDone);
+        if ((done.get('disk-1') ?? 0) >= 1 && (done.get('disk-2') ?? 0) >= 1) stop.abort();
+      },
+    });
+    expect(first).toMatchObject({ ok: false, interrupted: true });
+    expect(first.disks.map((d) => d.status)).toEqual(['interrupted', 'interrupted']);
+    const { rename } = await import('node:fs/promises');
+    const [a, b] = ['disk-1', 'disk-2'].map((id) => `${join(target, imageFileName(id))}.checkpoint.json`);
+    await rename(a!, `${a}.swap`);
+    await rename(b!, a!);
+    await rename(`${a}.swap`, b!);
+    const second = await syncHost({ session, platform: 'file-platform', hostId: 'h1', target });
+    expect(second).toMatchObject({ ok: true, resumed: true, snapshotId: first.snapshotId });
+    // Neither disk trusted the other's checkpoint: both were sent whole.
+    expect(second.disks.map((d) => [d.result?.resumed, d.result?.chunksSkipped])).toEqual([
+      [false, 0],
+      [false, 0],
+    ]);
+    await expectExact(platform, target);
+  });
+
   it('disk ids that escape to one name never share an image, and a host listing a disk twice is refused', async () => {
     expect(imageFileName('/d/a_b.img')).not.toBe(imageFileName('/d/a/b.img'));
     expect(imageFileName('a%2Fb')).not.toBe(imageFileName('a/b'));
