@@ -174,6 +174,54 @@ describe('syncHost', () => {
     expect(platform.snapshotIds()).toEqual([second.snapshotId]);
   });
 
+  it('a CBT reset on the incremental: that disk gets a full sync with a cbt-reset warning, and is exact', async () => {
+    const { platform, session, target } = await setup();
+    await syncHost({ session, platform: 'file-platform', hostId: 'h1', target });
+    platform.write('disk-a', 3 * MiB, randomBytes(GRAIN, 31));
+    const openReader = session.openReader.bind(session);
+    const resetting = Object.create(session, {
+      openReader: {
+        value: async (disk: { id: string }, options: { base?: unknown }) => {
+          if (disk.id === 'disk-a' && options.base !== undefined) {
+            throw new SyncproxyError('changeId is no longer valid', { code: 'cbt-reset', retryable: false });
+          }
+          return openReader(disk as never, options as never);
+        },
+      },
+    });
+    const report = await syncHost({ session: resetting, platform: 'file-platform', hostId: 'h1', target });
+    expect(report).toMatchObject({ ok: true, mode: 'mixed' });
+    expect(report.disks.map((d) => [d.diskId, d.mode])).toEqual([
+      ['disk-a', 'full'],
+      ['disk-b', 'incremental'],
+    ]);
+    expect(report.warnings.map((w) => [w.code, w.diskId])).toEqual([['cbt-reset', 'disk-a']]);
+    await expectExact(platform, target);
+  });
+
+  it('a sync that fails before any disk made progress deletes its fresh snapshot and leaves no pending sync', async () => {
+    const { platform, session, target } = await setup();
+    const refusing = Object.create(session, {
+      openReader: {
+        value: async () => {
+          throw new SyncproxyError('no read permission on the snapshot', {
+            code: 'permission',
+            retryable: false,
+          });
+        },
+      },
+    });
+    const report = await syncHost({ session: refusing, platform: 'file-platform', hostId: 'h1', target });
+    expect(report.ok).toBe(false);
+    expect(report.disks.map((d) => [d.status, d.error?.code])).toEqual([
+      ['failed', 'permission'],
+      ['failed', 'permission'],
+    ]);
+    expect(report.deletedSnapshots).toEqual([report.snapshotId]);
+    expect(platform.snapshotIds()).toEqual([]);
+    expect((await loadSyncState(target))!.pending).toBeUndefined();
+  });
+
   it('an image deleted, truncated or altered since the last sync gets a full sync with target-changed', async () => {
     const { platform, session, target } = await setup();
     await syncHost({ session, platform: 'file-platform', hostId: 'h1', target });
