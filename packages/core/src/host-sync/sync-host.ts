@@ -568,6 +568,8 @@ class HostSync {
       mode: pending.mode,
       ...(pending.baseSnapshotId ? { baseSnapshotId: pending.baseSnapshotId } : {}),
     });
+    // Only an incremental gets the image's manifest: a hash-diff reader given one yields changed chunks
+    // only, which a full sync (gaps zeroed) would turn into zeroes over every unchanged chunk.
     const previousManifest = pending.mode === 'incremental' ? await manifestOf(outcome.path) : undefined;
     const transferId = [
       'host-sync/2',
