@@ -163,27 +163,30 @@ function wrapReader(reader: ChangedBlockReader, guard: Guard, opensWithBase: boo
 const OPERATION_NAMES: Record<string, string> = { readInto: 'read', close: 'close' };
 
 /**
- * A proxy of `target` that forwards every property, guards every method the
- * target has (its errors mapped and redacted), and serves `overrides` first.
+ * A proxy that forwards every property of `target`, guards every method it
+ * has (errors mapped and redacted), and serves `overrides` first. The proxy
+ * stands on an empty facade: it lists no own keys, so `util.inspect`,
+ * `JSON.stringify` and `Object.keys` of a session or reader never show the
+ * connector's internals (a config with its secrets), while any member read
+ * by name, present or added later, is forwarded.
  */
 function forwardGuarded<T extends object>(target: T, guard: Guard, overrides: object): T {
   const own = Object.getOwnPropertyDescriptors(overrides);
-  return new Proxy(target, {
-    get(object, property, receiver) {
+  const isReader = 'diskSize' in target;
+  return new Proxy({} as T, {
+    get(_facade, property, receiver) {
       const override = own[property as string];
       if (typeof property === 'string' && override !== undefined) {
         return override.get ? override.get.call(receiver) : override.value;
       }
-      const value = Reflect.get(object, property, object);
+      const value = Reflect.get(target, property, target);
       if (typeof value !== 'function' || typeof property !== 'string') return value;
       const operation =
-        'diskSize' in object && property === 'close'
-          ? 'closeReader'
-          : (OPERATION_NAMES[property] ?? property);
-      return (...args: unknown[]) => guard(operation, async () => value.apply(object, args));
+        isReader && property === 'close' ? 'closeReader' : (OPERATION_NAMES[property] ?? property);
+      return (...args: unknown[]) => guard(operation, async () => value.apply(target, args));
     },
-    has(object, property) {
-      return property in own || Reflect.has(object, property);
+    has(_facade, property) {
+      return property in own || Reflect.has(target, property);
     },
   });
 }

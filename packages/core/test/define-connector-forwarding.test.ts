@@ -100,6 +100,18 @@ describe('defineConnector forwards every member of sessions and readers', () => 
     expect(error).toMatchObject({ code: 'internal', platform: 'fwd' });
   });
 
+  it('util.inspect and JSON of a session or reader show none of the connector internals (a config with secrets)', async () => {
+    const { inspect } = await import('node:util');
+    const inner = Object.assign(fullSession(fullReader()), { config: { password: 'hunter2-secret' } });
+    const session = await connectorOf(inner).connect({});
+    const reader = await session.openReader({ id: 'd', sizeBytes: 4096 }, { snapshot });
+    for (const value of [session, reader]) {
+      expect(inspect(value, { depth: 5, showHidden: true })).not.toContain('hunter2');
+      expect(JSON.stringify(value)).toBe('{}');
+      expect(Object.keys(value)).toEqual([]);
+    }
+  });
+
   it('hints.incremental follows the base the reader was opened with when the reader does not say', async () => {
     const bare: ChangedBlockReader = { ...fullReader(), hints: { chunkSizeBytes: 1024 } };
     const session = await connectorOf(fullSession(bare)).connect({});
