@@ -1,3 +1,12 @@
+/** @deprecated import these from `@syncproxy/core`, where the host sync lives. */
+export {
+  type DiskSyncRecord,
+  loadSyncState,
+  type PendingSync,
+  SYNC_STATE_FILE,
+  type SyncMode,
+  type SyncState,
+} from '@syncproxy/core';
 export { createCliRegistry } from './builtin-connectors.js';
 export type { CliIo, CliOutput } from './cli-io.js';
 export { processIo } from './cli-io.js';
@@ -17,11 +26,3 @@ export {
   type SyncReport,
   syncHost,
 } from './sync-host.js';
-export {
-  type DiskSyncRecord,
-  loadSyncState,
-  type PendingSync,
-  SYNC_STATE_FILE,
-  type SyncMode,
-  type SyncState,
-} from './sync-state.js';

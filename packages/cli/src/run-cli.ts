@@ -158,7 +158,17 @@ export async function runCli(
     .requiredOption('--host <id>', 'the host (VM or instance) to sync')
     .option('--disk <id>', 'a disk of the host (repeat for several; default: all)', collect)
     .requiredOption('-t, --target <dir>', 'directory of the images and the sync state')
-    .option('-i, --incremental', 'only what changed since the snapshot each image equals')
+    .option(
+      '-i, --incremental',
+      'only what changed since the snapshot each image equals (default: when one exists)',
+    )
+    .option('--full', 'copy every disk whole, even where a base exists')
+    .addOption(
+      new Option('--verify-target <level>', 'check each image before an incremental').choices([
+        'identity',
+        'manifest',
+      ]),
+    )
     .addOption(
       new Option(
         '--checkpoint-chunks <n>',

@@ -159,7 +159,7 @@ describe('syncproxy sync', () => {
     ]);
     expect(run.code).toBe(2);
     expect(run.stderr).toBe(
-      `error (config): no base snapshot recorded in ${target} for disk(s) ${instance.volumeIds[0]}: run a full sync (without --incremental) first\n`,
+      `error (config): syncHost: mode: incremental asked, but no base snapshot is recorded in ${target} for disk ${instance.volumeIds[0]}: run a full (or auto) sync first\n`,
     );
     expect(mock.state.snapshotsOfInstance(instance.id)).toEqual([]);
     const unknown = await runSyncproxy([
@@ -175,7 +175,7 @@ describe('syncproxy sync', () => {
     ]);
     expect(unknown.code).toBe(1);
     expect(unknown.stderr).toBe(
-      'error (not-found): host i-0nope not found on the platform (see `syncproxy hosts`)\n',
+      'error (not-found): host i-0nope not found on the platform (list the hosts with listHosts, or syncproxy hosts)\n',
     );
   });
 

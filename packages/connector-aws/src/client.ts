@@ -42,7 +42,11 @@ import { type AwsConfig, endpointFor } from './config.js';
 
 /** EBS direct APIs serve 512 KiB blocks (GetSnapshotBlock API reference). */
 
-/** AWS asks clients to back off longer than the engine's default (API_GetSnapshotBlock, "retry"). */
+/**
+ * AWS asks clients to back off longer than the engine's default (API_GetSnapshotBlock, "retry").
+ * This client owns the retries of its calls: 6 attempts in all, after which the error is no longer
+ * retryable, so the engine does not retry a block again. A block is requested at most 6 times.
+ */
 const AWS_RETRY_DEFAULTS = { attempts: 6, baseDelayMs: 200, maxDelayMs: 20_000 };
 
 export const EBS_BLOCK_SIZE = 524_288;
@@ -398,7 +402,8 @@ export class AwsClient {
         { path },
       );
     } catch (error) {
-      if (SyncproxyError.hasCode(error, 'integrity') && error.retryable) {
+      // The retry loop gave up on a block that kept failing its checksum: say so.
+      if (SyncproxyError.hasCode(error, 'integrity') && typeof error.details?.attempts === 'number') {
         throw new SyncproxyError(`${error.message}; still wrong after ${this.#retry.attempts} attempts`, {
           code: 'integrity',
           retryable: false,

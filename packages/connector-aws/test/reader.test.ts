@@ -229,6 +229,40 @@ describe('faults', () => {
     expect(aws.state.stats.corruptedBlocks).toBe(3);
   });
 
+  test('a GetSnapshotBlock that always answers 503 is requested exactly 6 times (the client owns the retries), then fails for good', async () => {
+    const { aws, session, host } = await setup();
+    const reader = await session.openReader(host.disks[0]!, { snapshot: await session.createSnapshot(host) });
+    aws.faults.add({
+      kind: 'status',
+      status: 503,
+      path: /\/blocks\/0$/,
+      body: { Message: 'unavailable' },
+      headers: { 'x-amzn-errortype': 'ServiceUnavailableException' },
+    });
+    const sink: BlockSink = {
+      write: async () => {},
+      writeZeroes: async () => {},
+      flush: async () => {},
+      close: async () => {},
+    };
+    const error = await transferDisk({
+      reader,
+      sink,
+      concurrency: 1,
+      retry: { baseDelayMs: 1, maxDelayMs: 2 },
+      checkpoint: false,
+      manifest: false,
+    }).catch((e: unknown) => e);
+    await reader.close();
+    expect(error).toMatchObject({
+      code: 'platform',
+      retryable: false,
+      platform: 'aws',
+      details: { attempts: 6 },
+    });
+    expect(aws.calls.filter((c) => /\/blocks\/0$/.test(c.path))).toHaveLength(6);
+  });
+
   test('a 500 from GetSnapshotBlock is retried', async () => {
     const { aws, session, host, disk } = await setup();
     const reader = await session.openReader(host.disks[0]!, { snapshot: await session.createSnapshot(host) });

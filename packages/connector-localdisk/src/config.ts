@@ -24,6 +24,21 @@ export const configSchema = z.object({
       }),
     )
     .min(1)
+    // Two disks with one id would share one image in a sync target: each id (or path, its default) once.
+    .superRefine((disks, ctx) => {
+      const seen = new Set<string>();
+      disks.forEach((disk, i) => {
+        const id = disk.id ?? disk.path;
+        if (seen.has(id)) {
+          ctx.addIssue({
+            code: 'custom',
+            path: [i, disk.id === undefined ? 'path' : 'id'],
+            message: 'names a disk already listed (each disk id, or path without one, once)',
+          });
+        }
+        seen.add(id);
+      });
+    })
     .describe('The disks to sync.'),
   stateDir: boundedString({ minChars: 1, maxChars: 4096 }).describe(
     'A directory on the proxy where snapshot manifests are recorded (one SHA-256 per chunk).',

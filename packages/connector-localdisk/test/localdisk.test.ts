@@ -97,6 +97,27 @@ describe('connector-localdisk', () => {
     );
   });
 
+  it('refuses two disks with one id (or one path without ids), naming the field', async () => {
+    const base = { hostName: 'pm-1', stateDir: '/tmp/state' };
+    for (const [disks, message] of [
+      [
+        [
+          { path: '/d/a.img', id: 'root' },
+          { path: '/d/b.img', id: 'root' },
+        ],
+        'invalid localdisk config: disks.1.id: names a disk already listed (each disk id, or path without one, once)',
+      ],
+      [
+        [{ path: '/d/a.img' }, { path: '/d/a.img' }],
+        'invalid localdisk config: disks.1.path: names a disk already listed (each disk id, or path without one, once)',
+      ],
+    ] as const) {
+      const error = await localdisk.connect({ ...base, disks }).catch((e: unknown) => e);
+      expect(SyncproxyError.hasCode(error, 'config')).toBe(true);
+      expect((error as Error).message).toBe(message);
+    }
+  });
+
   it('a missing disk file is not-found, naming the path', async () => {
     platform = await createLocalDiskPlatform();
     const error = await localdisk

@@ -12,7 +12,13 @@ import type {
 } from './contracts/connector.js';
 import { SUPPORTED_SPEC_VERSIONS } from './contracts/connector.js';
 import type { Logger } from './contracts/logger.js';
-import type { ChangedBlockReader, DisposableReader, Extent, ReadOptions } from './contracts/reader.js';
+import type {
+  ChangedBlockReader,
+  DisposableReader,
+  Extent,
+  ReaderHints,
+  ReadOptions,
+} from './contracts/reader.js';
 import { SyncproxyError } from './errors/syncproxy-error.js';
 import { redactingLogger, silentLogger } from './logger.js';
 
@@ -68,7 +74,10 @@ export function defineConnector<Config>(definition: ConnectorDefinition<Config>)
     configSchema: definition.configSchema,
     capabilities,
     networkRequirements(config: Config): NetworkRequirement[] {
-      return definition.networkRequirements?.(config) ?? [];
+      // Parsed here too: a product may hand it the raw form, and a bad one is a `config` error, never zod's.
+      return (
+        definition.networkRequirements?.(parseConfig(definition.configSchema, config, `${id} config`)) ?? []
+      );
     },
     async connect(input: unknown, context: ConnectorContext = {}): Promise<DisposableSession> {
       const config = parseConfig(definition.configSchema, input, `${id} config`);
@@ -127,55 +136,68 @@ function errorGuard(platform: string, redactor: Redactor): Guard {
   };
 }
 
+/**
+ * The session as the connector made it, every member forwarded (optional ones
+ * such as `sweep`, and any a later contract adds), every method guarded.
+ */
 function wrapSession(session: ConnectorSession, guard: Guard): DisposableSession {
+  const openReader: ConnectorSession['openReader'] = async (disk, options) =>
+    wrapReader(
+      await guard('openReader', () => session.openReader(disk, options)),
+      guard,
+      options?.base !== undefined,
+    );
   const close = () => guard('close', () => session.close());
-  return {
-    get warnings() {
-      return session.warnings;
-    },
-    verify: () => guard('verify', () => session.verify()),
-    listHosts: () => guard('listHosts', () => session.listHosts()),
-    prechecks: (host) => guard('prechecks', () => session.prechecks(host)),
-    createSnapshot: (host, options) => guard('createSnapshot', () => session.createSnapshot(host, options)),
-    deleteSnapshot: (snapshot) => guard('deleteSnapshot', () => session.deleteSnapshot(snapshot)),
-    ...(typeof session.sweep === 'function'
-      ? { sweep: (options) => guard('sweep', () => session.sweep!(options)) }
-      : {}),
-    openReader: async (disk, options) =>
-      wrapReader(await guard('openReader', () => session.openReader(disk, options)), guard),
-    close,
-    [Symbol.asyncDispose]: close,
-  };
+  return forwardGuarded(session as DisposableSession, guard, { openReader, [Symbol.asyncDispose]: close });
 }
 
-function wrapReader(reader: ChangedBlockReader, guard: Guard): DisposableReader {
-  const close = () => guard('closeReader', () => reader.close());
-  return {
-    get diskSize() {
-      return reader.diskSize;
+/**
+ * The reader as the connector made it: every member forwarded, present and
+ * future (`hints`, `readInto`, `warnings`, ...), never rebuilt member by
+ * member; methods guarded, extents guarded item by item. `hints.incremental`
+ * is filled in from the `base` it was opened with when the reader does not say.
+ */
+function wrapReader(reader: ChangedBlockReader, guard: Guard, opensWithBase: boolean): DisposableReader {
+  return forwardGuarded(reader as DisposableReader, guard, {
+    [Symbol.asyncDispose]: () => guard('closeReader', () => reader.close()),
+    extents: (options?: ReadOptions) => guardIterable(reader.extents(options), guard),
+    get hints(): ReaderHints {
+      const hints = reader.hints;
+      return hints?.incremental !== undefined ? hints : { ...hints, incremental: opensWithBase };
     },
-    get granularity() {
-      return reader.granularity;
+  });
+}
+
+/** Operation names of reader methods in errors (`read` for both ways of reading). */
+const OPERATION_NAMES: Record<string, string> = { readInto: 'read', close: 'close' };
+
+/**
+ * A proxy that forwards every property of `target`, guards every method it
+ * has (errors mapped and redacted), and serves `overrides` first. The proxy
+ * stands on an empty facade: it lists no own keys, so `util.inspect`,
+ * `JSON.stringify` and `Object.keys` of a session or reader never show the
+ * connector's internals (a config with its secrets), while any member read
+ * by name, present or added later, is forwarded.
+ */
+function forwardGuarded<T extends object>(target: T, guard: Guard, overrides: object): T {
+  const own = Object.getOwnPropertyDescriptors(overrides);
+  const isReader = 'diskSize' in target;
+  return new Proxy({} as T, {
+    get(_facade, property, receiver) {
+      const override = own[property as string];
+      if (override !== undefined) {
+        return override.get ? override.get.call(receiver) : override.value;
+      }
+      const value = Reflect.get(target, property, target);
+      if (typeof value !== 'function' || typeof property !== 'string') return value;
+      const operation =
+        isReader && property === 'close' ? 'closeReader' : (OPERATION_NAMES[property] ?? property);
+      return (...args: unknown[]) => guard(operation, async () => value.apply(target, args));
     },
-    get warnings() {
-      return reader.warnings;
+    has(_facade, property) {
+      return property in own || Reflect.has(target, property);
     },
-    // What the engine and planners ask of a reader before reading: lost here, a hash diff was listed twice.
-    ...(reader.hints !== undefined ? { hints: reader.hints } : {}),
-    ...((reader as { listsExtentsByReading?: unknown }).listsExtentsByReading === true
-      ? { listsExtentsByReading: true }
-      : {}),
-    extents: (options) => guardIterable(reader.extents(options), guard),
-    read: (offset, length, options) => guard('read', () => reader.read(offset, length, options)),
-    ...(typeof reader.readInto === 'function'
-      ? {
-          readInto: (target: Uint8Array, offset: number, options?: ReadOptions) =>
-            guard('read', () => reader.readInto!(target, offset, options)),
-        }
-      : {}),
-    close,
-    [Symbol.asyncDispose]: close,
-  };
+  });
 }
 
 async function* guardIterable(source: AsyncIterable<Extent>, guard: Guard): AsyncGenerator<Extent> {

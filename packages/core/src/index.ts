@@ -102,6 +102,33 @@ export {
 } from './define-connector.js';
 // Errors
 export * from './errors/index.js';
+// Host sync: the one way to sync a host into a target directory
+export { imageFileName } from './host-sync/image-name.js';
+export {
+  type DiskSyncOptions,
+  type DiskSyncOutcome,
+  type DiskSyncStatus,
+  type HostSyncEvent,
+  type HostSyncMode,
+  type HostSyncOptions,
+  type HostSyncReport,
+  type HostSyncWarning,
+  syncDisk,
+  syncHost,
+  type VerifyTargetLevel,
+} from './host-sync/sync-host.js';
+export {
+  type DiskSyncRecord,
+  loadSyncState,
+  type PendingDisk,
+  type PendingSync,
+  SYNC_STATE_FILE,
+  type SyncMode,
+  type SyncState,
+  syncStatePath,
+} from './host-sync/sync-state.js';
+export type { TargetIdentity } from './host-sync/target-identity.js';
+export { TARGET_LOCK_FILE, type TargetLockHolder } from './host-sync/target-lock.js';
 // Logging
 export { createJsonLogger, type LogLevel, redactingLogger, silentLogger } from './logger.js';
 // Network

@@ -64,8 +64,32 @@ export interface RetryContext {
 }
 
 /**
+ * The error a retry loop gives up on leaves it non-retryable: this loop was
+ * its retry owner, so no caller retries it again (an AWS block retried 6 times
+ * by the client is not retried 5 times more by the engine). Same error object,
+ * class and fields (a PlatformApiError keeps its status), with `retryable`
+ * false and the attempts in `details`.
+ */
+function exhausted(error: SyncproxyError, attempts: number): SyncproxyError {
+  if (!error.retryable) return error;
+  Object.defineProperty(error, 'retryable', {
+    value: false,
+    enumerable: true,
+    writable: false,
+    configurable: true,
+  });
+  Object.defineProperty(error, 'details', {
+    value: { ...error.details, attempts },
+    enumerable: true,
+    writable: false,
+    configurable: true,
+  });
+  return error;
+}
+
+/**
  * Runs `operation` until it succeeds, fails with a non-retryable error, or
- * runs out of attempts, waiting a full-jitter backoff between tries. Anything
+ * runs out of attempts (then rejects with that error made non-retryable), waiting a full-jitter backoff between tries. Anything
  * thrown becomes a SyncproxyError; an abort is never retried. The one retry
  * loop of the SDK: the engine uses it per chunk, clients per API call.
  */
@@ -84,7 +108,8 @@ export async function withRetry<T>(
     } catch (thrown) {
       if (context.signal?.aborted) throw abortError(context.signal, what);
       const error = mapError(thrown);
-      if (!error.retryable || error.code === 'aborted' || attempt >= context.policy.attempts) throw error;
+      if (!error.retryable || error.code === 'aborted') throw error;
+      if (attempt >= context.policy.attempts) throw exhausted(error, attempt);
       context.onRetry?.(error, attempt);
       await sleep(clock, backoffDelayMs(context.policy, attempt, random), context.signal, what);
     }

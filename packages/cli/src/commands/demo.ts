@@ -1,5 +1,5 @@
 import { createHash } from 'node:crypto';
-import { mkdir, open, rm, stat } from 'node:fs/promises';
+import { mkdir, open, readdir, rm, stat, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { createAwsConnector } from '@syncproxy/connector-aws';
@@ -18,7 +18,11 @@ const GiB = 1024 ** 3;
 const EBS_BLOCK = 512 * 1024;
 
 export interface DemoOptions {
-  /** Where the images go (default `<tmpdir>/syncproxy-demo`, emptied first). */
+  /**
+   * Where the images go (default `<tmpdir>/syncproxy-demo`): a new or empty
+   * directory, or one an earlier demo made (emptied first). Any other
+   * non-empty directory is refused: the demo deletes only what it made.
+   */
   target?: string;
   json?: boolean;
   quiet?: boolean;
@@ -47,8 +51,7 @@ export async function runDemo(context: CommandContext, options: DemoOptions): Pr
   const started = performance.now();
   const target = resolve(context.cwd, options.target ?? join(tmpdir(), 'syncproxy-demo'));
   const say = options.json || options.quiet ? () => {} : (line = '') => print(context, line);
-  await rm(target, { recursive: true, force: true });
-  await mkdir(target, { recursive: true });
+  await prepareDemoTarget(target);
 
   say('Syncproxy demo: a mock AWS (EC2 + EBS direct APIs, SigV4-checked) on 127.0.0.1 -> raw images');
   // One poll and a short wait: the mock completes snapshots at once, where AWS takes minutes.
@@ -76,7 +79,7 @@ export async function runDemo(context: CommandContext, options: DemoOptions): Pr
         platform: connector.id,
         hostId: hostRef.id,
         target,
-        incremental,
+        mode: incremental ? 'incremental' : 'full',
         progress: options.json ? progressFor(context, { quiet: true }) : progressFor(context, options),
         ...(signal ? { signal } : {}),
         snapshotLabel: `syncproxy-demo-${incremental ? 'incremental' : 'full'}`,
@@ -171,6 +174,44 @@ export async function runDemo(context: CommandContext, options: DemoOptions): Pr
     await session.close().catch(() => {});
     await platform.close();
   }
+}
+
+/** The file that marks a directory as made by `syncproxy demo`, so a later demo may empty it. */
+export const DEMO_MARKER_FILE = '.syncproxy-demo';
+
+/**
+ * Makes `target` ready for the demo: creates it, or empties it only when an
+ * earlier demo made it (its marker file is there); an empty directory is
+ * adopted; anything else is refused with a `config` error and left alone.
+ */
+async function prepareDemoTarget(target: string): Promise<void> {
+  let entries: string[] | undefined;
+  try {
+    entries = await readdir(target);
+  } catch (error) {
+    const code = (error as NodeJS.ErrnoException).code;
+    if (code === 'ENOTDIR') {
+      throw new SyncproxyError(`demo target ${target} is not a directory`, {
+        code: 'config',
+        retryable: false,
+      });
+    }
+    if (code !== 'ENOENT') throw error;
+  }
+  if (entries !== undefined && entries.length > 0) {
+    if (!entries.includes(DEMO_MARKER_FILE)) {
+      throw new SyncproxyError(
+        `demo target ${target} is not empty and was not made by syncproxy demo: it is left untouched (give an empty or new directory with --target)`,
+        { code: 'config', retryable: false, details: { field: 'target' } },
+      );
+    }
+    await rm(target, { recursive: true, force: true });
+  }
+  await mkdir(target, { recursive: true });
+  await writeFile(
+    join(target, DEMO_MARKER_FILE),
+    'made by syncproxy demo: the next demo may empty this directory\n',
+  );
 }
 
 function assertComplete(report: SyncReport): void {

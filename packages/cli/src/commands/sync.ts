@@ -1,5 +1,5 @@
 import { resolve } from 'node:path';
-import { prepareTargetDirectory } from '@syncproxy/core';
+import { prepareTargetDirectory, SyncproxyError } from '@syncproxy/core';
 import {
   type CommandContext,
   connectorFor,
@@ -21,6 +21,8 @@ export interface SyncCommandOptions extends PlatformOptions {
   disk?: string[];
   target: string;
   incremental?: boolean;
+  full?: boolean;
+  verifyTarget?: 'identity' | 'manifest';
   checkpointChunks?: number;
   parallel?: number;
   /** Plain progress lines at most this often, ms. */
@@ -50,6 +52,12 @@ export function progressFor(
 
 /** `syncproxy sync`: snapshot the host, then each disk into `<target>/<disk>.raw`, resumable. */
 export async function syncCommand(context: CommandContext, options: SyncCommandOptions): Promise<ExitCode> {
+  if (options.incremental && options.full) {
+    throw new SyncproxyError('--incremental and --full exclude each other', {
+      code: 'config',
+      retryable: false,
+    });
+  }
   const connector = connectorFor(context, options.platform);
   const { input } = await loadConfigFile(connector, options.config, context.cwd);
   const target = resolve(context.cwd, options.target);
@@ -67,7 +75,8 @@ export async function syncCommand(context: CommandContext, options: SyncCommandO
       hostId: options.host,
       ...(options.disk && options.disk.length > 0 ? { diskIds: options.disk } : {}),
       target,
-      incremental: options.incremental === true,
+      mode: options.incremental ? 'incremental' : options.full ? 'full' : 'auto',
+      ...(options.verifyTarget ? { verifyTarget: options.verifyTarget } : {}),
       progress: progressFor(context, options),
       ...(signal ? { signal } : {}),
       ...(options.checkpointChunks !== undefined ? { checkpointEveryChunks: options.checkpointChunks } : {}),

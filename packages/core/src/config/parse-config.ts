@@ -19,14 +19,30 @@ const MAX_ISSUE_CHARS = 200;
 const MAX_LISTED_ISSUES = 8;
 
 /**
- * Parses `input` with a connector's config schema. On failure throws a
- * SyncproxyError `config` whose message names every bad field, and whose
- * `details.issues` lists them; input values are never echoed. Before the
- * schema runs, the input is checked for size (no string over
- * {@link MAX_PEM_CHARS}, no nesting deeper than 32), so a schema that forgot a
- * bound still never works on megabytes, and the message stays short.
+ * Parses `input` with a connector's config schema (pass the connector or its
+ * schema). On failure throws a SyncproxyError `config` whose message names
+ * every bad field, and whose `details.issues` lists them; input values are
+ * never echoed. Use it instead of `configSchema.parse`, which throws zod's
+ * own error. Before the schema runs, the input is checked for size (no string
+ * over {@link MAX_PEM_CHARS}, no nesting deeper than 32), so a schema that
+ * forgot a bound still never works on megabytes, and the message stays short.
  */
-export function parseConfig<T>(schema: z.ZodType<T>, input: unknown, what = 'config'): T {
+export function parseConfig<T>(
+  source: z.ZodType<T> | { readonly id: string; readonly configSchema: z.ZodType<T> },
+  input: unknown,
+  what?: string,
+): T {
+  const isConnector = typeof (source as { configSchema?: unknown })?.configSchema === 'object';
+  const schema = isConnector
+    ? (source as { configSchema: z.ZodType<T> }).configSchema
+    : (source as z.ZodType<T>);
+  what ??= isConnector ? `${(source as { id: string }).id} config` : 'config';
+  if (typeof schema?.safeParse !== 'function') {
+    throw new SyncproxyError('parseConfig: pass a connector or a zod schema', {
+      code: 'config',
+      retryable: false,
+    });
+  }
   const oversized = findOversized(input);
   if (oversized !== undefined) throw configError(what, [oversized]);
   const result = schema.safeParse(input);

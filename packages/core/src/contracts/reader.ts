@@ -27,6 +27,14 @@ export interface ReaderHints {
    * them once and never a second time to count totals.
    */
   extentsReadData?: boolean;
+  /**
+   * The extents are the changes since a base (true), or describe the whole
+   * disk (false: ranges they do not name read as zeroes, and the engine zeroes
+   * them on the target). `defineConnector` fills it in from `openReader`'s
+   * `base` when the reader does not say; a connector that falls back to a
+   * full read although a base was given declares `false` itself.
+   */
+  incremental?: boolean;
 }
 
 export interface ReadOptions {

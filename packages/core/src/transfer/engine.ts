@@ -68,9 +68,11 @@ export interface TransferOptions {
   transferId?: string;
   /**
    * The reader's extents describe the whole disk (a full sync): ranges no
-   * extent names read as zeroes and are zeroed on the target too, which
-   * matters when the target holds an older image. Default false: ranges no
-   * extent names are left as they are (an incremental).
+   * extent names read as zeroes and are zeroed on the target too, so a target
+   * that holds an older image or any other bytes ends exact. false: ranges no
+   * extent names are left as they are (an incremental). Default: what the
+   * reader declares in `hints.incremental` (false there means full), else
+   * false. See docs/transfer.md, "Target safety".
    */
   full?: boolean;
   /** Data extents of one chunk at most this many bytes apart are read as one (default 0). */
@@ -149,7 +151,7 @@ function resolveSettings(options: TransferOptions): Settings {
   const granularity = reader.granularity > 0 ? reader.granularity : 1;
   if (!Number.isSafeInteger(granularity))
     throw configError(`reader.granularity ${reader.granularity} is not a byte count`);
-  const hinted = (reader as { chunkSizeBytes?: unknown }).chunkSizeBytes;
+  const hinted = reader.hints?.chunkSizeBytes;
   let chunkSizeBytes: number;
   if (options.chunkSizeBytes !== undefined) {
     chunkSizeBytes = options.chunkSizeBytes;
@@ -195,7 +197,7 @@ function resolveSettings(options: TransferOptions): Settings {
 
 /** The default stores live beside a sink that names a state path (a FileSink's image). */
 function resolveStores(options: TransferOptions): { checkpoint?: CheckpointStore; manifest?: ManifestStore } {
-  const statePath = (options.sink as { statePath?: unknown }).statePath;
+  const statePath = options.sink.statePath;
   const base = typeof statePath === 'string' && statePath !== '' ? statePath : undefined;
   const checkpoint =
     options.checkpoint === false
@@ -218,8 +220,29 @@ function resumable(
     checkpoint !== undefined &&
     checkpoint.diskSize === settings.diskSize &&
     checkpoint.chunkSizeBytes === settings.chunkSizeBytes &&
-    checkpoint.transferId === transferId
+    checkpoint.transferId === transferId &&
+    withinDisk(checkpoint, settings)
   );
+}
+
+/**
+ * Every field of a checkpoint stays within the disk it claims: a checkpoint
+ * edited to say more is done than the disk holds is never resumed (it would
+ * skip chunks and report the image complete).
+ */
+function withinDisk(checkpoint: TransferCheckpoint, settings: Settings): boolean {
+  const { chunkCount, diskSize } = settings;
+  const inRange = (n: unknown, max: number) =>
+    Number.isSafeInteger(n) && (n as number) >= 0 && (n as number) <= max;
+  if (!inRange(checkpoint.doneBelow, chunkCount)) return false;
+  if (!inRange(checkpoint.bytesDone, diskSize) || !inRange(checkpoint.chunksDone, chunkCount)) return false;
+  let previous = checkpoint.doneBelow;
+  for (const run of checkpoint.doneRuns) {
+    if (!Array.isArray(run) || !inRange(run[0], chunkCount) || !inRange(run[1], chunkCount)) return false;
+    if (run[0] < previous || run[1] <= run[0]) return false;
+    previous = run[1];
+  }
+  return true;
 }
 
 /**
@@ -308,8 +331,7 @@ export async function transferDisk(options: TransferOptions): Promise<TransferRe
     const ledger = new ChunkLedger(resuming ? previousCheckpoint : undefined);
     for (const warning of warnings) logger?.warn({ code: warning.code }, warning.message);
 
-    const prescan =
-      options.prescan ?? (reader as { listsExtentsByReading?: unknown }).listsExtentsByReading !== true;
+    const prescan = options.prescan ?? reader.hints?.extentsReadData !== true;
     const totals = prescan ? await countPlan(options, settings, signal) : undefined;
 
     const run = new TransferRun(options, settings, {
@@ -418,11 +440,20 @@ async function countPlan(
   return { bytes, chunks };
 }
 
+/**
+ * Whether ranges no extent names must read as zeroes on the target: the
+ * caller's `full`, else what the reader declares (`hints.incremental: false`,
+ * which `defineConnector` sets for a reader opened without a base).
+ */
+export function isFullTransfer(options: Pick<TransferOptions, 'full' | 'reader'>): boolean {
+  return options.full ?? options.reader.hints?.incremental === false;
+}
+
 function planOptions(options: TransferOptions, settings: Settings) {
   return {
     diskSize: settings.diskSize,
     chunkSizeBytes: settings.chunkSizeBytes,
-    fillGaps: options.full === true,
+    fillGaps: isFullTransfer(options),
     coalesceGapBytes: options.coalesceGapBytes,
   };
 }

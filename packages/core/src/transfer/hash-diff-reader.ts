@@ -1,5 +1,11 @@
 import { createHash } from 'node:crypto';
-import type { ChangedBlockReader, Extent, ReadOptions, SyncWarning } from '../contracts/reader.js';
+import type {
+  ChangedBlockReader,
+  Extent,
+  ReaderHints,
+  ReadOptions,
+  SyncWarning,
+} from '../contracts/reader.js';
 import { SyncproxyError } from '../errors/syncproxy-error.js';
 import { planChunks } from './chunk-plan.js';
 import type { DiskManifest } from './manifest.js';
@@ -26,9 +32,15 @@ export interface HashDiffStats {
 
 /** A reader that yields only chunks whose SHA-256 differs from the previous manifest. */
 export interface HashDiffReader extends ChangedBlockReader {
-  /** The chunk grid it compares in; `transferDisk` adopts it so the new manifest keeps the same grid. */
+  /**
+   * `chunkSizeBytes`: the grid it compares in (the engine adopts it so the new manifest keeps the
+   * grid); `extentsReadData`: its extents cost a read of the whole disk (the engine lists them once);
+   * `incremental`: true when it compares against a previous manifest.
+   */
+  readonly hints: Required<ReaderHints>;
+  /** @deprecated read `hints.chunkSizeBytes`. */
   readonly chunkSizeBytes: number;
-  /** Its extents cost a read of the whole disk: the engine does not list them twice to count totals. */
+  /** @deprecated read `hints.extentsReadData`. */
   readonly listsExtentsByReading: true;
   readonly stats: HashDiffStats;
 }
@@ -121,6 +133,7 @@ export function createHashDiffReader(options: HashDiffReaderOptions): HashDiffRe
   return {
     diskSize,
     granularity: chunkSizeBytes,
+    hints: { chunkSizeBytes, extentsReadData: true, incremental: comparable !== undefined },
     chunkSizeBytes,
     listsExtentsByReading: true,
     stats,

@@ -1,4 +1,5 @@
 import type { ChangedBlockReader, Extent } from '@syncproxy/core';
+import { extentProblems } from './extent-checks.js';
 
 /**
  * A pass-through reader (an nbdkit-style filter) that keeps a copy of every
@@ -29,6 +30,17 @@ export class RecordingReader implements ChangedBlockReader {
     return this.inner.warnings;
   }
 
+  /** Forwarded: the engine plans with them (chunk grid, whether listing reads the disk). */
+  get hints() {
+    return this.inner.hints;
+  }
+
+  /** Forwarded when the inner reader has it. */
+  get readInto(): ChangedBlockReader['readInto'] {
+    const inner = this.inner;
+    return typeof inner.readInto === 'function' ? inner.readInto.bind(inner) : undefined;
+  }
+
   async *extents(options?: Parameters<ChangedBlockReader['extents']>[0]): AsyncGenerator<Extent> {
     const pass: Extent[] = [];
     this.passes.push(pass);
@@ -49,4 +61,19 @@ export class RecordingReader implements ChangedBlockReader {
   close(): Promise<void> {
     return this.inner.close();
   }
+}
+
+/** Problems of the first pass, and any later pass that yielded something else. */
+export function recordedProblems(reader: RecordingReader): string[] {
+  if (reader.passes.length === 0) return ['extents() was never listed by the engine'];
+  const problems = extentProblems(reader.extentsSeen, reader);
+  const first = JSON.stringify(reader.extentsSeen);
+  reader.passes.slice(1).forEach((pass, i) => {
+    if (JSON.stringify(pass) !== first) {
+      problems.push(
+        `extents() yielded ${pass.length} extents on call ${i + 2} but ${reader.extentsSeen.length} on call 1: it must list the same extents every time`,
+      );
+    }
+  });
+  return problems;
 }

@@ -1,0 +1,369 @@
+import { readFile, stat, writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import {
+  type HostSyncEvent,
+  imageFileName,
+  loadSyncState,
+  SyncproxyError,
+  syncHost,
+  TARGET_LOCK_FILE,
+} from '../../src/index.js';
+import { tempDir } from '../transfer/fixtures/temp-dir.js';
+import { FilePlatform, GRAIN, randomBytes } from './fixtures/file-platform.js';
+
+const MiB = 1 << 20;
+let dir: { path: string; remove: () => Promise<void> };
+beforeEach(async () => {
+  dir = await tempDir('syncproxy-host-sync-');
+});
+afterEach(async () => {
+  await dir.remove();
+});
+
+async function setup(options: ConstructorParameters<typeof FilePlatform>[1] = {}) {
+  const platform = new FilePlatform(join(dir.path, 'platform'), {
+    disks: { 'disk-a': 8 * MiB, 'disk-b': 4 * MiB },
+    ...options,
+  });
+  platform.write('disk-a', 0, randomBytes(MiB, 1));
+  platform.write('disk-a', 5 * MiB, randomBytes(2 * MiB, 2));
+  platform.write('disk-b', MiB, randomBytes(GRAIN * 3, 3));
+  const session = await platform.connector().connect({ name: 'test' });
+  const target = join(dir.path, 'target');
+  return { platform, session, target };
+}
+
+async function imageOf(target: string, diskId: string): Promise<Uint8Array> {
+  return new Uint8Array(await readFile(join(target, imageFileName(diskId))));
+}
+
+async function expectExact(platform: FilePlatform, target: string): Promise<void> {
+  for (const id of platform.diskIds()) {
+    expect(Buffer.compare(await imageOf(target, id), platform.read(id)), `image of ${id}`).toBe(0);
+  }
+}
+
+/** The snapshots the state references: those the platform must hold after a successful sync. */
+async function referencedSnapshots(target: string): Promise<string[]> {
+  const state = await loadSyncState(target);
+  return [...new Set(Object.values(state!.disks).map((d) => d.snapshotId))].sort();
+}
+
+describe('syncHost', () => {
+  it('auto: a full sync, then an incremental one; exact images; only the base is left on the platform', async () => {
+    const { platform, session, target } = await setup();
+    const first = await syncHost({ session, platform: 'file-platform', hostId: 'h1', target, verify: true });
+    expect(first).toMatchObject({ ok: true, mode: 'full', resumed: false, warnings: [] });
+    expect(first.disks.map((d) => [d.diskId, d.status, d.result?.verified])).toEqual([
+      ['disk-a', 'done', true],
+      ['disk-b', 'done', true],
+    ]);
+    await expectExact(platform, target);
+    expect(platform.snapshotIds()).toEqual([first.snapshotId]);
+
+    platform.write('disk-a', 2 * MiB, randomBytes(GRAIN, 4));
+    platform.write('disk-a', 0, new Uint8Array(GRAIN));
+    const second = await syncHost({ session, platform: 'file-platform', hostId: 'h1', target });
+    expect(second).toMatchObject({ ok: true, mode: 'incremental', deletedSnapshots: [first.snapshotId] });
+    expect(second.disks[0]!.result!.bytesRead).toBe(GRAIN);
+    await expectExact(platform, target);
+    expect(platform.snapshotIds()).toEqual([second.snapshotId]);
+    expect(await referencedSnapshots(target)).toEqual([second.snapshotId]);
+    await expect(stat(join(target, TARGET_LOCK_FILE))).rejects.toMatchObject({ code: 'ENOENT' });
+  });
+
+  it('two syncs of one target at once: exactly one succeeds, the other gets conflict naming the holder', async () => {
+    const { platform, session, target } = await setup();
+    const run = () => syncHost({ session, platform: 'file-platform', hostId: 'h1', target });
+    const results = await Promise.allSettled([run(), run()]);
+    const ok = results.filter((r) => r.status === 'fulfilled');
+    const failed = results.filter((r): r is PromiseRejectedResult => r.status === 'rejected');
+    expect(ok).toHaveLength(1);
+    expect(failed).toHaveLength(1);
+    expect(failed[0]!.reason).toBeInstanceOf(SyncproxyError);
+    expect(failed[0]!.reason.code).toBe('conflict');
+    expect(failed[0]!.reason.message).toMatch(
+      new RegExp(`^target ${target} is in use by process ${process.pid} on .+ since \\d{4}-`),
+    );
+    expect(platform.snapshotIds()).toEqual(await referencedSnapshots(target));
+    await expectExact(platform, target);
+  });
+
+  it('a lock left by a dead process of this host is taken over', async () => {
+    const { platform, session, target } = await setup();
+    const { mkdir } = await import('node:fs/promises');
+    await mkdir(target, { recursive: true });
+    const { hostname } = await import('node:os');
+    // PID 2^22 + 1 is above Linux's pid_max: no such process.
+    await writeFile(
+      join(target, TARGET_LOCK_FILE),
+      JSON.stringify({ pid: 4194305, hostname: hostname(), since: '2026-01-01T00:00:00.000Z' }),
+    );
+    const report = await syncHost({ session, platform: 'file-platform', hostId: 'h1', target });
+    expect(report.ok).toBe(true);
+    await expectExact(platform, target);
+  });
+
+  it('a lock of a live process is a conflict, and nothing is snapshotted', async () => {
+    const { platform, session, target } = await setup();
+    const { mkdir } = await import('node:fs/promises');
+    await mkdir(target, { recursive: true });
+    await writeFile(
+      join(target, TARGET_LOCK_FILE),
+      JSON.stringify({ pid: process.ppid, hostname: 'elsewhere', since: '2026-01-01T00:00:00.000Z' }),
+    );
+    await expect(
+      syncHost({ session, platform: 'file-platform', hostId: 'h1', target }),
+    ).rejects.toMatchObject({
+      code: 'conflict',
+      message: `target ${target} is in use by process ${process.ppid} on elsewhere since 2026-01-01T00:00:00.000Z (one sync per target at a time; wait for it or stop it)`,
+    });
+    expect(platform.snapshotIds()).toEqual([]);
+  });
+
+  it('incremental without a base is a config error naming the field, before any snapshot', async () => {
+    const { platform, session, target } = await setup();
+    await expect(
+      syncHost({ session, platform: 'file-platform', hostId: 'h1', target, mode: 'incremental' }),
+    ).rejects.toMatchObject({ code: 'config', details: { field: 'mode' } });
+    expect(platform.snapshotIds()).toEqual([]);
+  });
+
+  it('bad options are config errors naming the field', async () => {
+    const { session, target } = await setup();
+    const base = { session, platform: 'file-platform', hostId: 'h1', target };
+    for (const [patch, field] of [
+      [{ mode: 'sometimes' }, 'mode'],
+      [{ hostId: '' }, 'hostId'],
+      [{ concurrency: 0 }, 'concurrency'],
+      [{ diskIds: ['disk-a', 'disk-a'] }, 'diskIds'],
+      [{ diskIds: ['disk-z'] }, 'diskIds'],
+      [{ verifyTarget: 'bytes' }, 'verifyTarget'],
+    ] as const) {
+      await expect(syncHost({ ...base, ...(patch as object) })).rejects.toMatchObject({
+        code: 'config',
+        details: { field },
+      });
+    }
+  });
+
+  it('base snapshot deleted on the platform: the next sync is full, warns base-lost (result and events), and is exact', async () => {
+    const { platform, session, target } = await setup();
+    const first = await syncHost({ session, platform: 'file-platform', hostId: 'h1', target });
+    platform.deleteSnapshot(first.snapshotId);
+    platform.write('disk-b', 0, randomBytes(GRAIN, 9));
+    const events: HostSyncEvent[] = [];
+    const second = await syncHost({
+      session,
+      platform: 'file-platform',
+      hostId: 'h1',
+      target,
+      onEvent: (e) => events.push(e),
+    });
+    expect(second.ok).toBe(true);
+    expect(second.mode).toBe('full');
+    expect(second.warnings.map((w) => [w.code, w.diskId]).sort()).toEqual([
+      ['base-lost', 'disk-a'],
+      ['base-lost', 'disk-b'],
+    ]);
+    expect(
+      events.filter((e) => e.type === 'warning').map((e) => e.type === 'warning' && e.warning.code),
+    ).toEqual(['base-lost', 'base-lost']);
+    await expectExact(platform, target);
+    expect(platform.snapshotIds()).toEqual([second.snapshotId]);
+  });
+
+  it('a CBT reset on the incremental: that disk gets a full sync with a cbt-reset warning, and is exact', async () => {
+    const { platform, session, target } = await setup();
+    await syncHost({ session, platform: 'file-platform', hostId: 'h1', target });
+    platform.write('disk-a', 3 * MiB, randomBytes(GRAIN, 31));
+    const openReader = session.openReader.bind(session);
+    const resetting = Object.create(session, {
+      openReader: {
+        value: async (disk: { id: string }, options: { base?: unknown }) => {
+          if (disk.id === 'disk-a' && options.base !== undefined) {
+            throw new SyncproxyError('changeId is no longer valid', { code: 'cbt-reset', retryable: false });
+          }
+          return openReader(disk as never, options as never);
+        },
+      },
+    });
+    const report = await syncHost({ session: resetting, platform: 'file-platform', hostId: 'h1', target });
+    expect(report).toMatchObject({ ok: true, mode: 'mixed' });
+    expect(report.disks.map((d) => [d.diskId, d.mode])).toEqual([
+      ['disk-a', 'full'],
+      ['disk-b', 'incremental'],
+    ]);
+    expect(report.warnings.map((w) => [w.code, w.diskId])).toEqual([['cbt-reset', 'disk-a']]);
+    await expectExact(platform, target);
+  });
+
+  it('a sync that fails before any disk made progress deletes its fresh snapshot and leaves no pending sync', async () => {
+    const { platform, session, target } = await setup();
+    const refusing = Object.create(session, {
+      openReader: {
+        value: async () => {
+          throw new SyncproxyError('no read permission on the snapshot', {
+            code: 'permission',
+            retryable: false,
+          });
+        },
+      },
+    });
+    const report = await syncHost({ session: refusing, platform: 'file-platform', hostId: 'h1', target });
+    expect(report.ok).toBe(false);
+    expect(report.disks.map((d) => [d.status, d.error?.code])).toEqual([
+      ['failed', 'permission'],
+      ['failed', 'permission'],
+    ]);
+    expect(report.deletedSnapshots).toEqual([report.snapshotId]);
+    expect(platform.snapshotIds()).toEqual([]);
+    expect((await loadSyncState(target))!.pending).toBeUndefined();
+  });
+
+  it('an image deleted, truncated or altered since the last sync gets a full sync with target-changed', async () => {
+    const { platform, session, target } = await setup();
+    await syncHost({ session, platform: 'file-platform', hostId: 'h1', target });
+    const { rm, truncate } = await import('node:fs/promises');
+    await rm(join(target, imageFileName('disk-a')));
+    await truncate(join(target, imageFileName('disk-b')), MiB);
+    const second = await syncHost({ session, platform: 'file-platform', hostId: 'h1', target });
+    expect(second.ok).toBe(true);
+    expect(second.disks.map((d) => d.mode)).toEqual(['full', 'full']);
+    expect(second.warnings.map((w) => w.code)).toEqual(['target-changed', 'target-changed']);
+    await expectExact(platform, target);
+
+    // A flipped byte with the mtime put back: only verifyTarget 'manifest' sees it.
+    const path = join(target, imageFileName('disk-a'));
+    const before = await stat(path);
+    const image = await imageOf(target, 'disk-a');
+    image[100] = image[100]! ^ 0xff;
+    const { open, utimes } = await import('node:fs/promises');
+    const handle = await open(path, 'r+');
+    await handle.write(image.subarray(100, 101), 0, 1, 100);
+    await handle.close();
+    await utimes(path, before.atime, before.mtime);
+    const third = await syncHost({
+      session,
+      platform: 'file-platform',
+      hostId: 'h1',
+      target,
+      verifyTarget: 'manifest',
+    });
+    expect(third.disks.map((d) => d.mode)).toEqual(['full', 'incremental']);
+    expect(third.warnings.map((w) => [w.code, w.diskId])).toEqual([['target-changed', 'disk-a']]);
+    expect(third.warnings[0]!.message).toContain('1 chunk(s) of the image differ from its manifest');
+    await expectExact(platform, target);
+  });
+
+  it('an interrupted sync whose checkpoints were swapped between two disks resumes exact: a checkpoint binds to its disk', async () => {
+    const platform = new FilePlatform(join(dir.path, 'sp'), {
+      disks: { 'disk-1': 32 * MiB, 'disk-2': 32 * MiB },
+      readDelayMs: 30,
+    });
+    platform.write('disk-1', 0, randomBytes(32 * MiB, 21));
+    platform.write('disk-2', 0, randomBytes(32 * MiB, 22));
+    const session = await platform.connector().connect({ name: 'x' });
+    const target = join(dir.path, 'st');
+    const stop = new AbortController();
+    const done = new Map<string, number>();
+    const first = await syncHost({
+      session,
+      platform: 'file-platform',
+      hostId: 'h1',
+      target,
+      concurrency: 1,
+      checkpointEveryChunks: 1,
+      signal: stop.signal,
+      onEvent: (e) => {
+        if (e.type !== 'progress') return;
+        done.set(e.diskId, e.progress.chunksDone);
+        if ((done.get('disk-1') ?? 0) >= 1 && (done.get('disk-2') ?? 0) >= 1) stop.abort();
+      },
+    });
+    expect(first).toMatchObject({ ok: false, interrupted: true });
+    expect(first.disks.map((d) => d.status)).toEqual(['interrupted', 'interrupted']);
+    const { rename } = await import('node:fs/promises');
+    const [a, b] = ['disk-1', 'disk-2'].map((id) => `${join(target, imageFileName(id))}.checkpoint.json`);
+    await rename(a!, `${a}.swap`);
+    await rename(b!, a!);
+    await rename(`${a}.swap`, b!);
+    const second = await syncHost({ session, platform: 'file-platform', hostId: 'h1', target });
+    expect(second).toMatchObject({ ok: true, resumed: true, snapshotId: first.snapshotId });
+    // Neither disk trusted the other's checkpoint: both were sent whole.
+    expect(second.disks.map((d) => [d.result?.resumed, d.result?.chunksSkipped])).toEqual([
+      [false, 0],
+      [false, 0],
+    ]);
+    await expectExact(platform, target);
+  });
+
+  it('disk ids that escape to one name never share an image, and a host listing a disk twice is refused', async () => {
+    expect(imageFileName('/d/a_b.img')).not.toBe(imageFileName('/d/a/b.img'));
+    expect(imageFileName('a%2Fb')).not.toBe(imageFileName('a/b'));
+    expect(imageFileName('x'.repeat(300))).toMatch(/^x{160}~[0-9a-f]{16}\.raw$/);
+    expect(imageFileName('vol-0abc')).toBe('vol-0abc.raw');
+    const platform = new FilePlatform(join(dir.path, 'p2'), {
+      disks: { '/d/a_b.img': MiB, '/d/a/b.img': MiB },
+    });
+    platform.write('/d/a_b.img', 0, randomBytes(GRAIN, 5));
+    platform.write('/d/a/b.img', 0, randomBytes(GRAIN, 6));
+    const session = await platform.connector().connect({ name: 'x' });
+    const target = join(dir.path, 't2');
+    expect((await syncHost({ session, platform: 'file-platform', hostId: 'h1', target })).ok).toBe(true);
+    await expectExact(platform, target);
+
+    const twice = await platform.connector().connect({ name: 'x' });
+    const listHosts = twice.listHosts.bind(twice);
+    const doubled = Object.create(twice, {
+      listHosts: {
+        value: async () => (await listHosts()).map((h) => ({ ...h, disks: [...h.disks, h.disks[0]!] })),
+      },
+    });
+    await expect(
+      syncHost({ session: doubled, platform: 'file-platform', hostId: 'h1', target: join(dir.path, 't3') }),
+    ).rejects.toMatchObject({ code: 'config', details: { field: 'hostId' } });
+  });
+
+  it('a hash-diff reader through defineConnector reads the disk exactly once per sync, full and incremental', async () => {
+    const platform = new FilePlatform(join(dir.path, 'hp'), {
+      disks: { d: 16 * MiB },
+      changeTracking: 'hash',
+    });
+    platform.write('d', 0, randomBytes(16 * MiB, 7));
+    const session = await platform.connector().connect({ name: 'x' });
+    const target = join(dir.path, 'ht');
+    const full = await syncHost({ session, platform: 'file-platform', hostId: 'h1', target });
+    expect(full.ok).toBe(true);
+    expect(platform.bytesRead).toBe(16 * MiB);
+    platform.write('d', 3 * MiB, randomBytes(GRAIN, 8));
+    platform.bytesRead = 0;
+    const incremental = await syncHost({ session, platform: 'file-platform', hostId: 'h1', target });
+    expect(incremental).toMatchObject({ ok: true, mode: 'incremental' });
+    expect(platform.bytesRead).toBe(16 * MiB);
+    expect(incremental.disks[0]!.result!.bytesWritten).toBe(4 * MiB);
+    await expectExact(platform, target);
+  });
+
+  it('a target holding random bytes ends exact and verified, run after run', async () => {
+    const { platform, session, target } = await setup();
+    const { mkdir } = await import('node:fs/promises');
+    await mkdir(target, { recursive: true });
+    await writeFile(join(target, imageFileName('disk-a')), randomBytes(8 * MiB, 11));
+    await writeFile(join(target, imageFileName('disk-b')), randomBytes(6 * MiB, 12));
+    for (const mode of ['auto', 'full', 'full'] as const) {
+      const report = await syncHost({
+        session,
+        platform: 'file-platform',
+        hostId: 'h1',
+        target,
+        mode,
+        verify: true,
+      });
+      expect(report.ok).toBe(true);
+      expect(report.disks.every((d) => d.result?.verified === true)).toBe(true);
+      await expectExact(platform, target);
+    }
+  });
+});
