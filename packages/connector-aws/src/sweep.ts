@@ -60,7 +60,7 @@ export async function sweepSnapshots(
       await client.deleteSnapshot(id, signal);
       resource.deleted = true;
     } catch (error) {
-      logger.warn('sweep could not delete a snapshot', { snapshotId: id, error: (error as Error)?.message });
+      logger.warn({ snapshotId: id, error: (error as Error)?.message }, 'sweep could not delete a snapshot');
       failures.push({ id, error });
     }
   }

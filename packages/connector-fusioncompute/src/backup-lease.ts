@@ -72,9 +72,12 @@ export class BackupLease {
     const active = await current.catch(() => undefined);
     if (active === undefined || active.resource.token !== resource.token) return;
     if (this.#active === current) this.#active = undefined;
-    this.#options.logger?.info('backup resource token expired; asking for a new one', {
-      volume: this.#options.volumeUri,
-    });
+    this.#options.logger?.info(
+      {
+        volume: this.#options.volumeUri,
+      },
+      'backup resource token expired; asking for a new one',
+    );
     await this.#delete(active);
   }
 
@@ -147,10 +150,13 @@ export class BackupLease {
           })
           .catch((error: unknown) =>
             // Not fatal: an expired token is asked for again at the next read.
-            o.logger?.warn('extending a backup resource failed', {
-              volume: o.volumeUri,
-              error: (error as Error)?.message,
-            }),
+            o.logger?.warn(
+              {
+                volume: o.volumeUri,
+                error: (error as Error)?.message,
+              },
+              'extending a backup resource failed',
+            ),
           );
       },
       dueInMs,
@@ -171,11 +177,14 @@ export class BackupLease {
     try {
       await this.#options.client.deleteBackupResource(this.#options.volumeUri, active.id);
     } catch (error) {
-      this.#options.logger?.warn('deleting a backup resource failed; sweep() removes it later', {
-        volume: this.#options.volumeUri,
-        resource: active.id,
-        error: (error as Error)?.message,
-      });
+      this.#options.logger?.warn(
+        {
+          volume: this.#options.volumeUri,
+          resource: active.id,
+          error: (error as Error)?.message,
+        },
+        'deleting a backup resource failed; sweep() removes it later',
+      );
     } finally {
       active.slot.release();
     }

@@ -516,7 +516,7 @@ export class FusionComputeClient {
     } catch (error) {
       if (!FcApiError.isInstance(error) || error.status !== 401) throw error;
       // The token expired (the VRM drops idle sessions): log in again, once.
-      this.#logger?.info('FusionCompute token expired; logging in again', { operation });
+      this.#logger?.info({ operation }, 'FusionCompute token expired; logging in again');
       await this.#relogin(options.signal);
       return this.#send<T>(method, path, operation, options);
     }

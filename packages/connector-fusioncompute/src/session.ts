@@ -111,7 +111,7 @@ export class FusionComputeSession implements ConnectorSession {
       await this.#client.waitForTask(
         task,
         'CreateSnapshot',
-        (percent) => this.#o.logger.debug('snapshot progress', { vm: vm.urn, percent }),
+        (percent) => this.#o.logger.debug({ vm: vm.urn, percent }, 'snapshot progress'),
         signal,
       );
       const snap = await this.#client.snapshot(snapshotUri, signal);
@@ -142,10 +142,13 @@ export class FusionComputeSession implements ConnectorSession {
       const uri = snapshotUri;
       if (uri !== undefined) {
         await this.#client.deleteSnapshot(uri).catch((e: unknown) =>
-          this.#o.logger.warn('removing a half-made snapshot failed; sweep() removes it later', {
-            snapshot: uri,
-            error: (e as Error)?.message,
-          }),
+          this.#o.logger.warn(
+            {
+              snapshot: uri,
+              error: (e as Error)?.message,
+            },
+            'removing a half-made snapshot failed; sweep() removes it later',
+          ),
         );
       }
       throw error;
@@ -259,7 +262,7 @@ export class FusionComputeSession implements ConnectorSession {
       await this.#client
         .logout()
         .catch((error: unknown) =>
-          this.#o.logger.debug('logout failed', { error: (error as Error)?.message }),
+          this.#o.logger.debug({ error: (error as Error)?.message }, 'logout failed'),
         );
     } finally {
       for (const dispatcher of this.#dispatchers.values()) await dispatcher.close().catch(() => {});

@@ -54,7 +54,7 @@ export async function sweepFusionCompute(
       await remove();
       resource.deleted = true;
     } catch (error) {
-      logger.warn(`sweep could not delete a ${kind}`, { id, error: (error as Error)?.message });
+      logger.warn({ id, error: (error as Error)?.message }, `sweep could not delete a ${kind}`);
       failures.push({ id, error });
     }
   };

@@ -15,7 +15,6 @@ import {
   type ConnectorSession,
   FileSink,
   type Host,
-  type LogFields,
   type Logger,
   type SnapshotRef,
   type TransferResult,
@@ -27,8 +26,14 @@ export const MIB = 1024 * 1024;
 /** A logger that keeps every line, to look for secrets in. */
 export function recordingLogger(): Logger & { lines: string[] } {
   const lines: string[] = [];
-  const log = (level: string) => (message: string, fields?: LogFields) =>
-    lines.push(`${level} ${message} ${JSON.stringify(fields ?? {})}`);
+  // Pino's order, (fields, message) or (message): the line keeps both, message first.
+  const log =
+    (level: string) =>
+    (...args: unknown[]): void => {
+      const message = args.find((a) => typeof a === 'string') ?? '';
+      const fields = args.find((a) => typeof a === 'object' && a !== null) ?? {};
+      lines.push(`${level} ${message} ${JSON.stringify(fields)}`);
+    };
   return { lines, debug: log('debug'), info: log('info'), warn: log('warn'), error: log('error') };
 }
 

@@ -187,7 +187,7 @@ export class DoradoClient {
       .join('; ');
     this.#redactor = this.#redactor.with([d.iBaseToken, ...(cookie ? [cookie] : [])]);
     this.#session = { deviceId: d.deviceid, token: d.iBaseToken, cookie: cookie || undefined };
-    this.#options.logger.debug('hcs: Dorado session opened', { storage: this.url });
+    this.#options.logger.debug({ storage: this.url }, 'hcs: Dorado session opened');
   }
 
   /** Ends the session (`DELETE /sessions`); nothing to do when none is open. */
@@ -203,14 +203,17 @@ export class DoradoClient {
         undefined,
         session,
       );
-      this.#options.logger.debug('hcs: Dorado session closed', { storage: this.url });
+      this.#options.logger.debug({ storage: this.url }, 'hcs: Dorado session closed');
     } catch (error) {
       // An expired session is already gone; anything else is worth a line, not a failed close.
       if (!SyncproxyError.hasCode(error, 'auth'))
-        this.#options.logger.warn('hcs: Dorado logout failed', {
-          storage: this.url,
-          error: (error as Error).message,
-        });
+        this.#options.logger.warn(
+          {
+            storage: this.url,
+            error: (error as Error).message,
+          },
+          'hcs: Dorado logout failed',
+        );
     }
   }
 
@@ -221,7 +224,7 @@ export class DoradoClient {
       return (await this.#raw(operation, method, this.#resource(path), body, this.#session)).data as T;
     } catch (error) {
       if (!(error instanceof DoradoError) || error.doradoCode !== DORADO_ERROR.UNAUTHORIZED) throw error;
-      this.#options.logger.debug('hcs: Dorado session expired, logging in again', { operation });
+      this.#options.logger.debug({ operation }, 'hcs: Dorado session expired, logging in again');
       await this.login(true);
       return (await this.#raw(operation, method, this.#resource(path), body, this.#session)).data as T;
     }

@@ -130,9 +130,12 @@ export class HcsClient {
     this.#expiresAt = Number.isFinite(expires) ? expires : this.#now() + 3600_000;
     this.#catalog = json.token.catalog ?? [];
     this.#projectId = json.token.project.id;
-    this.#options.logger.debug('hcs: IAM token issued', {
-      expiresAt: new Date(this.#expiresAt).toISOString(),
-    });
+    this.#options.logger.debug(
+      {
+        expiresAt: new Date(this.#expiresAt).toISOString(),
+      },
+      'hcs: IAM token issued',
+    );
   }
 
   /** The public endpoint of a service in the configured region, from the token's catalog. */
@@ -174,7 +177,7 @@ export class HcsClient {
     });
     if (res.statusCode === 401) {
       await res.body.dump();
-      this.#options.logger.debug('hcs: token refused, authenticating again', { operation });
+      this.#options.logger.debug({ operation }, 'hcs: token refused, authenticating again');
       await this.authenticate(true);
       res = await this.#send(operation, method, `${this.endpoint(service)}${path}`, { authenticated: true });
     }

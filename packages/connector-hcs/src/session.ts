@@ -306,21 +306,27 @@ export class HcsSession implements ConnectorSession {
     } catch (error) {
       for (const group of groups) {
         await group.client.deleteConsistencyGroup(group).catch((cleanup: unknown) =>
-          this.#options.logger.error('hcs: a consistency group could not be removed', {
-            consistencyGroupId: group.consistencyGroupId,
-            error: (cleanup as Error).message,
-          }),
+          this.#options.logger.error(
+            {
+              consistencyGroupId: group.consistencyGroupId,
+              error: (cleanup as Error).message,
+            },
+            'hcs: a consistency group could not be removed',
+          ),
         );
       }
       await this.#deleteSnapshots(created.filter((c) => c.consistencyGroupId === undefined));
       throw error;
     }
-    this.#options.logger.info('hcs: snapshots activated', {
-      hostId: host.id,
-      snapshot: id,
-      disks: created.length,
-      label: options.label,
-    });
+    this.#options.logger.info(
+      {
+        hostId: host.id,
+        snapshot: id,
+        disks: created.length,
+        label: options.label,
+      },
+      'hcs: snapshots activated',
+    );
     return {
       id,
       platform: PLATFORM,

@@ -128,11 +128,14 @@ export async function openSnapshotReader(options: SnapshotReaderOptions): Promis
       mountSlot: slot,
       onClose: cleanup,
     });
-    options.logger.debug('hcs: reader open', {
-      volumeId: disk.id,
-      snapshotId: current.snapshotId,
-      mode: previousManifest ? 'hash-diff' : 'full',
-    });
+    options.logger.debug(
+      {
+        volumeId: disk.id,
+        snapshotId: current.snapshotId,
+        mode: previousManifest ? 'hash-diff' : 'full',
+      },
+      'hcs: reader open',
+    );
     if (previousManifest === undefined && options.base === undefined) return device;
     const reader = createHashDiffReader({
       reader: device,
@@ -149,12 +152,15 @@ export async function openSnapshotReader(options: SnapshotReaderOptions): Promis
     try {
       await cleanup();
     } catch (cleanupError) {
-      options.logger.error('hcs: cleanup after a failed open left resources', {
-        storage: storage.url,
-        mappingViewId: footprint.viewId,
-        lunGroupId: footprint.lunGroupId,
-        error: (cleanupError as Error).message,
-      });
+      options.logger.error(
+        {
+          storage: storage.url,
+          mappingViewId: footprint.viewId,
+          lunGroupId: footprint.lunGroupId,
+          error: (cleanupError as Error).message,
+        },
+        'hcs: cleanup after a failed open left resources',
+      );
     }
     await slot.release();
     throw error;

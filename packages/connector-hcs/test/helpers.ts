@@ -1,6 +1,6 @@
 import { createHcsConnector, type HcsConnectorOptions } from '@syncproxy/connector-hcs';
 import { type MockHcs, startMockHcs } from '@syncproxy/connector-hcs/mock';
-import { type ConnectorContext, type LogFields, type Logger, SyncproxyError } from '@syncproxy/core';
+import { type ConnectorContext, type Logger, SyncproxyError } from '@syncproxy/core';
 
 export const GIB = 1024 ** 3;
 export const MIB = 1024 * 1024;
@@ -8,8 +8,14 @@ export const MIB = 1024 * 1024;
 /** Every log line a session wrote, as text: where a leaked secret would show. */
 export function capturingLogger(): Logger & { lines: string[] } {
   const lines: string[] = [];
-  const log = (level: string) => (message: string, fields?: LogFields) =>
-    void lines.push(`${level} ${message} ${JSON.stringify(fields ?? {})}`);
+  // Pino's order, (fields, message) or (message): the line keeps both, message first.
+  const log =
+    (level: string) =>
+    (...args: unknown[]): void => {
+      const message = args.find((a) => typeof a === 'string') ?? '';
+      const fields = args.find((a) => typeof a === 'object' && a !== null) ?? {};
+      lines.push(`${level} ${message} ${JSON.stringify(fields)}`);
+    };
   return { lines, debug: log('debug'), info: log('info'), warn: log('warn'), error: log('error') };
 }
 

@@ -113,20 +113,26 @@ export async function openAttachedVolumeReader(options: AttachedVolumeOptions): 
       timeoutMs: options.locateTimeoutMs ?? 120_000,
       ...(signal ? { signal } : {}),
     });
-    logger.debug('attached a volume made from a backup', {
-      volumeId,
-      path,
-      backupId: options.volumeBackupId,
-    });
+    logger.debug(
+      {
+        volumeId,
+        path,
+        backupId: options.volumeBackupId,
+      },
+      'attached a volume made from a backup',
+    );
     return await openDeviceReader({ path, diskSize: options.diskSize, mountSlot: slot, onClose: cleanup });
   } catch (error) {
     try {
       await cleanup();
     } catch (cleanupError) {
-      logger.warn('could not remove the volume of a failed read (sweep removes it later)', {
-        volumeId,
-        error: (cleanupError as Error)?.message,
-      });
+      logger.warn(
+        {
+          volumeId,
+          error: (cleanupError as Error)?.message,
+        },
+        'could not remove the volume of a failed read (sweep removes it later)',
+      );
     }
     await slot.release();
     throw error;

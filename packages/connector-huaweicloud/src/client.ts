@@ -224,7 +224,7 @@ export class HuaweiClient {
       ...(signal ? { signal } : {}),
       mapError: (thrown) => toSyncproxyError(thrown, { operation }),
       onRetry: (error, retry) =>
-        this.#logger.debug('retrying a Huawei Cloud call', { operation, retry, code: error.code }),
+        this.#logger.debug({ operation, retry, code: error.code }, 'retrying a Huawei Cloud call'),
     });
   }
 

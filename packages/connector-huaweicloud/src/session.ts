@@ -383,7 +383,7 @@ export class HuaweiCloudSession implements ConnectorSession {
         }
         this.#exportDisabled = true;
         this.#warnings.push(warning);
-        this.#options.logger.warn(warning.message, { region });
+        this.#options.logger.warn({ region }, warning.message);
       }
     }
     const proxy = await this.#proxyServer();
@@ -437,11 +437,11 @@ export class HuaweiCloudSession implements ConnectorSession {
         await removeObjects();
       } catch (cleanupError) {
         this.#options.logger.warn(
-          'could not delete the objects of a failed export (sweep removes them later)',
           {
             prefix,
             error: (cleanupError as Error)?.message,
           },
+          'could not delete the objects of a failed export (sweep removes them later)',
         );
       }
       throw error;

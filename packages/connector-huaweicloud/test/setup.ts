@@ -39,10 +39,18 @@ export async function startRig(
   volumes[0]!.disk.write(700 * 1024 * 1024, seededBytes(8, 1024 * 1024));
   const logs: string[] = [];
   const logger: Logger = {
-    debug: (m, f) => logs.push(`${m} ${JSON.stringify(f ?? {})}`),
-    info: (m, f) => logs.push(`${m} ${JSON.stringify(f ?? {})}`),
-    warn: (m, f) => logs.push(`${m} ${JSON.stringify(f ?? {})}`),
-    error: (m, f) => logs.push(`${m} ${JSON.stringify(f ?? {})}`),
+    debug: (...args: unknown[]) => {
+      logs.push(args.map((a) => (typeof a === 'string' ? a : JSON.stringify(a))).join(' '));
+    },
+    info: (...args: unknown[]) => {
+      logs.push(args.map((a) => (typeof a === 'string' ? a : JSON.stringify(a))).join(' '));
+    },
+    warn: (...args: unknown[]) => {
+      logs.push(args.map((a) => (typeof a === 'string' ? a : JSON.stringify(a))).join(' '));
+    },
+    error: (...args: unknown[]) => {
+      logs.push(args.map((a) => (typeof a === 'string' ? a : JSON.stringify(a))).join(' '));
+    },
   };
   const session = await fastConnector(options.connector).connect(cloud.config(), {
     logger,

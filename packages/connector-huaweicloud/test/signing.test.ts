@@ -115,10 +115,18 @@ describe('secrets', () => {
   it('the SK never appears in logs or errors (util.inspect included)', async () => {
     const lines: string[] = [];
     const logger: Logger = {
-      debug: (m, f) => lines.push(m, inspect(f, { depth: 8 })),
-      info: (m, f) => lines.push(m, inspect(f, { depth: 8 })),
-      warn: (m, f) => lines.push(m, inspect(f, { depth: 8 })),
-      error: (m, f) => lines.push(m, inspect(f, { depth: 8 })),
+      debug: (...args: unknown[]) => {
+        lines.push(...args.map((a) => (typeof a === 'string' ? a : inspect(a, { depth: 8 }))));
+      },
+      info: (...args: unknown[]) => {
+        lines.push(...args.map((a) => (typeof a === 'string' ? a : inspect(a, { depth: 8 }))));
+      },
+      warn: (...args: unknown[]) => {
+        lines.push(...args.map((a) => (typeof a === 'string' ? a : inspect(a, { depth: 8 }))));
+      },
+      error: (...args: unknown[]) => {
+        lines.push(...args.map((a) => (typeof a === 'string' ? a : inspect(a, { depth: 8 }))));
+      },
     };
     const secret = `${cloud.credentials.secretAccessKey}x`;
     const session = await fastConnector().connect({ ...cloud.config(), secretAccessKey: secret }, { logger });

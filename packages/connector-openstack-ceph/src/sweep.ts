@@ -61,10 +61,13 @@ export async function sweepSnapshots(
       await target.remove(snapshot.id);
       resource.deleted = true;
     } catch (error) {
-      target.logger.warn('sweep could not delete a snapshot', {
-        snapshotId: snapshot.id,
-        error: (error as Error)?.message,
-      });
+      target.logger.warn(
+        {
+          snapshotId: snapshot.id,
+          error: (error as Error)?.message,
+        },
+        'sweep could not delete a snapshot',
+      );
       failures.push({ id: snapshot.id, error });
     }
   }

@@ -265,7 +265,7 @@ export class OracleClient {
       ...(effective ? { signal: effective } : {}),
       mapError: (error) => mapOciError(error, spec, this.#redactor),
       onRetry: (error, retry) =>
-        this.#logger.debug('oracle: retrying', { operation: spec.operation, retry, code: error.code }),
+        this.#logger.debug({ operation: spec.operation, retry, code: error.code }, 'oracle: retrying'),
     });
   }
 

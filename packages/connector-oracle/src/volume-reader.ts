@@ -169,11 +169,14 @@ export async function openVolumeReader(options: VolumeReaderOptions): Promise<Ch
       mountSlot: slot,
       onClose: cleanup,
     });
-    options.logger.debug('oracle: reader open', {
-      volumeId: disk.id,
-      mode: delta ? 'delta' : 'full',
-      extents: Array.isArray(extents) ? extents.length : 'allocated',
-    });
+    options.logger.debug(
+      {
+        volumeId: disk.id,
+        mode: delta ? 'delta' : 'full',
+        extents: Array.isArray(extents) ? extents.length : 'allocated',
+      },
+      'oracle: reader open',
+    );
     // A fallback after a refused delta still sends only what changed: the hash diff finds it.
     const reader =
       previous && !delta
@@ -187,11 +190,14 @@ export async function openVolumeReader(options: VolumeReaderOptions): Promise<Ch
     try {
       await cleanup();
     } catch (cleanupError) {
-      options.logger.error('oracle: cleanup after a failed open left resources', {
-        volumeId: footprint.volumeId,
-        attachmentId: footprint.attachmentId,
-        error: (cleanupError as Error).message,
-      });
+      options.logger.error(
+        {
+          volumeId: footprint.volumeId,
+          attachmentId: footprint.attachmentId,
+          error: (cleanupError as Error).message,
+        },
+        'oracle: cleanup after a failed open left resources',
+      );
     }
     await slot.release();
     throw error;

@@ -165,9 +165,12 @@ export class VimClient {
       // was accepted). Log in again once and start over; a second refusal is the caller's auth error.
       if (!VimApiError.isInstance(error) || error.faultType !== 'NotAuthenticated') throw error;
       if (error.details?.property === undefined) throw error;
-      this.#logger?.info('vSphere session refused a property; logging in again', {
-        property: error.details.property,
-      });
+      this.#logger?.info(
+        {
+          property: error.details.property,
+        },
+        'vSphere session refused a property; logging in again',
+      );
       await this.#relogin(signal);
       return this.#retrieveAll(specSet, signal);
     }

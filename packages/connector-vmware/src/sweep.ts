@@ -69,10 +69,13 @@ export async function sweepSnapshots(
         resource.deleted = true;
         continue;
       }
-      logger.warn('sweep could not remove a snapshot', {
-        snapshot: snapshot.moref,
-        error: (error as Error)?.message,
-      });
+      logger.warn(
+        {
+          snapshot: snapshot.moref,
+          error: (error as Error)?.message,
+        },
+        'sweep could not remove a snapshot',
+      );
       failures.push({ id: snapshot.moref, error });
     }
   }

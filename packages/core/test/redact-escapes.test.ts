@@ -77,11 +77,13 @@ describe('redactor and escaped secrets', () => {
               debug: () => {},
               info: () => {},
               warn: () => {},
-              error: (m, f) => lines.push(m, JSON.stringify(f)),
+              error: (...args: unknown[]) => {
+                lines.push(...args.map((a) => (typeof a === 'string' ? a : JSON.stringify(a))));
+              },
             },
             redactor,
           );
-          logger.error(`failed: ${echoed}`, { body: echoed, nested: { text: echoed } });
+          logger.error({ body: echoed, nested: { text: echoed } }, `failed: ${echoed}`);
           const outputs = {
             message: error.message,
             stack: error.stack ?? '',

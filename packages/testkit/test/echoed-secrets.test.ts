@@ -58,7 +58,7 @@ function echoConnector(echo: string) {
       const url = `${config.url}/login?echo=${encodeURIComponent(echo)}`;
       const res = await request(url, { method: 'POST', body: JSON.stringify({ password: config.password }) });
       const body = await res.body.text();
-      logger.warn(`login refused: ${body}`, { body });
+      logger.warn({ body }, `login refused: ${body}`);
       throw new PlatformApiError({
         operation: 'Login',
         method: 'POST',
@@ -86,7 +86,9 @@ describe('secrets a platform echoes back', () => {
       await fc.assert(
         fc.asyncProperty(password, async (pw) => {
           const lines: string[] = [];
-          const log = (message: string, fields?: unknown) => lines.push(message, JSON.stringify(fields));
+          const log = (...args: unknown[]) => {
+            lines.push(...args.map((a) => (typeof a === 'string' ? a : JSON.stringify(a))));
+          };
           const error = await connector
             .connect(
               { url: server.url, password: pw },

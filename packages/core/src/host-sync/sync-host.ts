@@ -252,13 +252,13 @@ class HostSync {
     try {
       this.#options.onEvent?.(event);
     } catch (error) {
-      this.#options.logger?.warn('onEvent threw; ignored', { error: toSyncproxyError(error).message });
+      this.#options.logger?.warn({ error: toSyncproxyError(error).message }, 'onEvent threw; ignored');
     }
   }
 
   #warn(warning: HostSyncWarning): void {
     this.#warnings.push(warning);
-    this.#options.logger?.warn(warning.message, { code: warning.code });
+    this.#options.logger?.warn({ code: warning.code }, warning.message);
     this.#emit({ type: 'warning', warning });
   }
 
@@ -606,16 +606,19 @@ class HostSync {
       outcome.result = result;
       for (const w of result.warnings) {
         if (w.code.startsWith('checkpoint') || w.code.startsWith('manifest')) {
-          options.logger?.info(`${disk.id}: ${w.message}`, { code: w.code });
+          options.logger?.info({ code: w.code }, `${disk.id}: ${w.message}`);
           continue;
         }
         this.#warn({ code: w.code, diskId: disk.id, message: `${disk.id}: ${w.message}` });
       }
     } finally {
       await reader?.close().catch((error: unknown) => {
-        options.logger?.warn(`closing the reader of disk ${disk.id} failed`, {
-          error: toSyncproxyError(error).message,
-        });
+        options.logger?.warn(
+          {
+            error: toSyncproxyError(error).message,
+          },
+          `closing the reader of disk ${disk.id} failed`,
+        );
       });
     }
   }
