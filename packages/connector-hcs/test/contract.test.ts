@@ -3,9 +3,12 @@ import { createHcsMockPlatform } from '@syncproxy/connector-hcs/mock';
 import { runConnectorContract } from '@syncproxy/testkit';
 
 const MIB = 1024 * 1024;
+// EVS still says whole GB; a GB of this mock is 8 MiB, so the suite's byte-by-byte checks read
+// megabytes, not gigabytes (a 1 GiB GB took 95-190 s here).
+const GB_BYTES = 8 * MIB;
 
-runConnectorContract(createHcsConnector({ locateTimeoutMs: 5000, chunkSizeBytes: MIB }), {
-  platform: () => createHcsMockPlatform(),
+runConnectorContract(createHcsConnector({ locateTimeoutMs: 5000, chunkSizeBytes: MIB, gbBytes: GB_BYTES }), {
+  platform: () => createHcsMockPlatform({ gbBytes: GB_BYTES }),
   invalidConfigs: [
     { input: { ...validShape(), iamUrl: 'iam.example.com' }, path: 'iamUrl' },
     { input: { ...validShape(), region: 'Mexico City 1' }, path: 'region' },

@@ -1,7 +1,7 @@
 import { mkdtemp, readFile, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { lunNameOf } from '@syncproxy/connector-hcs';
+import { createHcsConnector, lunNameOf } from '@syncproxy/connector-hcs';
 import {
   type BlockSink,
   type ChangedBlockReader,
@@ -250,6 +250,26 @@ describe('hcs: snapshot, map, read, unmap', () => {
     }
   });
 
+  it('a LUN whose capacity is not the listed size (here a wrong gbBytes) is refused with integrity, creating nothing', async () => {
+    const { server } = r.mock.addServer({ name: 'vm-9', volumesGb: [1] });
+    const connector = createHcsConnector({ gbBytes: 8 * MIB });
+    const session = await connector.connect(r.mock.config(), r.context());
+    try {
+      const host = (await session.listHosts()).find((h) => h.id === server.id)!;
+      expect(host.disks[0]!.sizeBytes).toBe(8 * MIB);
+      const error = await rejection(() => session.createSnapshot(host));
+      expect(error.code).toBe('integrity');
+      expect(error.retryable).toBe(false);
+      expect(error.message).toContain(
+        `holds ${GIB} bytes, the volume is listed with ${8 * MIB}: list the hosts again (was it resized?)`,
+      );
+      expect(r.mock.state.stats.snapshotsCreated).toBe(0);
+      expect(leftovers(r.mock)).toEqual(NOTHING_LEFT);
+    } finally {
+      await session.close();
+    }
+  });
+
   it('a failure while mapping (the LUN group association refused) leaves no mapping view, LUN group entry or snapshot, and gives the slot back', async () => {
     const { session, host, slots } = await setup();
     try {
@@ -271,7 +291,9 @@ describe('hcs: snapshot, map, read, unmap', () => {
     const empty = await mkdtemp(join(dir, 'by-id-'));
     const { server } = r.mock.addServer({ name: 'vm-2', volumesGb: [1] });
     const slots = createLocalMountSlots({ maxMountedDisks: 4 });
-    const session = await r.connector.connect(r.mock.config(), {
+    // A short wait: the device never shows, and what is checked is what happens after.
+    const connector = createHcsConnector({ locateTimeoutMs: 200, chunkSizeBytes: MIB });
+    const session = await connector.connect(r.mock.config(), {
       devices: { byIdDir: empty, sysBlockDir: join(dir, 'no-sys') },
       mountSlots: slots,
     });
