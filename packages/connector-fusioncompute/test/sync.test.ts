@@ -44,6 +44,23 @@ describe('full and incremental syncs', () => {
     expect(rig.fc.backupResourceCount).toBe(0);
   });
 
+  it('a test-only gbBytes the volumes do not have is refused with integrity once getcbt shows where the volume ends', async () => {
+    rig = await startRig();
+    const { vm, volumes } = rig.fc.addVm({ name: 'gb', volumes: [{}] });
+    writePattern(volumes[0]!, 5);
+    const session = await rig.connect({ gbBytes: 8 * MIB });
+    const host = hostFor(await session.listHosts(), vm.urn);
+    expect(host.disks[0]!.sizeBytes).toBe(8 * MIB);
+    const snapshot = await session.createSnapshot(host);
+    const error = await session.openReader(host.disks[0]!, { snapshot }).catch((e) => e);
+    expect([error.code, error.retryable, error.message]).toEqual([
+      'integrity',
+      false,
+      `volume ${volumes[0]!.uri}: getcbt lists ${1024 * MIB} bytes of blocks, its size says ${8 * MIB}`,
+    ]);
+    expect(rig.fc.backupResourceCount).toBe(0);
+  });
+
   it.each<CbtResetCause>(['ha', 'snapshot-restore', 'volume-expansion', 'host-restart'])(
     'CBT invalidated by %s between two syncs: openReader with the base says cbt-reset (syncHost syncs in full), and the full sync is exact',
     async (cause) => {
