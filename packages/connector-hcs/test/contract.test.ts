@@ -12,6 +12,16 @@ runConnectorContract(createHcsConnector({ locateTimeoutMs: 5000, chunkSizeBytes:
   invalidConfigs: [
     { input: { ...validShape(), iamUrl: 'iam.example.com' }, path: 'iamUrl' },
     { input: { ...validShape(), region: 'Mexico City 1' }, path: 'region' },
+    // Found by fuzzing: an unparsable Dorado URL threw a TypeError from the path check.
+    {
+      input: { ...validShape(), storages: [{ ...validShape().storages[0], url: '' }] },
+      path: 'storages.0.url',
+    },
+    {
+      input: { ...validShape(), iamUrl: 'https://admin:secret@iam-apigateway-proxy.hcs.example.com/v3' },
+      path: 'iamUrl',
+    },
+    { input: { ...validShape(), projectName: 'x'.repeat(5000) }, path: 'projectName' },
     { input: { ...validShape(), storages: [] }, path: 'storages' },
     {
       input: { ...validShape(), storages: [{ ...validShape().storages[0], type: 'OCEANSTOR' }] },
