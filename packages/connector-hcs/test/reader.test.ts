@@ -1,3 +1,4 @@
+import { spawnSync } from 'node:child_process';
 import { mkdtemp, readFile, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -12,6 +13,8 @@ import {
 } from '@syncproxy/core';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { GIB, leftovers, MIB, NOTHING_LEFT, type Rig, rejection, rig } from './helpers.js';
+
+const hasXfsIo = spawnSync('xfs_io', ['-V']).status === 0;
 
 let r: Rig;
 let dir: string;
@@ -139,8 +142,13 @@ describe('hcs: snapshot, map, read, unmap', () => {
       const next = await session.createSnapshot(host);
       const reader = await session.openReader(host.disks[0]!, { snapshot: next, base });
       try {
-        expect(reader.warnings?.map((w) => w.code)).toEqual(['hash-diff', 'hcs-base-unavailable']);
-        expect(reader.warnings?.[1]?.message).toContain('the storage no longer holds it');
+        expect(reader.warnings?.map((w) => w.code)).toEqual([
+          // The mock's mapped image is a sparse file: without xfs_io it is read whole, and says so.
+          ...(hasXfsIo ? [] : ['allocation-unknown']),
+          'hash-diff',
+          'hcs-base-unavailable',
+        ]);
+        expect(reader.warnings?.at(-1)?.message).toContain('the storage no longer holds it');
       } finally {
         await reader.close();
       }
