@@ -1,4 +1,4 @@
-import type { Extent } from '@syncproxy/core';
+import { type Extent, SyncproxyError } from '@syncproxy/core';
 import { appendBitmapExtents, type BitmapEncoding, decodeBitmap } from './cbt-bitmap.js';
 import { type FusionComputeClient, protocolError } from './client.js';
 
@@ -11,6 +11,13 @@ export interface ChangedBlocksInput {
   /** The base's chgID for an incremental; absent for a full read (every block written since CBT began). */
   chgID?: string;
   diskSize: number;
+  /**
+   * Check that the volume ends where `diskSize` says: pages are asked until
+   * one comes back short (getcbt answers only the blocks the volume has), and
+   * a volume longer or shorter than `diskSize` is an `integrity` error. Only
+   * for a test-only GB size (`gbBytes`), whose mistake would cut an image.
+   */
+  checkVolumeEnd?: boolean;
   /** Blocks per getcbt call: a multiple of 8, as getcbt requires when both bounds are given. */
   pageBlocks: number;
   encoding: BitmapEncoding;
@@ -25,7 +32,7 @@ export async function listChangedExtents(
   const extents: Extent[] = [];
   let blockSizeBytes = 0;
   for (let startBlock = 0; ; startBlock += input.pageBlocks) {
-    if (blockSizeBytes > 0 && startBlock * blockSizeBytes >= input.diskSize) break;
+    if (!input.checkVolumeEnd && blockSizeBytes > 0 && startBlock * blockSizeBytes >= input.diskSize) break;
     const page = await client.getCbt(
       input.volumeUri,
       {
@@ -51,8 +58,23 @@ export async function listChangedExtents(
       blockSizeBytes,
       diskSize: input.diskSize,
     });
+    const volumeEnd = (startBlock + page.bitNum) * blockSizeBytes;
+    const short = page.bitNum < input.pageBlocks;
+    if (
+      input.checkVolumeEnd &&
+      (volumeEnd >= input.diskSize + blockSizeBytes || (short && volumeEnd < input.diskSize))
+    ) {
+      throw new SyncproxyError(
+        `volume ${input.volumeUri}: getcbt lists ${short ? '' : 'at least '}${volumeEnd} bytes of blocks, its size says ${input.diskSize}`,
+        {
+          code: 'integrity',
+          retryable: false,
+          details: { volumeUri: input.volumeUri, diskSize: input.diskSize },
+        },
+      );
+    }
     // Fewer blocks than asked: the page passed the end of the volume.
-    if (page.bitNum < input.pageBlocks) break;
+    if (short) break;
   }
   return { extents, blockSizeBytes };
 }

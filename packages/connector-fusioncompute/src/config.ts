@@ -1,4 +1,4 @@
-import { secret } from '@syncproxy/core';
+import { boundedString, secret, urlField } from '@syncproxy/core';
 import { z } from 'zod';
 
 const SHA256_THUMBPRINT = /^([0-9a-fA-F]{2}:?){31}[0-9a-fA-F]{2}$/;
@@ -21,9 +21,8 @@ const advancedSchema = z
       .enum(['none', 'X-ENCRIPT-ALGORITHM', 'X-ENCRYPT-ALGORITHM'])
       .default('none')
       .describe('Send the key-algorithm header under this spelling (both exist in public clients)'),
-    authType: z.string().regex(/^\d$/).default('0').describe('X-Auth-AuthType'),
-    apiVersion: z
-      .string()
+    authType: boundedString({ maxChars: 1 }).regex(/^\d$/).default('0').describe('X-Auth-AuthType'),
+    apiVersion: boundedString({ maxChars: 32 })
       .regex(/^\d+(\.\d+)*$/)
       .optional()
       .describe('REST version for the Accept header; default: the newest /service/versions lists'),
@@ -73,34 +72,27 @@ const advancedSchema = z
  * VRM's certificate, as self-signed VRMs need.
  */
 export const fusionComputeConfigSchema = z.object({
-  url: z
-    .url({ protocol: /^https$/ })
-    .max(2048)
-    .refine((value) => !/^https:\/\/[^/]*@/.test(value), {
-      message: 'the auth URL must not carry a user or password (use the user and password fields)',
-    })
+  url: urlField()
     .describe('Auth URL: https://<VRM>:7443')
     .meta({ examples: ['https://192.168.10.20:7443'] }),
-  user: z.string().min(1).max(256).describe('User'),
-  password: secret(z.string().min(1).max(1024)).describe('Password'),
+  user: boundedString({ minChars: 1, maxChars: 256 }).describe('User'),
+  password: secret(boundedString({ minChars: 1, maxChars: 1024 })).describe('Password'),
   userType: z
     .enum(['0', '1', '2'])
     .default('2')
     .describe('X-Auth-UserType: 2 for an interface (API) user, 0 for a local user (meaning UNCONFIRMED)'),
-  proxy: z
-    .string()
-    .min(1)
-    .max(256)
+  proxy: boundedString({ minChars: 1, maxChars: 256 })
     .optional()
     .describe('The sync proxy that runs this platform’s disk syncs'),
-  thumbprint: z
-    .string()
+  thumbprint: boundedString({ maxChars: 128 })
     .regex(SHA256_THUMBPRINT, 'a SHA-256 thumbprint: 32 hex pairs, colons optional')
     .optional()
     .describe('Pin the VRM certificate by its SHA-256 thumbprint instead of verifying its chain'),
-  ca: z.string().min(1).max(65_536).optional().describe('Extra trusted CA certificate(s), PEM'),
+  ca: boundedString({ minChars: 1, maxChars: 65_536 })
+    .optional()
+    .describe('Extra trusted CA certificate(s), PEM'),
   hostOverrides: z
-    .record(z.string().min(1).max(253), z.ipv4().or(z.ipv6()))
+    .record(boundedString({ minChars: 1, maxChars: 253 }), z.ipv4().or(z.ipv6()))
     .optional()
     .describe('Name -> IP records for VRM and CNA names the proxy cannot resolve'),
   advanced: advancedSchema.describe('Points of the REST API the public documents leave open'),

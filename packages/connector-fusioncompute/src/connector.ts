@@ -5,8 +5,10 @@ import {
   type Host,
   type NetworkRequirement,
   type SourceConnector,
+  SyncproxyError,
   systemClock,
 } from '@syncproxy/core';
+
 import { FusionComputeClient } from './client.js';
 import { type FusionComputeConfig, fusionComputeConfigSchema, vrmBaseUrl, vrmEndpoint } from './config.js';
 import { type DataRequestShape, defaultDataRequest } from './data-request.js';
@@ -16,6 +18,7 @@ import { FusionComputeSession } from './session.js';
 
 /** Kept in step with package.json by the release. */
 const VERSION = '0.1.0';
+const GIB = 1024 ** 3;
 
 /** Settings of the connector itself (not of a platform): timing, and the points the public API docs leave open. */
 export interface FusionComputeConnectorOptions {
@@ -36,6 +39,14 @@ export interface FusionComputeConnectorOptions {
    * product's proxies in one process). Default: 8 connections, 8 volumes.
    */
   hostLimits?: HostLimits;
+  /**
+   * TEST-ONLY: bytes per `quantityGB`. FusionCompute sizes volumes in GiB (the
+   * default); only a test against the mock started with the same `gbBytes`
+   * sets another. With another value every getcbt listing also checks that
+   * the volume ends where the size says (`integrity` otherwise), so a wrong
+   * value cannot give a wrong image.
+   */
+  gbBytes?: number;
 }
 
 /**
@@ -79,6 +90,14 @@ export function createFusionComputeConnector(
 ): SourceConnector<FusionComputeConfig> {
   const clock = options.clock ?? systemClock;
   const hostLimits = options.hostLimits ?? new HostLimits();
+  const gbBytes = options.gbBytes ?? GIB;
+  if (!Number.isSafeInteger(gbBytes) || gbBytes <= 0 || gbBytes % 512 !== 0) {
+    throw new SyncproxyError(`gbBytes must be a positive multiple of 512 (got ${gbBytes})`, {
+      code: 'config',
+      retryable: false,
+      details: { field: 'gbBytes' },
+    });
+  }
   return defineConnector<FusionComputeConfig>({
     id: 'fusioncompute',
     displayName: 'Huawei FusionCompute (VRM REST, CBT backup)',
@@ -130,6 +149,7 @@ export function createFusionComputeConnector(
         config,
         client,
         hostLimits,
+        gbBytes,
         dataRequest: options.dataRequest ?? defaultDataRequest,
         logger: context.logger,
         clock,

@@ -36,6 +36,8 @@ export interface FcSessionOptions {
   config: FusionComputeConfig;
   client: FusionComputeClient;
   hostLimits: HostLimits;
+  /** Bytes per `quantityGB`: 1 GiB but in tests against a shrunk mock. */
+  gbBytes: number;
   dataRequest: DataRequestShape;
   logger: Logger;
   clock: Clock;
@@ -86,7 +88,7 @@ export class FusionComputeSession implements ConnectorSession {
     for (const site of await this.#siteList()) {
       for (const listed of await this.#client.vms(site.uri, this.#o.signal)) {
         const vm = listed.vmConfig?.disks ? listed : await this.#client.vm(listed.uri, this.#o.signal);
-        out.push(hostOf(vm));
+        out.push(hostOf(vm, this.#o.gbBytes));
       }
     }
     return out;
@@ -132,7 +134,7 @@ export class FusionComputeSession implements ConnectorSession {
           };
           return {
             diskId: v.volumeUrn,
-            sizeBytes: (disk?.quantityGB ?? 0) * GIB,
+            sizeBytes: (disk?.quantityGB ?? 0) * this.#o.gbBytes,
             data: data as unknown as Record<string, unknown>,
           };
         }),
@@ -168,6 +170,8 @@ export class FusionComputeSession implements ConnectorSession {
         ...(snap.volCBTCreateTime ? { volCBTCreateTime: snap.volCBTCreateTime } : {}),
         ...(chgID ? { chgID } : {}),
         diskSize: sizeBytes,
+        // A test-only GB size is checked against where getcbt says the volume ends.
+        checkVolumeEnd: this.#o.gbBytes !== GIB,
         pageBlocks: advanced.cbtPageBlocks,
         encoding: advanced.bitmapEncoding,
         ...(signal ? { signal } : {}),
@@ -330,7 +334,7 @@ export class FusionComputeSession implements ConnectorSession {
   }
 }
 
-function hostOf(vm: FcVm): Host {
+function hostOf(vm: FcVm, gbBytes: number): Host {
   const powerState =
     vm.status === 'running'
       ? 'on'
@@ -345,7 +349,7 @@ function hostOf(vm: FcVm): Host {
     powerState,
     disks: (vm.vmConfig?.disks ?? []).map((d, i) => ({
       id: d.volumeUrn,
-      sizeBytes: d.quantityGB * GIB,
+      sizeBytes: d.quantityGB * gbBytes,
       device: `disk${d.sequenceNum ?? i + 1}`,
       boot: (d.sequenceNum ?? i + 1) === 1,
       attributes: {

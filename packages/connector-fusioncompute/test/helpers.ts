@@ -46,8 +46,16 @@ export interface Rig {
   close(): Promise<void>;
 }
 
+/**
+ * A GB of these tests' mock (and connector): 64 MiB. Every volume is 64 MiB
+ * times its `quantityGB`, so images are compared in milliseconds; the
+ * connector checks each volume's end against getcbt with it.
+ */
+export const GB_BYTES = 64 * MIB;
+
 export async function startRig(options: MockFusionComputeOptions = {}): Promise<Rig> {
-  const fc = await startMockFusionCompute(options);
+  const gbBytes = options.gbBytes ?? GB_BYTES;
+  const fc = await startMockFusionCompute({ ...options, gbBytes });
   const dir = await mkdtemp(join(tmpdir(), 'syncproxy-fc-'));
   const sessions: ConnectorSession[] = [];
   return {
@@ -55,7 +63,7 @@ export async function startRig(options: MockFusionComputeOptions = {}): Promise<
     dir,
     async connect(connectOptions = {}) {
       const { config, logger, ...connectorOptions } = connectOptions;
-      const connector = createFusionComputeConnector({ taskPollMs: 1, ...connectorOptions });
+      const connector = createFusionComputeConnector({ taskPollMs: 1, gbBytes, ...connectorOptions });
       const session = await connector.connect({ ...fc.config(), ...config }, logger ? { logger } : {});
       sessions.push(session);
       return session;
@@ -68,10 +76,10 @@ export async function startRig(options: MockFusionComputeOptions = {}): Promise<
   };
 }
 
-/** Writes `count` seeded 1 MiB-ish pieces into a volume, at fixed offsets derived from `seed`. */
+/** Writes `count` seeded 1 MiB-ish pieces into a volume's first 60 MiB, at fixed offsets derived from `seed`. */
 export function writePattern(volume: MockVolume, seed: number, count = 4): void {
   for (let i = 0; i < count; i++) {
-    const offset = ((seed * 7919 + i * 104_729) % 200) * 3 * MIB + i * 4096;
+    const offset = ((seed * 7919 + i * 104_729) % 20) * 3 * MIB + i * 4096;
     const data = new Uint8Array(MIB + 512);
     for (let j = 0; j < data.length; j++) data[j] = (seed * 31 + i * 17 + j) & 0xff;
     volume.disk.write(offset, data);

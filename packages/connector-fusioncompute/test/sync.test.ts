@@ -34,13 +34,30 @@ describe('full and incremental syncs', () => {
     expect(full.warnings).toEqual([]);
     expect(await imageEquals(path, volumes[0]!)).toBe(true);
     volumes[0]!.disk.write(5 * MIB + 100, new Uint8Array(70_000).fill(7));
-    volumes[0]!.disk.writeZeroes(357 * MIB, 65_536); // the first block writePattern wrote, discarded
+    volumes[0]!.disk.writeZeroes(57 * MIB, 65_536); // the first block writePattern wrote, discarded
     const second = await session.createSnapshot(host);
     const incremental = await syncDisk(session, host, 0, second, path, first);
     expect(incremental.warnings).toEqual([]);
     // One block discarded, and 70 000 bytes at 5 MiB + 100 touch two 64 KiB blocks.
     expect(incremental.result.bytesRead).toBe(3 * 65_536);
     expect(await imageEquals(path, volumes[0]!)).toBe(true);
+    expect(rig.fc.backupResourceCount).toBe(0);
+  });
+
+  it('a test-only gbBytes the volumes do not have is refused with integrity once getcbt shows where the volume ends', async () => {
+    rig = await startRig({ gbBytes: 1024 * MIB });
+    const { vm, volumes } = rig.fc.addVm({ name: 'gb', volumes: [{}] });
+    writePattern(volumes[0]!, 5);
+    const session = await rig.connect({ gbBytes: 8 * MIB });
+    const host = hostFor(await session.listHosts(), vm.urn);
+    expect(host.disks[0]!.sizeBytes).toBe(8 * MIB);
+    const snapshot = await session.createSnapshot(host);
+    const error = await session.openReader(host.disks[0]!, { snapshot }).catch((e) => e);
+    expect([error.code, error.retryable, error.message]).toEqual([
+      'integrity',
+      false,
+      `volume ${volumes[0]!.uri}: getcbt lists ${1024 * MIB} bytes of blocks, its size says ${8 * MIB}`,
+    ]);
     expect(rig.fc.backupResourceCount).toBe(0);
   });
 

@@ -1,22 +1,29 @@
-import { secret } from '@syncproxy/core';
+import { boundedString, secret, urlField } from '@syncproxy/core';
 import { z } from 'zod';
 
-/** A Dorado's management address: `https://<ip or name>:8088`, nothing after the port. */
-const doradoUrl = z
-  .url({ protocol: /^https?$/ })
-  .refine((value) => new URL(value).pathname.replace(/\/+$/, '') === '', {
-    message: 'the management address only, such as https://192.168.1.10:8088',
-  });
+/** Names, ids and IQNs: far shorter than this on HCS and Dorado. */
+const NAME_CHARS = 256;
+
+/**
+ * A Dorado's management address: `https://<ip or name>:8088`, nothing after the port.
+ * `urlField` stops at a value that is no URL, so the path check only sees one that parses.
+ */
+const doradoUrl = urlField({ protocols: ['https', 'http'] }).refine(
+  (value) => new URL(value).pathname.replace(/\/+$/, '') === '',
+  { message: 'the management address only, such as https://192.168.1.10:8088' },
+);
 
 /** One storage of the "add platform" form: type, management address, user, password, user type. */
 export const storageSchema = z.object({
   type: z.literal('DORADO').describe('Storage type'),
   url: doradoUrl.describe('Management address, https://<ip>:8088'),
-  user: z.string().min(1).describe('Storage user'),
-  password: secret(z.string().min(1)).describe('Storage password'),
+  user: boundedString({ minChars: 1, maxChars: NAME_CHARS }).describe('Storage user'),
+  password: secret(boundedString({ minChars: 1, maxChars: 1024 })).describe('Storage password'),
   userType: z.enum(['local', 'LDAP', 'RADIUS']).default('local').describe('User type: local, LDAP or RADIUS'),
   /** A vStore the user belongs to (`vstorename` at login); the system vStore when absent. */
-  vstoreName: z.string().min(1).optional().describe('vStore name (optional)'),
+  vstoreName: boundedString({ minChars: 1, maxChars: NAME_CHARS })
+    .optional()
+    .describe('vStore name (optional)'),
 });
 
 /**
@@ -27,21 +34,26 @@ export const storageSchema = z.object({
  * Dorado knows it: the host (and its initiators) snapshots are mapped to.
  */
 export const hcsConfigSchema = z.object({
-  iamUrl: z.url({ protocol: /^https?$/ }).describe('IAM auth URL, https://iam-apigateway-proxy.<domain>/v3'),
-  tenantId: z.string().min(1).describe('Tenant ID (the user’s domain id)'),
-  user: z.string().min(1).describe('User name'),
-  password: secret(z.string().min(1)).describe('Password'),
-  projectDomainId: z.string().min(1).describe('Project domain ID (usually the tenant ID)'),
-  projectName: z.string().min(1).describe('Project name'),
-  region: z
-    .string()
+  iamUrl: urlField({ protocols: ['https', 'http'] }).describe(
+    'IAM auth URL, https://iam-apigateway-proxy.<domain>/v3',
+  ),
+  tenantId: boundedString({ minChars: 1, maxChars: NAME_CHARS }).describe('Tenant ID (the user’s domain id)'),
+  user: boundedString({ minChars: 1, maxChars: NAME_CHARS }).describe('User name'),
+  password: secret(boundedString({ minChars: 1, maxChars: 1024 })).describe('Password'),
+  projectDomainId: boundedString({ minChars: 1, maxChars: NAME_CHARS }).describe(
+    'Project domain ID (usually the tenant ID)',
+  ),
+  projectName: boundedString({ minChars: 1, maxChars: NAME_CHARS }).describe('Project name'),
+  region: boundedString({ maxChars: 64 })
     .regex(/^[a-z0-9]+(-[a-z0-9]+)+$/, 'the region id such as mx-ags-1, not its display name')
     .describe('Project region id'),
   proxy: z
     .object({
-      hostName: z.string().min(1).describe('Name of the proxy’s host object on the Dorado'),
+      hostName: boundedString({ minChars: 1, maxChars: NAME_CHARS }).describe(
+        'Name of the proxy’s host object on the Dorado',
+      ),
       initiators: z
-        .array(z.string().min(1))
+        .array(boundedString({ minChars: 1, maxChars: NAME_CHARS }))
         .min(1)
         .describe('The proxy’s iSCSI IQNs or FC WWPNs, added to that host when it is created'),
     })

@@ -4,6 +4,7 @@ import {
   defineConnector,
   type NetworkRequirement,
   type SourceConnector,
+  SyncproxyError,
   systemClock,
 } from '@syncproxy/core';
 import { type HcsConfig, hcsConfigSchema } from './config.js';
@@ -21,6 +22,13 @@ export interface HcsConnectorOptions {
   locateTimeoutMs?: number;
   /** The hash-diff chunk size when no previous manifest says it. Default 4 MiB. */
   chunkSizeBytes?: number;
+  /**
+   * TEST-ONLY: bytes per EVS GB. HCS sizes volumes in GiB (the default); only
+   * a test against the mock started with the same `gbBytes` sets another. A
+   * wrong value cannot give a wrong image: a snapshot whose LUN holds another
+   * size than the volume listed is refused (`integrity`).
+   */
+  gbBytes?: number;
 }
 
 function portOf(url: URL, fallback: number): number {
@@ -46,6 +54,14 @@ export function hcsNetworkRequirements(config: Pick<HcsConfig, 'iamUrl' | 'stora
 /** An HCS connector with its own settings. */
 export function createHcsConnector(options: HcsConnectorOptions = {}): SourceConnector<HcsConfig> {
   const clock = options.clock ?? systemClock;
+  const gbBytes = options.gbBytes ?? 1024 ** 3;
+  if (!Number.isSafeInteger(gbBytes) || gbBytes <= 0 || gbBytes % 512 !== 0) {
+    throw new SyncproxyError(`gbBytes must be a positive multiple of 512 (got ${gbBytes})`, {
+      code: 'config',
+      retryable: false,
+      details: { field: 'gbBytes' },
+    });
+  }
   return defineConnector<HcsConfig>({
     id: 'hcs',
     displayName: 'Huawei Cloud Stack 8.0.2 (OceanStor Dorado snapshots)',
@@ -85,6 +101,7 @@ export function createHcsConnector(options: HcsConnectorOptions = {}): SourceCon
         }),
         logger: context.logger,
         clock,
+        gbBytes,
         ...(context.mountSlots ? { mountSlots: context.mountSlots } : {}),
         ...(context.devices ? { devices: context.devices } : {}),
         ...(options.locateTimeoutMs !== undefined ? { locateTimeoutMs: options.locateTimeoutMs } : {}),

@@ -28,8 +28,6 @@ import { type EvsVolume, type HcsClient, PLATFORM, SUPPORTED_HCS_RELEASE } from 
 import { lunNameOf } from './lun-name.js';
 import { openSnapshotReader } from './snapshot-reader.js';
 
-const GIB = 1024 ** 3;
-
 /** Names of what this SDK creates on a Dorado start with this; descriptions with {@link SDK_DESCRIPTION}. */
 export const SDK_PREFIX = 'syncproxy-';
 /** `syncproxy:<created epoch seconds>:<what it belongs to>`: how sweep recognises and dates them. */
@@ -62,6 +60,8 @@ export interface HcsSessionOptions {
   storages: DoradoClient[];
   logger: Logger;
   clock: Clock;
+  /** Bytes per EVS GB: 1 GiB but in tests against a shrunk mock. */
+  gbBytes: number;
   mountSlots?: MountSlotProvider;
   devices?: DeviceDirectories;
   /** How long the mapped snapshot may take to appear on the proxy. Default 120 s. */
@@ -167,7 +167,7 @@ export class HcsSession implements ConnectorSession {
         disks.push({
           id: volume.id,
           name: volume.name,
-          sizeBytes: volume.size * GIB,
+          sizeBytes: volume.size * this.#options.gbBytes,
           ...(device ? { device } : {}),
           boot: a.bootIndex === '0' || volume.bootable === 'true',
           attributes: { ...(volume.wwn ? { wwn: volume.wwn } : {}), status: volume.status },
@@ -248,6 +248,22 @@ export class HcsSession implements ConnectorSession {
     try {
       const found: Array<{ disk: Disk; storage: DoradoClient; lun: DoradoLun }> = [];
       for (const disk of host.disks) found.push({ disk, ...(await this.#lunOf(disk)) });
+      for (const f of found) {
+        // The reader copies the LUN's capacity: one that is not the volume's listed size is another
+        // LUN, a resize since the listing, or a wrong `gbBytes`, and an image of it would be wrong.
+        const lunBytes = Number(f.lun.CAPACITY) * 512;
+        if (lunBytes !== f.disk.sizeBytes) {
+          throw new SyncproxyError(
+            `volume ${f.disk.id}: its LUN ${f.lun.ID} on ${f.storage.url} holds ${lunBytes} bytes, the volume is listed with ${f.disk.sizeBytes}: list the hosts again (was it resized?)`,
+            {
+              code: 'integrity',
+              retryable: false,
+              platform: PLATFORM,
+              details: { volumeId: f.disk.id, lunId: f.lun.ID, lunBytes, listedBytes: f.disk.sizeBytes },
+            },
+          );
+        }
+      }
       for (const storage of new Set(found.map((f) => f.storage))) {
         const mine = found.filter((f) => f.storage === storage);
         const record = (

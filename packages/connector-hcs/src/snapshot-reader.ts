@@ -121,10 +121,12 @@ export async function openSnapshotReader(options: SnapshotReaderOptions): Promis
         options,
       );
     const path = await locate(current.snapshotWwn);
+    // 'allocated': a mapped LUN is a block device, which shows no holes, so it is read whole; an
+    // image file (the mock's) is read by its data ranges only.
     const device = await openDeviceReader({
       path,
       diskSize: current.sizeBytes,
-      extents: 'whole',
+      extents: 'allocated',
       mountSlot: slot,
       onClose: cleanup,
     });
@@ -198,19 +200,34 @@ async function baseToHash(
   return undefined;
 }
 
-/** The SHA-256 per chunk of the base snapshot as mapped: what the previous sync sent. */
+/**
+ * The SHA-256 per chunk of the base snapshot as mapped: what the previous
+ * sync sent. Only chunks its data ranges touch are read (all of them on a
+ * block device); the others read as zeroes.
+ */
 async function manifestOf(
   path: string,
   diskSize: number,
   options: SnapshotReaderOptions,
 ): Promise<DiskManifest> {
-  const reader = await openDeviceReader({ path, diskSize, extents: 'whole' });
+  const reader = await openDeviceReader({ path, diskSize, extents: 'allocated' });
   try {
-    const manifest = DiskManifest.create({ diskSize, chunkSizeBytes: options.chunkSizeBytes });
+    const { chunkSizeBytes, signal } = options;
+    const manifest = DiskManifest.create({ diskSize, chunkSizeBytes });
+    const withData = new Set<number>();
+    for await (const extent of reader.extents(signal ? { signal } : undefined)) {
+      if (extent.kind !== 'data' || extent.length === 0) continue;
+      const last = Math.floor((extent.offset + extent.length - 1) / chunkSizeBytes);
+      for (let index = Math.floor(extent.offset / chunkSizeBytes); index <= last; index++)
+        withData.add(index);
+    }
     for (let index = 0; index < manifest.chunkCount; index++) {
-      if (options.signal?.aborted)
-        throw new SyncproxyError('hash of the base snapshot aborted', { code: 'aborted' });
-      const data = await reader.read(index * options.chunkSizeBytes, manifest.chunkLength(index));
+      if (signal?.aborted) throw new SyncproxyError('hash of the base snapshot aborted', { code: 'aborted' });
+      if (!withData.has(index)) {
+        manifest.set(index, 'zero');
+        continue;
+      }
+      const data = await reader.read(index * chunkSizeBytes, manifest.chunkLength(index));
       manifest.set(index, isAllZero(data) ? 'zero' : createHash('sha256').update(data).digest());
     }
     manifest.complete = true;

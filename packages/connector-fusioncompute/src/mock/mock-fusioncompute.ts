@@ -40,10 +40,18 @@ export interface MockFusionComputeOptions {
   cbtBlockBytes?: number;
   /** The product limit the CNAs enforce: backup connections at once per host. Default 8 (lift it only in benchmarks). */
   maxConnectionsPerHost?: number;
+  /**
+   * TEST-ONLY: the bytes one `quantityGB` stands for in this mock. Default
+   * 1 GiB, as on FusionCompute. A smaller value (a multiple of the CBT block,
+   * e.g. 8 MiB) shrinks every volume while the VRM still says whole GB, so
+   * suites that compare disks byte by byte stay cheap. The connector must
+   * then be created with the same `gbBytes`.
+   */
+  gbBytes?: number;
 }
 
 export interface MockVolumeSpec {
-  /** Size in bytes; the VRM reports whole GB (`quantityGB`), so it is rounded up. */
+  /** Size in bytes; the VRM reports whole GB (`quantityGB`), so it is rounded up (to `gbBytes`). */
   sizeBytes?: number;
   shared?: boolean;
   independent?: boolean;
@@ -124,6 +132,9 @@ export async function startMockFusionCompute(
     bitmapEncoding: options.bitmapEncoding ?? 'hex',
   });
   const cbtBlock = options.cbtBlockBytes ?? 64 * 1024;
+  const gbBytes = options.gbBytes ?? GIB;
+  if (!Number.isSafeInteger(gbBytes) || gbBytes <= 0 || gbBytes % cbtBlock !== 0)
+    throw new Error(`gbBytes must be a positive multiple of the CBT block ${cbtBlock} (got ${gbBytes})`);
   const vrm = await startMockServer<MockFcState>({ state, routes: vrmRoutes(), tls: true });
   const cnas: MockCna[] = [];
   try {
@@ -197,13 +208,13 @@ export async function startMockFusionCompute(
       };
       const volumes = spec.volumes.map((v): MockVolume => {
         const volId = state.nextId('vol');
-        const quantityGB = Math.max(1, Math.ceil((v.sizeBytes ?? GIB) / GIB));
+        const quantityGB = Math.max(1, Math.ceil((v.sizeBytes ?? gbBytes) / gbBytes));
         const volume: MockVolume = {
           id: volId,
           urn: `urn:sites:${state.siteId}:volumes:${volId}`,
           uri: `${state.siteUri}/volumes/${volId}`,
           name: `${vm.name}-disk${vm.volumeIds.length + 1}`,
-          disk: new VirtualDisk({ sizeBytes: quantityGB * GIB, blockSizeBytes: cbtBlock }),
+          disk: new VirtualDisk({ sizeBytes: quantityGB * gbBytes, blockSizeBytes: cbtBlock }),
           quantityGB,
           volType: v.shared ? 'share' : 'normal',
           indepDisk: v.independent === true,
@@ -225,7 +236,7 @@ export async function startMockFusionCompute(
         for (const volId of vm.volumeIds) {
           const volume = state.volumes.get(volId)!;
           const grown = new VirtualDisk({
-            sizeBytes: (volume.quantityGB + 1) * GIB,
+            sizeBytes: (volume.quantityGB + 1) * gbBytes,
             blockSizeBytes: cbtBlock,
           });
           for (const extent of volume.disk.allocatedExtents())

@@ -130,7 +130,7 @@ async function resource(req: MockRequest, path: string, state: MockHcsState): Pr
       ID: l.ID,
       NAME: l.NAME,
       WWN: l.WWN,
-      CAPACITY: String((state.volumes.get(l.volumeId)!.sizeGb * 1024 ** 3) / 512),
+      CAPACITY: String((state.volumes.get(l.volumeId)!.sizeGb * state.gbBytes) / 512),
     }));
     return ok(listed(luns, q));
   }
@@ -145,7 +145,9 @@ async function resource(req: MockRequest, path: string, state: MockHcsState): Pr
     WWN: s.WWN,
     RUNNINGSTATUS: s.active ? '43' : '45',
     TIMESTAMP: s.TIMESTAMP,
-    USERCAPACITY: String((state.volumes.get(state.luns.get(s.PARENTID)!.volumeId)!.sizeGb * 1024 ** 3) / 512),
+    USERCAPACITY: String(
+      (state.volumes.get(state.luns.get(s.PARENTID)!.volumeId)!.sizeGb * state.gbBytes) / 512,
+    ),
   });
   if (path === '/snapshot' && m === 'POST') {
     const b = body();

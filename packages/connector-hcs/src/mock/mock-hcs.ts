@@ -15,6 +15,14 @@ export interface MockHcsOptions {
   now?: () => number;
   /** The Dorado user's type: the login's `scope` must match it. Default local. */
   userType?: 'local' | 'LDAP' | 'RADIUS';
+  /**
+   * TEST-ONLY: the bytes one EVS GB stands for in this mock. Default 1 GiB,
+   * as on HCS. A smaller value (a multiple of 512, e.g. 8 MiB) shrinks every
+   * volume, its LUN's `CAPACITY` and its mapped image alike while EVS still
+   * says whole GB, so suites that compare disks byte by byte stay cheap. The
+   * connector must then be created with the same `gbBytes`.
+   */
+  gbBytes?: number;
 }
 
 export interface MockServerSpec {
@@ -34,6 +42,8 @@ export interface MockHcs {
   readonly password: string;
   readonly storagePassword: string;
   readonly proxyInitiator: string;
+  /** Bytes per EVS GB in this mock (see {@link MockHcsOptions.gbBytes}). */
+  readonly gbBytes: number;
   /** A connector config (the product form) that reaches this mock. */
   config(): Record<string, unknown>;
   addServer(spec: MockServerSpec): { server: MockServerRecord; volumes: MockVolumeRecord[] };
@@ -76,7 +86,10 @@ export async function startMockHcs(options: MockHcsOptions = {}): Promise<MockHc
   const imagesDir = join(workDir, 'images');
   await mkdir(devicesDir);
   await mkdir(imagesDir);
-  const state = new MockHcsState(devicesDir, imagesDir);
+  const gbBytes = options.gbBytes ?? 1024 ** 3;
+  if (!Number.isSafeInteger(gbBytes) || gbBytes <= 0 || gbBytes % 512 !== 0)
+    throw new Error(`gbBytes must be a positive multiple of 512 (got ${gbBytes})`);
+  const state = new MockHcsState(devicesDir, imagesDir, gbBytes);
   const now = options.now ?? Date.now;
   const ids = {
     tenantId: randomUUID().replace(/-/g, ''),
@@ -134,6 +147,7 @@ export async function startMockHcs(options: MockHcsOptions = {}): Promise<MockHc
     password: ids.password,
     storagePassword,
     proxyInitiator,
+    gbBytes,
     config() {
       return {
         iamUrl: `${hcs.url}/v3`,

@@ -2,8 +2,6 @@ import type { ConnectorContext } from '@syncproxy/core';
 import type { MockHostRef, MockHostSpec, MockPlatform } from '@syncproxy/testkit/mock';
 import { type MockHcs, type MockHcsOptions, startMockHcs } from './mock-hcs.js';
 
-const GIB = 1024 ** 3;
-
 /** The HCS mock as the testkit's contract suite drives it. */
 export interface HcsMockPlatform extends MockPlatform {
   readonly mock: MockHcs;
@@ -14,6 +12,8 @@ export interface HcsMockPlatform extends MockPlatform {
  * A {@link MockPlatform} over {@link startMockHcs}. EVS sizes volumes in whole
  * GB, so each disk the suite asks for is rounded up to GB (sparse: only
  * written blocks cost memory) and the rounded size is what the host lists.
+ * With `gbBytes` (test-only, see {@link MockHcsOptions.gbBytes}) a GB is that
+ * many bytes, for the mock and for a connector created with the same value.
  */
 export async function createHcsMockPlatform(options: MockHcsOptions = {}): Promise<HcsMockPlatform> {
   const mock = await startMockHcs(options);
@@ -27,12 +27,12 @@ export async function createHcsMockPlatform(options: MockHcsOptions = {}): Promi
     async createHost(spec: MockHostSpec): Promise<MockHostRef> {
       const { server, volumes } = mock.addServer({
         name: spec.name,
-        volumesGb: spec.disks.map((d) => Math.max(1, Math.ceil(d.sizeBytes / GIB))),
+        volumesGb: spec.disks.map((d) => Math.max(1, Math.ceil(d.sizeBytes / mock.gbBytes))),
       });
       return {
         id: server.id,
         name: spec.name,
-        disks: volumes.map((v) => ({ id: v.id, sizeBytes: v.sizeGb * GIB })),
+        disks: volumes.map((v) => ({ id: v.id, sizeBytes: v.sizeGb * mock.gbBytes })),
       };
     },
     config: () => mock.config(),

@@ -14,7 +14,7 @@ export interface MockServerRecord {
 export interface MockVolumeRecord {
   id: string;
   name: string;
-  /** Whole GB, as EVS sizes volumes. */
+  /** Whole GB, as EVS sizes volumes; the disk holds `sizeGb * gbBytes` bytes. */
   sizeGb: number;
   wwn: string;
   serverId: string;
@@ -109,6 +109,8 @@ export class MockHcsState {
   constructor(
     readonly devicesDir: string,
     readonly imagesDir: string,
+    /** Bytes one EVS GB holds here: 1 GiB, unless a test shrinks it (see `MockHcsOptions.gbBytes`). */
+    readonly gbBytes: number = 1024 ** 3,
   ) {}
 
   nextId(): string {
@@ -188,7 +190,7 @@ export class MockHcsState {
       serverId: spec.serverId,
       device: spec.device,
       boot: spec.boot,
-      disk: new VirtualDisk({ sizeBytes: spec.sizeGb * 1024 ** 3 }),
+      disk: new VirtualDisk({ sizeBytes: spec.sizeGb * this.gbBytes }),
       lunId,
     };
     this.volumes.set(id, volume);
