@@ -1,12 +1,4 @@
-import {
-  isOldEnough,
-  type Logger,
-  planSweep,
-  type SweepOptions,
-  type SweepReport,
-  type SweptResource,
-  SyncproxyError,
-} from '@syncproxy/core';
+import { type Logger, planSweep, SweepLedger, type SweepOptions, type SweepReport } from '@syncproxy/core';
 import type { CinderSnapshot } from './openstack/client.js';
 
 /**
@@ -44,47 +36,14 @@ export async function sweepSnapshots(
     if (snapshot.metadata?.[SNAPSHOT_METADATA.managed] === 'true') found.push(snapshot);
   }
   found.sort((a, b) => a.id.localeCompare(b.id));
-  const resources: SweptResource[] = [];
-  const failures: { id: string; error: unknown }[] = [];
+  const ledger = new SweepLedger(plan, target.logger);
   for (const snapshot of found) {
     const createdAt = cinderTimeToIso(snapshot.created_at);
-    if (!isOldEnough(plan, createdAt)) continue;
-    const resource: SweptResource = {
-      kind: 'snapshot',
-      id: snapshot.id,
-      ...(createdAt ? { createdAt } : {}),
-      deleted: false,
-    };
-    resources.push(resource);
-    if (plan.dryRun || plan.isKept(snapshot.id)) continue;
-    try {
-      await target.remove(snapshot.id);
-      resource.deleted = true;
-    } catch (error) {
-      target.logger.warn(
-        {
-          snapshotId: snapshot.id,
-          error: (error as Error)?.message,
-        },
-        'sweep could not delete a snapshot',
-      );
-      failures.push({ id: snapshot.id, error });
-    }
-  }
-  if (failures.length > 0) {
-    const first = failures[0]!;
-    const deleted = resources.filter((r) => r.deleted).map((r) => r.id);
-    throw new SyncproxyError(
-      `sweep deleted ${deleted.length} of ${deleted.length + failures.length} snapshot(s); ${failures.map((f) => f.id).join(', ')} could not be deleted: ${(first.error as Error)?.message ?? String(first.error)}`,
-      {
-        code: SyncproxyError.isInstance(first.error) ? first.error.code : 'platform',
-        retryable: SyncproxyError.isInstance(first.error) ? first.error.retryable : false,
-        cause: first.error,
-        details: { deleted, failed: failures.map((f) => f.id) },
-      },
+    await ledger.consider({ kind: 'snapshot', id: snapshot.id, ...(createdAt ? { createdAt } : {}) }, () =>
+      target.remove(snapshot.id),
     );
   }
-  return { resources };
+  return ledger.report();
 }
 
 /** Cinder writes UTC without a zone (`2026-03-01T00:00:00.000000`); JavaScript would read that as local time. */
