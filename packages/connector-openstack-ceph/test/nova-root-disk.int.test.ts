@@ -14,6 +14,7 @@ import { adminRbd, type CephCluster, startCephCluster, stopCephCluster } from '.
 const KiB = 1024;
 const MiB = 1024 * KiB;
 const NOVA_POOL = 'vms';
+const GLANCE_POOL = 'images';
 
 let cluster: CephCluster | undefined;
 let mock: MockOpenstack;
@@ -32,8 +33,10 @@ function adminCeph(args: string[]): void {
 beforeAll(async () => {
   cluster = startCephCluster();
   // Nova's pool, and the connector's user allowed in it as in the README (profile rbd on both pools).
-  adminCeph(['osd', 'pool', 'create', NOVA_POOL, '8', '8']);
-  adminCeph(['osd', 'pool', 'application', 'enable', NOVA_POOL, 'rbd']);
+  for (const pool of [NOVA_POOL, GLANCE_POOL]) {
+    adminCeph(['osd', 'pool', 'create', pool, '8', '8']);
+    adminCeph(['osd', 'pool', 'application', 'enable', pool, 'rbd']);
+  }
   adminCeph([
     'auth',
     'caps',
@@ -41,7 +44,7 @@ beforeAll(async () => {
     'mon',
     'profile rbd',
     'osd',
-    `profile rbd pool=${cluster.pool}, profile rbd pool=${NOVA_POOL}`,
+    `profile rbd pool=${cluster.pool}, profile rbd pool=${NOVA_POOL}, profile rbd-read-only pool=${GLANCE_POOL}`,
   ]);
   mock = await startMockOpenstack({ ceph: cluster, novaPool: NOVA_POOL });
   session = await createOpenstackCephConnector({ pollDelaysMs: [0, 10, 50] }).connect(mock.config());
@@ -67,8 +70,8 @@ function pattern(length: number, seed: number): Uint8Array {
 }
 
 /** The synced image, and Ceph's own `rbd export` of the disk. */
-async function imageAndTruth(diskId: string, sizeBytes: number): Promise<[Buffer, Buffer]> {
-  const image = await readFile(join(dir, imageFileName(diskId)));
+async function imageAndTruth(diskId: string, sizeBytes: number, target = dir): Promise<[Buffer, Buffer]> {
+  const image = await readFile(join(target, imageFileName(diskId)));
   return [image, Buffer.from(await mock.readDisk(diskId, 0, sizeBytes))];
 }
 
@@ -196,5 +199,56 @@ describe('image-booted instance, root disk in the Nova pool (real Ceph)', () => 
       `the instance boots from an image and no Nova pool (${NOVA_POOL}) holds ${id}_disk: its root disk is ephemeral on the compute node and is not synced`,
     );
     mock.state.servers.delete(id);
+  });
+
+  it('syncs a root disk that is a copy-on-write clone of a Glance image, parent data included', async () => {
+    // Glance on the same Ceph: the image is `images/<id>@snap`, protected; Nova clones it into its pool.
+    const glance = `${GLANCE_POOL}/${randomUUID()}`;
+    const size = 2 * MiB;
+    await adminRbd(
+      cluster!,
+      ['import', '--no-progress', '--object-size', String(64 * KiB), '-', glance],
+      Buffer.from(pattern(size, 5)),
+    );
+    await adminRbd(cluster!, ['snap', 'create', '--no-progress', `${glance}@snap`]);
+    await adminRbd(cluster!, ['snap', 'protect', `${glance}@snap`]);
+    const ref = await mock.createImageBootedHost({
+      name: 'clone-01',
+      rootDiskBytes: size,
+      cloneOf: `${glance}@snap`,
+    });
+    const id = `${ref.id}_disk`;
+    // A target holds the images of one host.
+    const target = join(dir, 'clone-01');
+    await mock.writeDisk(id, MiB + 5, pattern(100 * KiB, 6));
+    const listed = (await session.listHosts()).find((h) => h.id === ref.id)!;
+    expect(listed.disks.map((d) => [d.id, d.sizeBytes])).toEqual([[id, size]]);
+
+    const full = await syncHost({
+      session,
+      platform: 'openstack-ceph',
+      hostId: ref.id,
+      target,
+      mode: 'full',
+    });
+    expect([full.ok, full.mode]).toEqual([true, 'full']);
+    let [image, truth] = await imageAndTruth(id, size, target);
+    // The parent's bytes are in the image: the clone's own objects cover only the write.
+    expect(truth.subarray(0, 64 * KiB).equals(Buffer.from(pattern(size, 5)).subarray(0, 64 * KiB))).toBe(
+      true,
+    );
+    expect(image.equals(truth)).toBe(true);
+
+    await mock.writeDisk(id, 300 * KiB, pattern(10 * KiB, 7));
+    const incremental = await syncHost({
+      session,
+      platform: 'openstack-ceph',
+      hostId: ref.id,
+      target,
+      mode: 'incremental',
+    });
+    expect([incremental.ok, incremental.mode]).toEqual([true, 'incremental']);
+    [image, truth] = await imageAndTruth(id, size, target);
+    expect(image.equals(truth)).toBe(true);
   });
 });

@@ -37,6 +37,12 @@ export interface MockImageBootedHostSpec {
   rootDiskBytes: number;
   /** The flavor's root disk. Default: the root disk rounded up to GiB. */
   flavorDiskGiB?: number;
+  /**
+   * A protected RBD snapshot (`pool/image@snap`, Glance's on a shared Ceph) the
+   * root disk is a copy-on-write clone of, as Nova makes it; its size is then
+   * the parent's, and `rootDiskBytes` must match it.
+   */
+  cloneOf?: string;
   /** Cinder volumes attached besides the root disk. */
   volumes?: MockHostSpec['disks'];
 }
@@ -177,14 +183,18 @@ export async function startMockOpenstack(options: MockOpenstackOptions): Promise
       const id = randomUUID();
       const rootId = `${id}_disk`;
       const rootSpec = `${options.novaPool}/${rootId}`;
-      await adminRbd(ceph, [
-        'create',
-        '--size',
-        `${hostSpec.rootDiskBytes}B`,
-        '--object-size',
-        String(options.objectSizeBytes ?? 64 * 1024),
-        rootSpec,
-      ]);
+      if (hostSpec.cloneOf !== undefined) {
+        await adminRbd(ceph, ['clone', hostSpec.cloneOf, rootSpec]);
+      } else {
+        await adminRbd(ceph, [
+          'create',
+          '--size',
+          `${hostSpec.rootDiskBytes}B`,
+          '--object-size',
+          String(options.objectSizeBytes ?? 64 * 1024),
+          rootSpec,
+        ]);
+      }
       rootDisks.set(rootId, { spec: rootSpec, sizeBytes: hostSpec.rootDiskBytes });
       const { volumeIds, disks } = await createVolumes(id, hostSpec.name, hostSpec.volumes ?? [], false);
       const diskGiB = hostSpec.flavorDiskGiB ?? Math.ceil(hostSpec.rootDiskBytes / 1024 ** 3);
