@@ -115,6 +115,9 @@ class OpenstackCephSession implements ConnectorSession {
     private readonly now: () => number,
   ) {}
 
+  /** Why a cluster's Nova pool had no images at the last listing (missing, not readable), by cluster. */
+  private readonly novaPoolProblems = new Map<number, string>();
+
   async verify(): Promise<PlatformStatus> {
     await this.client.authenticate(true);
     let hostCount = 0;
@@ -166,31 +169,43 @@ class OpenstackCephSession implements ConnectorSession {
   /**
    * Where the root disks of image-booted instances are: for each cluster, the
    * images of its Nova pool, keyed `<image>` -> `{cluster, size}` (the first
-   * cluster holding a name wins). A cluster whose Nova pool does not exist (a
-   * cloud whose Nova keeps no disks on it) has none; other failures surface.
+   * cluster holding a name wins).
    */
   private async novaImages(): Promise<Map<string, { cluster: number; sizeBytes: number }>> {
     const found = new Map<string, { cluster: number; sizeBytes: number }>();
-    const lists = await Promise.all(
-      this.config.cephClusters.map(async (cluster, i) => {
-        try {
-          return await this.listImages(i, cluster.novaPool);
-        } catch (error) {
-          if (!SyncproxyError.hasCode(error, 'not-found')) throw error;
-          this.context.logger.debug(
-            { cluster: cluster.clusterName, pool: cluster.novaPool },
-            'no Nova pool on this cluster',
-          );
-          return new Map<string, number>();
-        }
-      }),
-    );
+    const lists = await Promise.all(this.config.cephClusters.map((_, i) => this.listNovaPool(i)));
     lists.forEach((images, i) => {
       for (const [image, sizeBytes] of images) {
         if (!found.has(image)) found.set(image, { cluster: i, sizeBytes });
       }
     });
     return found;
+  }
+
+  /**
+   * The images of a cluster's Nova pool. A pool that does not exist (a Nova
+   * that keeps no disks on this cluster) or that the user may not read (so it
+   * cannot hold a snapshot of ours either) has none: Cinder volumes are still
+   * synced, and the precheck of an image-booted instance says why its root
+   * disk is not. Other failures surface.
+   */
+  private async listNovaPool(i: number): Promise<Map<string, number>> {
+    const cluster = this.config.cephClusters[i]!;
+    try {
+      const images = await this.listImages(i, cluster.novaPool);
+      this.novaPoolProblems.delete(i);
+      return images;
+    } catch (error) {
+      const code = SyncproxyError.isInstance(error) ? error.code : undefined;
+      if (code !== 'not-found' && code !== 'permission') throw error;
+      const problem = code === 'not-found' ? 'does not exist' : 'is not readable by the Ceph user';
+      this.novaPoolProblems.set(i, `pool ${cluster.novaPool} of cluster ${cluster.clusterName} ${problem}`);
+      this.context.logger.debug(
+        { cluster: cluster.clusterName, pool: cluster.novaPool, code },
+        'no root disks in this Nova pool',
+      );
+      return new Map<string, number>();
+    }
   }
 
   /** `rbd ls -l` of a pool: image name -> exact size (snapshot rows left out). */
@@ -335,11 +350,12 @@ class OpenstackCephSession implements ConnectorSession {
       };
     }
     const pools = [...new Set(this.config.cephClusters.map((c) => c.novaPool))].join(', ');
+    const problems = [...this.novaPoolProblems.values()];
     return {
       id: 'root-disk-is-volume',
       title,
       status: 'warn',
-      detail: `the instance boots from an image and no Nova pool (${pools}) holds ${host.id}_disk: its root disk is ephemeral on the compute node and is not synced`,
+      detail: `the instance boots from an image and no Nova pool (${pools}) holds ${host.id}_disk: its root disk is ephemeral on the compute node and is not synced${problems.length > 0 ? ` (${problems.join('; ')})` : ''}`,
       remedy:
         'set novaPool to the pool of Nova images_rbd_pool (images_type=rbd), rebuild the instance from a volume, or sync its data volumes only',
     };
@@ -548,13 +564,7 @@ class OpenstackCephSession implements ConnectorSession {
   /** The RBD snapshots of root disks in each cluster's Nova pool, whatever their name: sweep keeps only its own. */
   private async *listNovaSnapshots(): AsyncGenerator<RbdManagedSnapshot> {
     for (const [i, cluster] of this.config.cephClusters.entries()) {
-      let images: Map<string, number>;
-      try {
-        images = await this.listImages(i, cluster.novaPool);
-      } catch (error) {
-        if (SyncproxyError.hasCode(error, 'not-found')) continue;
-        throw error;
-      }
+      const images = await this.listNovaPool(i);
       for (const image of [...images.keys()].filter((name) => name.endsWith('_disk')).sort()) {
         const spec = `${cluster.novaPool}/${image}`;
         let text: string;

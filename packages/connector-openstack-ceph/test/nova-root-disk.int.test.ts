@@ -251,4 +251,25 @@ describe('image-booted instance, root disk in the Nova pool (real Ceph)', () => 
     [image, truth] = await imageAndTruth(id, size, target);
     expect(image.equals(truth)).toBe(true);
   });
+
+  it('a Ceph user without the Nova pool still lists and sweeps the volumes; the precheck says why the root disk is not synced', async () => {
+    adminCeph([
+      'auth',
+      'caps',
+      'client.cinder',
+      'mon',
+      'profile rbd',
+      'osd',
+      `profile rbd pool=${cluster!.pool}`,
+    ]);
+    const listed = (await session.listHosts()).find((h) => h.id === host.id)!;
+    expect(listed.disks.map((d) => d.id)).toEqual([volumeId]);
+    expect(listed.attributes).toEqual({ status: 'ACTIVE', bootsFromImage: true, rootDiskOnCeph: false });
+    const check = (await session.prechecks(listed)).find((c) => c.id === 'root-disk-is-volume')!;
+    expect([check.status, check.detail]).toEqual([
+      'warn',
+      `the instance boots from an image and no Nova pool (${NOVA_POOL}) holds ${host.id}_disk: its root disk is ephemeral on the compute node and is not synced (pool ${NOVA_POOL} of cluster ceph is not readable by the Ceph user)`,
+    ]);
+    expect((await session.sweep!({ dryRun: true })).resources).toEqual([]);
+  });
 });
