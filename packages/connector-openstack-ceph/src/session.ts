@@ -407,13 +407,12 @@ class OpenstackCephSession implements ConnectorSession {
     try {
       // The RBD snapshot of a root disk is immediate; taken first, it is as close to the Cinder ones as they are to each other.
       const rbdName = novaSnapshotName(this.now());
+      const signal = options.signal ?? this.context.signal;
       for (const { disk, placement } of novaPlanned) {
         const spec = `${placement.pool}/${placement.image}@${rbdName}`;
         await this.clis[placement.cluster]!.run(['snap', 'create', '--no-progress', spec], {
           what: `rbd snap create ${spec}`,
-          ...((options.signal ?? this.context.signal)
-            ? { signal: options.signal ?? this.context.signal }
-            : {}),
+          ...(signal ? { signal } : {}),
         });
         createdRbd.push({ cluster: placement.cluster, spec });
         const data: DiskSnapshotData = { rbdSnapshot: rbdName, ...placement };
