@@ -1,12 +1,4 @@
-import {
-  isOldEnough,
-  type Logger,
-  planSweep,
-  type SweepOptions,
-  type SweepReport,
-  type SweptResource,
-  SyncproxyError,
-} from '@syncproxy/core';
+import { type Logger, planSweep, SweepLedger, type SweepOptions, type SweepReport } from '@syncproxy/core';
 import type { AwsClient } from './client.js';
 
 /** Tags every snapshot this connector creates carries, so leftovers can be found and swept. */
@@ -36,8 +28,7 @@ export async function sweepSnapshots(
     filters: [{ Name: `tag:${SNAPSHOT_TAGS.managed}`, Values: ['true'] }],
     signal,
   });
-  const resources: SweptResource[] = [];
-  const failures: { id: string; error: unknown }[] = [];
+  const ledger = new SweepLedger(plan, logger);
   const sorted = snapshots
     .filter((s) => s.Tags?.some((t) => t.Key === SNAPSHOT_TAGS.managed && t.Value === 'true'))
     .sort((a, b) => (a.SnapshotId ?? '').localeCompare(b.SnapshotId ?? ''));
@@ -47,35 +38,9 @@ export async function sweepSnapshots(
     const createdAt =
       snapshot.StartTime?.toISOString() ??
       snapshot.Tags?.find((t) => t.Key === SNAPSHOT_TAGS.createdAt)?.Value;
-    if (!isOldEnough(plan, createdAt)) continue;
-    const resource: SweptResource = {
-      kind: 'snapshot',
-      id,
-      ...(createdAt ? { createdAt } : {}),
-      deleted: false,
-    };
-    resources.push(resource);
-    if (plan.dryRun || plan.isKept(id)) continue;
-    try {
-      await client.deleteSnapshot(id, signal);
-      resource.deleted = true;
-    } catch (error) {
-      logger.warn({ snapshotId: id, error: (error as Error)?.message }, 'sweep could not delete a snapshot');
-      failures.push({ id, error });
-    }
-  }
-  if (failures.length > 0) {
-    const first = failures[0]!;
-    const deleted = resources.filter((r) => r.deleted).map((r) => r.id);
-    throw new SyncproxyError(
-      `sweep deleted ${deleted.length} of ${deleted.length + failures.length} snapshot(s); ${failures.map((f) => f.id).join(', ')} could not be deleted: ${(first.error as Error)?.message ?? String(first.error)}`,
-      {
-        code: SyncproxyError.isInstance(first.error) ? first.error.code : 'platform',
-        retryable: SyncproxyError.isInstance(first.error) ? first.error.retryable : false,
-        cause: first.error,
-        details: { deleted, failed: failures.map((f) => f.id) },
-      },
+    await ledger.consider({ kind: 'snapshot', id, ...(createdAt ? { createdAt } : {}) }, () =>
+      client.deleteSnapshot(id, signal),
     );
   }
-  return { resources };
+  return ledger.report();
 }

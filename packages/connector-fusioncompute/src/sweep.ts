@@ -1,12 +1,4 @@
-import {
-  isOldEnough,
-  type Logger,
-  planSweep,
-  type SweepOptions,
-  type SweepReport,
-  type SweptResource,
-  SyncproxyError,
-} from '@syncproxy/core';
+import { type Logger, planSweep, SweepLedger, type SweepOptions, type SweepReport } from '@syncproxy/core';
 import type { FcSite, FusionComputeClient } from './client.js';
 
 /** Snapshots and backup resources this SDK creates carry this description prefix; `sweep` looks for it. */
@@ -37,26 +29,15 @@ export async function sweepFusionCompute(
 ): Promise<SweepReport> {
   const plan = planSweep(options);
   const signal = plan.signal ?? sessionSignal;
-  const resources: SweptResource[] = [];
-  const failures: { id: string; error: unknown }[] = [];
-  const consider = async (
+  const ledger = new SweepLedger(plan, logger);
+  const consider = (
     kind: string,
     id: string,
     createTime: string | undefined,
     remove: () => Promise<void>,
   ) => {
     const createdAt = fcTimeToIso(createTime);
-    if (!isOldEnough(plan, createdAt)) return;
-    const resource: SweptResource = { kind, id, ...(createdAt ? { createdAt } : {}), deleted: false };
-    resources.push(resource);
-    if (plan.dryRun || plan.isKept(id)) return;
-    try {
-      await remove();
-      resource.deleted = true;
-    } catch (error) {
-      logger.warn({ id, error: (error as Error)?.message }, `sweep could not delete a ${kind}`);
-      failures.push({ id, error });
-    }
+    return ledger.consider({ kind, id, ...(createdAt ? { createdAt } : {}) }, remove);
   };
   for (const site of sites) {
     for (const listed of await client.vms(site.uri, signal)) {
@@ -76,18 +57,5 @@ export async function sweepFusionCompute(
       }
     }
   }
-  if (failures.length > 0) {
-    const first = failures[0]!;
-    const deleted = resources.filter((r) => r.deleted).map((r) => r.id);
-    throw new SyncproxyError(
-      `sweep deleted ${deleted.length} of ${deleted.length + failures.length} resource(s); ${failures.map((f) => f.id).join(', ')} could not be deleted: ${(first.error as Error)?.message ?? String(first.error)}`,
-      {
-        code: SyncproxyError.isInstance(first.error) ? first.error.code : 'platform',
-        retryable: SyncproxyError.isInstance(first.error) ? first.error.retryable : false,
-        cause: first.error,
-        details: { deleted, failed: failures.map((f) => f.id) },
-      },
-    );
-  }
-  return { resources };
+  return ledger.report();
 }

@@ -1,13 +1,5 @@
 import { randomUUID } from 'node:crypto';
-import {
-  isOldEnough,
-  type Logger,
-  planSweep,
-  type SweepOptions,
-  type SweepReport,
-  type SweptResource,
-  SyncproxyError,
-} from '@syncproxy/core';
+import { type Logger, planSweep, SweepLedger, type SweepOptions, type SweepReport } from '@syncproxy/core';
 import type { CinderSnapshot } from './openstack/client.js';
 
 /**
@@ -60,13 +52,6 @@ export interface CinderSweepTarget {
   logger: Logger;
 }
 
-interface Candidate {
-  id: string;
-  createdAt: string | undefined;
-  kept: boolean;
-  remove(): Promise<void>;
-}
-
 /**
  * Lists the Cinder snapshots this SDK made (metadata `syncproxy:managed=true`)
  * and the RBD snapshots it made of Nova root disks (named by
@@ -84,12 +69,6 @@ export async function sweepSnapshots(
     if (snapshot.metadata?.[SNAPSHOT_METADATA.managed] === 'true') found.push(snapshot);
   }
   found.sort((a, b) => a.id.localeCompare(b.id));
-  const candidates: Candidate[] = found.map((snapshot) => ({
-    id: snapshot.id,
-    createdAt: cinderTimeToIso(snapshot.created_at),
-    kept: plan.isKept(snapshot.id),
-    remove: () => target.remove(snapshot.id),
-  }));
   const rbd: RbdManagedSnapshot[] = [];
   if (target.listRbdManaged) {
     for await (const snapshot of target.listRbdManaged()) {
@@ -97,55 +76,24 @@ export async function sweepSnapshots(
     }
   }
   rbd.sort((a, b) => a.id.localeCompare(b.id));
-  for (const snapshot of rbd) {
-    candidates.push({
-      id: snapshot.id,
-      createdAt: novaSnapshotTime(snapshot.name),
-      kept: plan.isKept(snapshot.id) || plan.isKept(snapshot.name),
-      remove: () => snapshot.remove(),
-    });
-  }
-  const resources: SweptResource[] = [];
-  const failures: { id: string; error: unknown }[] = [];
-  for (const snapshot of candidates) {
-    const { createdAt } = snapshot;
-    if (!isOldEnough(plan, createdAt)) continue;
-    const resource: SweptResource = {
-      kind: 'snapshot',
-      id: snapshot.id,
-      ...(createdAt ? { createdAt } : {}),
-      deleted: false,
-    };
-    resources.push(resource);
-    if (plan.dryRun || snapshot.kept) continue;
-    try {
-      await snapshot.remove();
-      resource.deleted = true;
-    } catch (error) {
-      target.logger.warn(
-        {
-          snapshotId: snapshot.id,
-          error: (error as Error)?.message,
-        },
-        'sweep could not delete a snapshot',
-      );
-      failures.push({ id: snapshot.id, error });
-    }
-  }
-  if (failures.length > 0) {
-    const first = failures[0]!;
-    const deleted = resources.filter((r) => r.deleted).map((r) => r.id);
-    throw new SyncproxyError(
-      `sweep deleted ${deleted.length} of ${deleted.length + failures.length} snapshot(s); ${failures.map((f) => f.id).join(', ')} could not be deleted: ${(first.error as Error)?.message ?? String(first.error)}`,
-      {
-        code: SyncproxyError.isInstance(first.error) ? first.error.code : 'platform',
-        retryable: SyncproxyError.isInstance(first.error) ? first.error.retryable : false,
-        cause: first.error,
-        details: { deleted, failed: failures.map((f) => f.id) },
-      },
+  // An RBD snapshot is kept by its spec `<pool>/<image>@<name>` or by its name alone.
+  const ledger = new SweepLedger(
+    { ...plan, isKept: (id) => plan.isKept(id) || plan.isKept(id.slice(id.lastIndexOf('@') + 1)) },
+    target.logger,
+  );
+  for (const snapshot of found) {
+    const createdAt = cinderTimeToIso(snapshot.created_at);
+    await ledger.consider({ kind: 'snapshot', id: snapshot.id, ...(createdAt ? { createdAt } : {}) }, () =>
+      target.remove(snapshot.id),
     );
   }
-  return { resources };
+  for (const snapshot of rbd) {
+    const createdAt = novaSnapshotTime(snapshot.name);
+    await ledger.consider({ kind: 'snapshot', id: snapshot.id, ...(createdAt ? { createdAt } : {}) }, () =>
+      snapshot.remove(),
+    );
+  }
+  return ledger.report();
 }
 
 /** Cinder writes UTC without a zone (`2026-03-01T00:00:00.000000`); JavaScript would read that as local time. */

@@ -1,12 +1,4 @@
-import {
-  isOldEnough,
-  type Logger,
-  planSweep,
-  type SweepOptions,
-  type SweepReport,
-  type SweptResource,
-  SyncproxyError,
-} from '@syncproxy/core';
+import { type Logger, planSweep, SweepLedger, type SweepOptions, type SweepReport } from '@syncproxy/core';
 import type { VimClient } from './client.js';
 import { child, list, MoRef, readMoRef, text, type XmlNode } from './soap/xml.js';
 
@@ -49,50 +41,18 @@ export async function sweepSnapshots(
     .flatMap(({ obj, props }) => flatten(obj.value, props.get('snapshot')))
     .filter((s) => DESCRIPTION.exec(s.description)?.[1] === s.vm)
     .sort((a, b) => a.moref.localeCompare(b.moref, 'en', { numeric: true }));
-  const resources: SweptResource[] = [];
-  const failures: { id: string; error: unknown }[] = [];
+  const ledger = new SweepLedger(plan, logger);
   for (const snapshot of ours) {
-    if (!isOldEnough(plan, snapshot.createTime)) continue;
-    const resource: SweptResource = {
-      kind: 'snapshot',
-      id: snapshot.moref,
-      ...(snapshot.createTime ? { createdAt: snapshot.createTime } : {}),
-      deleted: false,
-    };
-    resources.push(resource);
-    if (plan.dryRun || plan.isKept(snapshot.moref)) continue;
-    try {
-      await client.removeSnapshot(new MoRef('VirtualMachineSnapshot', snapshot.moref), signal);
-      resource.deleted = true;
-    } catch (error) {
-      if (SyncproxyError.hasCode(error, 'not-found')) {
-        resource.deleted = true;
-        continue;
-      }
-      logger.warn(
-        {
-          snapshot: snapshot.moref,
-          error: (error as Error)?.message,
-        },
-        'sweep could not remove a snapshot',
-      );
-      failures.push({ id: snapshot.moref, error });
-    }
-  }
-  if (failures.length > 0) {
-    const first = failures[0]!;
-    const deleted = resources.filter((r) => r.deleted).map((r) => r.id);
-    throw new SyncproxyError(
-      `sweep removed ${deleted.length} of ${deleted.length + failures.length} snapshot(s); ${failures.map((f) => f.id).join(', ')} could not be removed: ${(first.error as Error)?.message ?? String(first.error)}`,
+    await ledger.consider(
       {
-        code: SyncproxyError.isInstance(first.error) ? first.error.code : 'platform',
-        retryable: SyncproxyError.isInstance(first.error) ? first.error.retryable : false,
-        cause: first.error,
-        details: { deleted, failed: failures.map((f) => f.id) },
+        kind: 'snapshot',
+        id: snapshot.moref,
+        ...(snapshot.createTime ? { createdAt: snapshot.createTime } : {}),
       },
+      () => client.removeSnapshot(new MoRef('VirtualMachineSnapshot', snapshot.moref), signal),
     );
   }
-  return { resources };
+  return ledger.report();
 }
 
 /** The snapshots of a VirtualMachineSnapshotInfo tree, depth first. */

@@ -161,7 +161,7 @@ export {
 } from './scheduler/settings.js';
 export { emptyState, parseStateJson, stateToJson } from './scheduler/state.js';
 export { diskSnapshotOf } from './snapshot-ref.js';
-export { isOldEnough, planSweep, type SweepPlan } from './sweep-options.js';
+export { isOldEnough, planSweep, type SweepCandidate, SweepLedger, type SweepPlan } from './sweep-options.js';
 export { type PrepareTargetDirectoryOptions, prepareTargetDirectory } from './target-directory.js';
 export { type CheckpointStore, FileCheckpointStore, type TransferCheckpoint } from './transfer/checkpoint.js';
 export { ChunkHasher } from './transfer/chunk-hasher.js';

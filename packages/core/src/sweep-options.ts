@@ -1,4 +1,5 @@
-import type { SweepOptions } from './contracts/connector.js';
+import type { SweepOptions, SweepReport, SweptResource } from './contracts/connector.js';
+import type { Logger } from './contracts/logger.js';
 import { SyncproxyError } from './errors/syncproxy-error.js';
 
 /** {@link SweepOptions} checked once, the way every connector's `sweep` reads them. */
@@ -57,4 +58,68 @@ export function isOldEnough(plan: SweepPlan, createdAt: string | undefined): boo
   const at = Date.parse(createdAt);
   // A time the platform wrote that cannot be read is treated as new: sweeping never guesses.
   return Number.isFinite(at) && at < plan.olderThanMs;
+}
+
+/** A resource a sweep found: something this SDK created, by its tag or label. */
+export interface SweepCandidate {
+  kind: string;
+  id: string;
+  /** ISO-8601, when the platform says. */
+  createdAt?: string;
+}
+
+/**
+ * What one sweep found and deleted, with the per-resource rules in one place:
+ * listed when old enough; deleted unless it is a dry run or the id is kept; a
+ * resource already gone counts as deleted; a failed delete does not stop the
+ * others, and {@link SweepLedger.report} then throws one error naming what
+ * was and was not deleted.
+ */
+export class SweepLedger {
+  readonly #plan: SweepPlan;
+  readonly #logger: Logger | undefined;
+  readonly #resources: SweptResource[] = [];
+  readonly #failures: Array<{ id: string; error: unknown }> = [];
+
+  constructor(plan: SweepPlan, logger?: Logger) {
+    this.#plan = plan;
+    this.#logger = logger;
+  }
+
+  /** Considers one candidate; `remove` deletes it on the platform. */
+  async consider(candidate: SweepCandidate, remove: () => Promise<void>): Promise<void> {
+    const { kind, id, createdAt } = candidate;
+    if (!isOldEnough(this.#plan, createdAt)) return;
+    const resource: SweptResource = { kind, id, ...(createdAt ? { createdAt } : {}), deleted: false };
+    this.#resources.push(resource);
+    if (this.#plan.dryRun || this.#plan.isKept(id)) return;
+    try {
+      await remove();
+      resource.deleted = true;
+    } catch (error) {
+      if (SyncproxyError.hasCode(error, 'not-found')) {
+        resource.deleted = true;
+        return;
+      }
+      this.#logger?.warn({ kind, id, error: (error as Error)?.message }, `sweep could not delete a ${kind}`);
+      this.#failures.push({ id, error });
+    }
+  }
+
+  /** The report, or one error (the first failure's code) naming what could not be deleted. */
+  report(): SweepReport {
+    const first = this.#failures[0];
+    if (first === undefined) return { resources: this.#resources };
+    const deleted = this.#resources.filter((r) => r.deleted).map((r) => r.id);
+    const failed = this.#failures.map((f) => f.id);
+    throw new SyncproxyError(
+      `sweep deleted ${deleted.length} of ${deleted.length + failed.length} resource(s); ${failed.join(', ')} could not be deleted: ${(first.error as Error)?.message ?? String(first.error)}`,
+      {
+        code: SyncproxyError.isInstance(first.error) ? first.error.code : 'platform',
+        retryable: SyncproxyError.isInstance(first.error) ? first.error.retryable : false,
+        cause: first.error,
+        details: { deleted, failed },
+      },
+    );
+  }
 }

@@ -2,9 +2,10 @@ import { randomUUID } from 'node:crypto';
 import { mkdir, mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { type ActiveFault, type MockServer, startMockServer } from '@syncproxy/testkit/mock';
+import type { ActiveFault, MockServer } from '@syncproxy/testkit/mock';
 import { type DoradoFault, doradoRoutes } from './dorado-api.js';
 import { hcsRoutes } from './hcs-api.js';
+import { loadTestkit } from './peers.js';
 import { MockHcsState, type MockServerRecord, type MockVolumeRecord } from './state.js';
 
 export interface MockHcsOptions {
@@ -81,6 +82,7 @@ export interface MockHcs {
  * to an image of its content at activation; unmapped, the link goes.
  */
 export async function startMockHcs(options: MockHcsOptions = {}): Promise<MockHcs> {
+  const { startMockServer, VirtualDisk, writeImageFile } = await loadTestkit();
   const workDir = await mkdtemp(join(tmpdir(), 'syncproxy-mock-hcs-'));
   const devicesDir = join(workDir, 'by-id');
   const imagesDir = join(workDir, 'images');
@@ -89,7 +91,7 @@ export async function startMockHcs(options: MockHcsOptions = {}): Promise<MockHc
   const gbBytes = options.gbBytes ?? 1024 ** 3;
   if (!Number.isSafeInteger(gbBytes) || gbBytes <= 0 || gbBytes % 512 !== 0)
     throw new Error(`gbBytes must be a positive multiple of 512 (got ${gbBytes})`);
-  const state = new MockHcsState(devicesDir, imagesDir, gbBytes);
+  const state = new MockHcsState(devicesDir, imagesDir, gbBytes, { VirtualDisk, writeImageFile });
   const now = options.now ?? Date.now;
   const ids = {
     tenantId: randomUUID().replace(/-/g, ''),

@@ -1,7 +1,8 @@
 import { randomBytes } from 'node:crypto';
 import { rm, symlink, unlink } from 'node:fs/promises';
 import { join } from 'node:path';
-import { type DiskSnapshot, VirtualDisk, writeImageFile } from '@syncproxy/testkit/mock';
+import type * as TestkitMock from '@syncproxy/testkit/mock';
+import type { DiskSnapshot, VirtualDisk } from '@syncproxy/testkit/mock';
 import { lunNameOf } from '../lun-name.js';
 
 export interface MockServerRecord {
@@ -61,6 +62,12 @@ export interface MockStats {
   deviceLinks: number;
 }
 
+/**
+ * The testkit's values the state builds disks and device images with. The testkit is an optional
+ * peer, so `startMockHcs` loads it and hands these down; this module only refers to its types.
+ */
+export type MockHcsTestkit = Pick<typeof TestkitMock, 'VirtualDisk' | 'writeImageFile'>;
+
 /** The HCS project and its Dorado, as one mock's state: a back door for tests. */
 export class MockHcsState {
   /** What `GET /v3` says; `8.2.0` or `8.3.0` provoke the refusal. */
@@ -105,13 +112,17 @@ export class MockHcsState {
   };
   #nextId = 1;
   readonly #links = new Map<string, string>();
+  readonly #testkit: MockHcsTestkit;
 
   constructor(
     readonly devicesDir: string,
     readonly imagesDir: string,
     /** Bytes one EVS GB holds here: 1 GiB, unless a test shrinks it (see `MockHcsOptions.gbBytes`). */
-    readonly gbBytes: number = 1024 ** 3,
-  ) {}
+    readonly gbBytes: number,
+    testkit: MockHcsTestkit,
+  ) {
+    this.#testkit = testkit;
+  }
 
   nextId(): string {
     return String(this.#nextId++);
@@ -159,7 +170,7 @@ export class MockHcsState {
       const snapshot = this.snapshots.get(id);
       if (!snapshot?.data) continue;
       const image = join(this.imagesDir, `${id}.img`);
-      await writeImageFile(snapshot.data, image);
+      await this.#testkit.writeImageFile(snapshot.data, image);
       const link = join(this.devicesDir, `wwn-0x${snapshot.WWN}`);
       await symlink(image, link);
       this.#links.set(id, link);
@@ -190,7 +201,7 @@ export class MockHcsState {
       serverId: spec.serverId,
       device: spec.device,
       boot: spec.boot,
-      disk: new VirtualDisk({ sizeBytes: spec.sizeGb * this.gbBytes }),
+      disk: new this.#testkit.VirtualDisk({ sizeBytes: spec.sizeGb * this.gbBytes }),
       lunId,
     };
     this.volumes.set(id, volume);
@@ -198,5 +209,3 @@ export class MockHcsState {
     return volume;
   }
 }
-
-export { VirtualDisk };

@@ -1,12 +1,7 @@
 import { mkdir, rm, symlink } from 'node:fs/promises';
 import { join } from 'node:path';
-import {
-  type MockRequest,
-  type MockResponse,
-  type RouteTable,
-  VirtualDisk,
-  writeImageFile,
-} from '@syncproxy/testkit/mock';
+import type * as TestkitMock from '@syncproxy/testkit/mock';
+import type { MockRequest, MockResponse, RouteTable } from '@syncproxy/testkit/mock';
 import { gatewayError, type MockCredentials, verifySdkSignature } from './aksk-verifier.js';
 import {
   GIB,
@@ -25,6 +20,8 @@ export interface CloudRoutesContext {
   devices: { byIdDir: string; devDir: string };
   /** Size of each object an export writes (the last of a disk may be shorter). */
   exportObjectBytes: number;
+  /** The testkit's disk and image file, loaded as the mock starts (an optional peer, see peers.ts). */
+  testkit: Pick<typeof TestkitMock, 'VirtualDisk' | 'writeImageFile'>;
 }
 
 type Handler = (request: MockRequest, state: MockHuaweiState) => MockResponse | Promise<MockResponse>;
@@ -84,7 +81,7 @@ export function cloudRoutes(context: CloudRoutesContext): RouteTable<MockHuaweiS
     await mkdir(context.devices.devDir, { recursive: true });
     await mkdir(context.devices.byIdDir, { recursive: true });
     const devicePath = join(context.devices.devDir, `vd-${volume.id.slice(0, 8)}`);
-    await writeImageFile(volume.disk, devicePath);
+    await context.testkit.writeImageFile(volume.disk, devicePath);
     // KVM ECSs show a volume as virtio-<first 20 characters of its id>.
     const byIdPath = join(context.devices.byIdDir, `virtio-${volume.id.slice(0, 20)}`);
     await symlink(devicePath, byIdPath);
@@ -298,7 +295,7 @@ export function cloudRoutes(context: CloudRoutesContext): RouteTable<MockHuaweiS
         id: state.newId(),
         name: spec.name ?? 'volume',
         sizeGb,
-        disk: new VirtualDisk({ sizeBytes: sizeGb * GIB }),
+        disk: new context.testkit.VirtualDisk({ sizeBytes: sizeGb * GIB }),
         availabilityZone: spec.availability_zone,
         status: 'creating',
         bootable: false,

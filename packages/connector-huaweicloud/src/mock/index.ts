@@ -1,4 +1,7 @@
 // The Huawei Cloud mock: IAM, ECS, EVS, CBR (with the snapshot data export) and OBS on loopback, for tests of this connector and of products.
+import { requireMockPeers } from './peers.js';
+
+requireMockPeers();
 
 export { gatewayError, type MockCredentials, verifySdkSignature } from './aksk-verifier.js';
 export {

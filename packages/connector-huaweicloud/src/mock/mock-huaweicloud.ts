@@ -1,17 +1,11 @@
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import {
-  type ActiveFault,
-  type FaultRule,
-  type MockServer,
-  type RecordedCall,
-  startMockServer,
-  VirtualDisk,
-} from '@syncproxy/testkit/mock';
+import type { ActiveFault, FaultRule, MockServer, RecordedCall } from '@syncproxy/testkit/mock';
 import type { MockCredentials } from './aksk-verifier.js';
 import { cloudRoutes } from './cloud-routes.js';
 import { obsRoutes } from './obs-routes.js';
+import { loadTestkit } from './peers.js';
 import { GIB, type MockServer as MockEcs, MockHuaweiState, type MockVolume } from './state.js';
 
 export interface MockHuaweiCloudOptions {
@@ -81,6 +75,8 @@ const DEFAULT_CREDENTIALS: MockCredentials = {
 };
 
 export async function startMockHuaweiCloud(options: MockHuaweiCloudOptions = {}): Promise<MockHuaweiCloud> {
+  const testkit = await loadTestkit();
+  const { startMockServer, VirtualDisk } = testkit;
   const credentials = options.credentials ?? DEFAULT_CREDENTIALS;
   const region = options.region ?? 'tr-west-1';
   const bucket = options.bucket ?? 'syncproxy-cache';
@@ -103,6 +99,7 @@ export async function startMockHuaweiCloud(options: MockHuaweiCloudOptions = {})
       pollsUntilDone: options.pollsUntilDone ?? 1,
       devices: { byIdDir, devDir: join(devicesDir, 'dev') },
       exportObjectBytes: options.exportObjectBytes ?? 4 * 1024 * 1024,
+      testkit,
     }),
     notFound: (request) => ({
       status: 404,

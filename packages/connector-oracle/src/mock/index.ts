@@ -1,5 +1,8 @@
 // The OCI mock: Core Services + Identity on loopback with signature checks, and the proxy side
 // (attached volumes as files, iSCSI logins, delta scans), for tests of this connector and of products.
+import { requireMockPeers } from './peers.js';
+
+requireMockPeers();
 
 export {
   fingerprintOf,

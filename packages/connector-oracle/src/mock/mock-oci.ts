@@ -3,11 +3,12 @@ import { mkdtemp, realpath, rm, symlink, unlink } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { Extent } from '@syncproxy/core';
-import { type ActiveFault, type MockServer, startMockServer } from '@syncproxy/testkit/mock';
+import type { ActiveFault, MockServer } from '@syncproxy/testkit/mock';
 import type { IscsiInitiator, IscsiTarget } from '../iscsi-initiator.js';
 import { type MappedRangeScanner, normalizeRanges, type ScanOptions } from '../mapped-range-scanner.js';
 import type { ProxyHostTools } from '../session.js';
 import { ociRoutes } from './oci-api.js';
+import { loadTestkit } from './peers.js';
 import type { MockApiKey } from './signature.js';
 import { BlockMap, Lifecycle, type MockInstance, MockOciState, type MockVolume } from './state.js';
 
@@ -75,6 +76,8 @@ export function fingerprintOf(publicKey: KeyObject): string {
  * delta volume's record.
  */
 export async function startMockOci(options: MockOciOptions = {}): Promise<MockOci> {
+  // First, before anything is created on disk: without the testkit there is nothing to clean up.
+  const { startMockServer } = await loadTestkit();
   const state = new MockOciState();
   const workDir = await mkdtemp(join(tmpdir(), 'syncproxy-mock-oci-'));
   const devicesDir = join(workDir, 'by-id');
