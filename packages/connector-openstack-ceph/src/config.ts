@@ -31,6 +31,14 @@ export const cephClusterSchema = z
       .regex(NAME, 'a cluster name')
       .default('ceph')
       .describe('Cluster name'),
+    /**
+     * Where Nova keeps the root disks of instances booted from an image
+     * (`images_type=rbd`, `images_rbd_pool`): RBD images `<instance uuid>_disk`.
+     */
+    novaPool: boundedString({ maxChars: 128 })
+      .regex(NAME, 'a pool name')
+      .default('vms')
+      .describe('Nova pool (root disks of image-booted instances)'),
     volumeTypes: z
       .array(boundedString({ minChars: 1, maxChars: 255 }))
       .default([])

@@ -20,18 +20,22 @@ import { RbdCli } from './ceph/rbd-cli.js';
 import { openRbdReader } from './ceph/rbd-reader.js';
 import type { CephClusterConfig, OpenstackCephConfig } from './config.js';
 import { type CinderVolume, type NovaServer, OpenstackClient } from './openstack/client.js';
-import { SNAPSHOT_METADATA, sweepSnapshots } from './sweep.js';
+import { novaSnapshotName, type RbdManagedSnapshot, SNAPSHOT_METADATA, sweepSnapshots } from './sweep.js';
 
 export const PLATFORM = 'openstack-ceph';
 const GiB = 1024 ** 3;
 
-/** What a SnapshotRef holds per disk: enough to find the RBD snapshot from any proxy. */
-interface DiskSnapshotData {
-  cinderSnapshotId: string;
-  cluster: number;
-  pool: string;
-  image: string;
-}
+/**
+ * What a SnapshotRef holds per disk: enough to find the RBD snapshot from any
+ * proxy. A Cinder volume's is the Cinder snapshot (RBD `snapshot-<id>`); a Nova
+ * root disk's is an RBD snapshot this connector made itself (`rbdSnapshot`).
+ */
+type DiskSnapshotData =
+  | { cinderSnapshotId: string; cluster: number; pool: string; image: string }
+  | { rbdSnapshot: string; cluster: number; pool: string; image: string };
+
+/** The disk attribute that marks the root disk of an image-booted instance (Nova `images_type=rbd`). */
+const NOVA_ROOT_DISK = 'nova-rbd';
 
 /** Where Cinder keeps a volume: `volume-<name_id or id>` in the pool of the cluster serving its type. */
 interface Placement {
@@ -43,7 +47,7 @@ interface Placement {
 export interface SessionOptions {
   /** Waits between snapshot status polls, growing from the first to the last. */
   pollDelaysMs?: readonly number[];
-  /** The clock token expiry is judged by (tests inject one). */
+  /** The clock token expiry is judged by, and the time in RBD snapshot names (tests inject one). */
   now?: () => number;
 }
 
@@ -97,6 +101,7 @@ export async function openSession(
     client,
     clis,
     options.pollDelaysMs ?? [0, 500, 1000, 2000, 5000],
+    options.now ?? Date.now,
   );
 }
 
@@ -107,7 +112,11 @@ class OpenstackCephSession implements ConnectorSession {
     private readonly client: OpenstackClient,
     private readonly clis: RbdCli[],
     private readonly pollDelaysMs: readonly number[],
+    private readonly now: () => number,
   ) {}
+
+  /** Why a cluster's Nova pool had no images at the last listing (missing, not readable), by cluster. */
+  private readonly novaPoolProblems = new Map<number, string>();
 
   async verify(): Promise<PlatformStatus> {
     await this.client.authenticate(true);
@@ -150,28 +159,74 @@ class OpenstackCephSession implements ConnectorSession {
     const sizes = new Map<string, number>();
     await Promise.all(
       [...clusters].map(async (i) => {
-        const cluster = this.config.cephClusters[i]!;
-        const text = await this.clis[i]!.run(['ls', '-l', '--format', 'json', cluster.pool], {
-          what: `rbd ls ${cluster.pool} (cluster ${cluster.clusterName})`,
-          maxOutputBytes: 256 * 1024 * 1024,
-          ...(this.context.signal ? { signal: this.context.signal } : {}),
-        });
-        const list = JSON.parse(text === '' ? '[]' : text) as Array<{
-          image?: string;
-          size?: number;
-          snapshot?: string;
-        }>;
-        for (const entry of list) {
-          if (
-            entry.snapshot === undefined &&
-            typeof entry.image === 'string' &&
-            typeof entry.size === 'number'
-          ) {
-            sizes.set(`${i}/${entry.image}`, entry.size);
-          }
-        }
+        const pool = this.config.cephClusters[i]!.pool;
+        for (const [image, size] of await this.listImages(i, pool)) sizes.set(`${i}/${image}`, size);
       }),
     );
+    return sizes;
+  }
+
+  /**
+   * Where the root disks of image-booted instances are: for each cluster, the
+   * images of its Nova pool, keyed `<image>` -> `{cluster, size}` (the first
+   * cluster holding a name wins).
+   */
+  private async novaImages(): Promise<Map<string, { cluster: number; sizeBytes: number }>> {
+    const found = new Map<string, { cluster: number; sizeBytes: number }>();
+    const lists = await Promise.all(this.config.cephClusters.map((_, i) => this.listNovaPool(i)));
+    lists.forEach((images, i) => {
+      for (const [image, sizeBytes] of images) {
+        if (!found.has(image)) found.set(image, { cluster: i, sizeBytes });
+      }
+    });
+    return found;
+  }
+
+  /**
+   * The images of a cluster's Nova pool. A pool that does not exist (a Nova
+   * that keeps no disks on this cluster) or that the user may not read (so it
+   * cannot hold a snapshot of ours either) has none: Cinder volumes are still
+   * synced, and the precheck of an image-booted instance says why its root
+   * disk is not. Other failures surface.
+   */
+  private async listNovaPool(i: number): Promise<Map<string, number>> {
+    const cluster = this.config.cephClusters[i]!;
+    try {
+      const images = await this.listImages(i, cluster.novaPool);
+      this.novaPoolProblems.delete(i);
+      return images;
+    } catch (error) {
+      const code = SyncproxyError.isInstance(error) ? error.code : undefined;
+      if (code !== 'not-found' && code !== 'permission') throw error;
+      const problem = code === 'not-found' ? 'does not exist' : 'is not readable by the Ceph user';
+      this.novaPoolProblems.set(i, `pool ${cluster.novaPool} of cluster ${cluster.clusterName} ${problem}`);
+      this.context.logger.debug(
+        { cluster: cluster.clusterName, pool: cluster.novaPool, code },
+        'no root disks in this Nova pool',
+      );
+      return new Map<string, number>();
+    }
+  }
+
+  /** `rbd ls -l` of a pool: image name -> exact size (snapshot rows left out). */
+  private async listImages(i: number, pool: string): Promise<Map<string, number>> {
+    const cluster = this.config.cephClusters[i]!;
+    const sizes = new Map<string, number>();
+    const text = await this.clis[i]!.run(['ls', '-l', '--format', 'json', pool], {
+      what: `rbd ls ${pool} (cluster ${cluster.clusterName})`,
+      maxOutputBytes: 256 * 1024 * 1024,
+      ...(this.context.signal ? { signal: this.context.signal } : {}),
+    });
+    const list = JSON.parse(text === '' ? '[]' : text) as Array<{
+      image?: string;
+      size?: number;
+      snapshot?: string;
+    }>;
+    for (const entry of list) {
+      if (entry.snapshot === undefined && typeof entry.image === 'string' && typeof entry.size === 'number') {
+        sizes.set(entry.image, entry.size);
+      }
+    }
     return sizes;
   }
 
@@ -186,9 +241,31 @@ class OpenstackCephSession implements ConnectorSession {
       if (p) placements.set(volume.id, p);
     }
     const sizes = await this.imageSizes(new Set([...placements.values()].map((p) => p.cluster)));
+    const novaImages = servers.some(bootsFromImage) ? await this.novaImages() : new Map();
     return servers.map((server) => {
       const attached = server['os-extended-volumes:volumes_attached'] ?? [];
       const disks: Disk[] = [];
+      const fromImage = bootsFromImage(server);
+      // Nova names the root disk of an image-booted instance `<uuid>_disk` in its pool (images_type=rbd).
+      const root = fromImage ? novaImages.get(`${server.id}_disk`) : undefined;
+      if (root) {
+        const cluster = this.config.cephClusters[root.cluster]!;
+        disks.push({
+          id: `${server.id}_disk`,
+          name: `${server.name} root disk`,
+          sizeBytes: root.sizeBytes,
+          boot: true,
+          attributes: {
+            rootDisk: NOVA_ROOT_DISK,
+            onCeph: true,
+            cephCluster: cluster.clusterName,
+            cephClusterIndex: root.cluster,
+            pool: cluster.novaPool,
+            image: `${server.id}_disk`,
+            ...(typeof server.flavor?.disk === 'number' ? { flavorDiskGiB: server.flavor.disk } : {}),
+          },
+        });
+      }
       for (const { id } of attached) {
         const volume = volumes.get(id);
         if (!volume) continue;
@@ -213,13 +290,16 @@ class OpenstackCephSession implements ConnectorSession {
           attributes,
         });
       }
-      const bootsFromImage = typeof server.image === 'object' && server.image !== null && !!server.image.id;
       return {
         id: server.id,
         name: server.name,
         powerState: powerState(server),
         disks,
-        attributes: { status: server.status, bootsFromImage },
+        attributes: {
+          status: server.status,
+          bootsFromImage: fromImage,
+          ...(fromImage ? { rootDiskOnCeph: root !== undefined } : {}),
+        },
       };
     });
   }
@@ -242,34 +322,71 @@ class OpenstackCephSession implements ConnectorSession {
             }
           : {}),
       },
-      {
-        id: 'root-disk-is-volume',
-        title: '2. The instance boots from a volume',
-        status: host.attributes?.bootsFromImage === true ? 'warn' : 'pass',
-        detail:
-          host.attributes?.bootsFromImage === true
-            ? 'the instance boots from an image: its root disk is ephemeral, not a Cinder volume, and is not synced'
-            : 'the root disk is a Cinder volume',
-        ...(host.attributes?.bootsFromImage === true
-          ? { remedy: 'rebuild the instance from a volume, or sync its data volumes only' }
-          : {}),
-      },
+      this.rootDiskCheck(host),
       {
         id: 'has-volumes',
         title: '3. The instance has volumes to sync',
         status: host.disks.length > 0 ? 'pass' : 'fail',
-        detail: `${host.disks.length} attached volume(s)`,
+        detail: `${host.disks.length} disk(s)`,
         ...(host.disks.length === 0 ? { remedy: 'attach the volumes to sync to the instance' } : {}),
       },
     ];
     return checks;
   }
 
+  /** The root disk: a Cinder volume, or (image-booted) an RBD image in a Nova pool, else not synced. */
+  private rootDiskCheck(host: Host): PrecheckResult {
+    const title = '2. The root disk is on Ceph';
+    if (host.attributes?.bootsFromImage !== true) {
+      return { id: 'root-disk-is-volume', title, status: 'pass', detail: 'the root disk is a Cinder volume' };
+    }
+    const root = host.disks.find((d) => d.attributes?.rootDisk === NOVA_ROOT_DISK);
+    if (root) {
+      return {
+        id: 'root-disk-is-volume',
+        title,
+        status: 'pass',
+        detail: `the instance boots from an image; its root disk is the RBD image ${root.attributes?.pool}/${root.attributes?.image}`,
+      };
+    }
+    const pools = [...new Set(this.config.cephClusters.map((c) => c.novaPool))].join(', ');
+    const problems = [...this.novaPoolProblems.values()];
+    return {
+      id: 'root-disk-is-volume',
+      title,
+      status: 'warn',
+      detail: `the instance boots from an image and no Nova pool (${pools}) holds ${host.id}_disk: its root disk is ephemeral on the compute node and is not synced${problems.length > 0 ? ` (${problems.join('; ')})` : ''}`,
+      remedy:
+        'set novaPool to the pool of Nova images_rbd_pool (images_type=rbd), rebuild the instance from a volume, or sync its data volumes only',
+    };
+  }
+
+  /** The Nova root disk a host's disk names, checked against the config (a stale Host must not point elsewhere). */
+  private novaPlacement(host: Host, disk: Disk): Placement {
+    const cluster = disk.attributes?.cephClusterIndex;
+    const config = typeof cluster === 'number' ? this.config.cephClusters[cluster] : undefined;
+    if (
+      !config ||
+      disk.id !== `${host.id}_disk` ||
+      disk.attributes?.pool !== config.novaPool ||
+      disk.attributes?.image !== disk.id
+    ) {
+      throw new SyncproxyError(
+        `disk ${disk.id} of instance ${host.id} does not name a root disk in a configured Nova pool (list the hosts again)`,
+        { code: 'not-found', retryable: false },
+      );
+    }
+    return { cluster: cluster as number, pool: config.novaPool, image: disk.id };
+  }
+
   async createSnapshot(host: Host, options: CreateSnapshotOptions = {}): Promise<SnapshotRef> {
+    const nova = host.disks.filter((d) => d.attributes?.rootDisk === NOVA_ROOT_DISK);
+    const novaPlanned = nova.map((disk) => ({ disk, placement: this.novaPlacement(host, disk) }));
     const volumes = new Map<string, CinderVolume>();
     for await (const volume of this.client.listVolumes()) volumes.set(volume.id, volume);
     const planned: Array<{ disk: Disk; placement: Placement }> = [];
     for (const disk of host.disks) {
+      if (disk.attributes?.rootDisk === NOVA_ROOT_DISK) continue;
       const volume = volumes.get(disk.id);
       const placement = volume ? this.placement(volume) : undefined;
       if (!volume || !placement) {
@@ -285,8 +402,22 @@ class OpenstackCephSession implements ConnectorSession {
     }
     const name = options.label ?? `syncproxy ${new Date().toISOString()}`;
     const created: string[] = [];
+    const createdRbd: Array<{ cluster: number; spec: string }> = [];
     const disks: DiskSnapshotRef[] = [];
     try {
+      // The RBD snapshot of a root disk is immediate; taken first, it is as close to the Cinder ones as they are to each other.
+      const rbdName = novaSnapshotName(this.now());
+      const signal = options.signal ?? this.context.signal;
+      for (const { disk, placement } of novaPlanned) {
+        const spec = `${placement.pool}/${placement.image}@${rbdName}`;
+        await this.clis[placement.cluster]!.run(['snap', 'create', '--no-progress', spec], {
+          what: `rbd snap create ${spec}`,
+          ...(signal ? { signal } : {}),
+        });
+        createdRbd.push({ cluster: placement.cluster, spec });
+        const data: DiskSnapshotData = { rbdSnapshot: rbdName, ...placement };
+        disks.push({ diskId: disk.id, sizeBytes: disk.sizeBytes, data: { ...data } });
+      }
       // Cinder snapshots one volume per call: started together, they are as close in time as the API allows.
       const snapshots = await Promise.all(
         planned.map(async ({ disk }) => {
@@ -309,7 +440,10 @@ class OpenstackCephSession implements ConnectorSession {
         disks.push({ diskId: disk.id, sizeBytes: disk.sizeBytes, data: { ...data } });
       }
     } catch (error) {
-      await Promise.allSettled(created.map((id) => this.client.deleteSnapshot(id)));
+      await Promise.allSettled([
+        ...created.map((id) => this.client.deleteSnapshot(id)),
+        ...createdRbd.map(({ cluster, spec }) => this.removeRbdSnapshot(cluster, spec)),
+      ]);
       throw error;
     }
     return {
@@ -387,17 +521,69 @@ class OpenstackCephSession implements ConnectorSession {
       cli,
       pool: entry.pool,
       image: entry.image,
-      snapshot: `snapshot-${entry.cinderSnapshotId}`,
+      snapshot: rbdSnapshotOf(entry),
       mode: cluster.incrementalMode === 'rbd-du' ? 'whole-object' : 'exact',
       logger: this.context.logger,
-      ...(base ? { fromSnapshot: `snapshot-${base.cinderSnapshotId}` } : {}),
+      ...(base ? { fromSnapshot: rbdSnapshotOf(base) } : {}),
       ...(signal ? { signal } : {}),
     });
   }
 
   async deleteSnapshot(snapshot: SnapshotRef): Promise<void> {
-    const ids = snapshot.disks.map((d) => snapshotData(snapshot, d.diskId).cinderSnapshotId);
-    await Promise.all(ids.map((id) => this.removeCinderSnapshot(id)));
+    const entries = snapshot.disks.map((d) => snapshotData(snapshot, d.diskId));
+    await Promise.all(
+      entries.map((entry) =>
+        'rbdSnapshot' in entry
+          ? this.removeRbdSnapshot(entry.cluster, `${entry.pool}/${entry.image}@${entry.rbdSnapshot}`)
+          : this.removeCinderSnapshot(entry.cinderSnapshotId),
+      ),
+    );
+  }
+
+  /** Removes an RBD snapshot this connector made of a Nova root disk; one already gone counts as removed. */
+  private async removeRbdSnapshot(cluster: number, spec: string): Promise<void> {
+    const cli = this.clis[cluster];
+    if (!cli) {
+      throw new SyncproxyError(
+        `the snapshot names Ceph cluster ${cluster}, which this platform does not have`,
+        {
+          code: 'config',
+          retryable: false,
+        },
+      );
+    }
+    try {
+      await cli.run(['snap', 'rm', '--no-progress', spec], { what: `rbd snap rm ${spec}` });
+    } catch (error) {
+      if (SyncproxyError.hasCode(error, 'not-found')) return;
+      throw error;
+    }
+  }
+
+  /** The RBD snapshots of root disks in each cluster's Nova pool, whatever their name: sweep keeps only its own. */
+  private async *listNovaSnapshots(): AsyncGenerator<RbdManagedSnapshot> {
+    for (const [i, cluster] of this.config.cephClusters.entries()) {
+      const images = await this.listNovaPool(i);
+      for (const image of [...images.keys()].filter((name) => name.endsWith('_disk')).sort()) {
+        const spec = `${cluster.novaPool}/${image}`;
+        let text: string;
+        try {
+          text = await this.clis[i]!.run(['snap', 'ls', '--format', 'json', spec], {
+            what: `rbd snap ls ${spec}`,
+            ...(this.context.signal ? { signal: this.context.signal } : {}),
+          });
+        } catch (error) {
+          // The instance was deleted since the listing.
+          if (SyncproxyError.hasCode(error, 'not-found')) continue;
+          throw error;
+        }
+        const snaps = JSON.parse(text === '' ? '[]' : text) as Array<{ name?: unknown }>;
+        for (const { name } of snaps) {
+          if (typeof name !== 'string') continue;
+          yield { id: `${spec}@${name}`, name, remove: () => this.removeRbdSnapshot(i, `${spec}@${name}`) };
+        }
+      }
+    }
   }
 
   /** The Cinder snapshots tagged `syncproxy:managed=true`, with their RBD snapshots: see `sweepSnapshots` in sweep.ts. */
@@ -406,6 +592,7 @@ class OpenstackCephSession implements ConnectorSession {
       {
         listManaged: () => this.client.listSnapshots({ [SNAPSHOT_METADATA.managed]: 'true' }),
         remove: (id) => this.removeCinderSnapshot(id),
+        listRbdManaged: () => this.listNovaSnapshots(),
         logger: this.context.logger,
       },
       options,
@@ -465,12 +652,29 @@ function powerState(server: NovaServer): Host['powerState'] {
   return 'unknown';
 }
 
+function bootsFromImage(server: NovaServer): boolean {
+  return typeof server.image === 'object' && server.image !== null && !!server.image.id;
+}
+
+/** The RBD snapshot behind a disk's entry: Cinder's RBD driver names it `snapshot-<Cinder id>`. */
+function rbdSnapshotOf(data: DiskSnapshotData): string {
+  return 'rbdSnapshot' in data ? data.rbdSnapshot : `snapshot-${data.cinderSnapshotId}`;
+}
+
 function snapshotData(snapshot: SnapshotRef, diskId: string): DiskSnapshotData {
   const entry = snapshot.disks.find((d) => d.diskId === diskId);
-  const data = entry?.data as Partial<DiskSnapshotData> | undefined;
+  const data = entry?.data as
+    | {
+        cinderSnapshotId?: unknown;
+        rbdSnapshot?: unknown;
+        cluster?: unknown;
+        pool?: unknown;
+        image?: unknown;
+      }
+    | undefined;
   if (
     !data ||
-    typeof data.cinderSnapshotId !== 'string' ||
+    (typeof data.cinderSnapshotId !== 'string') === (typeof data.rbdSnapshot !== 'string') ||
     typeof data.cluster !== 'number' ||
     typeof data.pool !== 'string' ||
     typeof data.image !== 'string'

@@ -5,7 +5,12 @@ requireMockPeers();
 
 export { adminRbd, type MockCephCluster } from './ceph-admin.js';
 export { type DiffStream, type DiffStreamRecord, encodeExportDiff, u32, u64 } from './export-diff-writer.js';
-export { type MockOpenstack, type MockOpenstackOptions, startMockOpenstack } from './mock-openstack.js';
+export {
+  type MockImageBootedHostSpec,
+  type MockOpenstack,
+  type MockOpenstackOptions,
+  startMockOpenstack,
+} from './mock-openstack.js';
 export {
   type MockOpenstackState,
   type MockServerEntry,

@@ -9,6 +9,8 @@ export interface MockServerEntry {
   volumeIds: string[];
   /** Set for an instance booted from an image (its root disk is not a volume). */
   imageId?: string;
+  /** The server's flavor; `diskGiB` is its root disk (0 for boot-from-volume flavors). */
+  flavor?: { id: string; name: string; diskGiB: number };
 }
 
 /** A Cinder volume of the mock; its data is the RBD image `volume-<id>` in the real test Ceph. */
@@ -109,6 +111,37 @@ function volumeMicroversion(req: MockRequest): number {
   const header = req.headers['openstack-api-version'];
   const match = typeof header === 'string' ? /\bvolume 3\.(\d+)\b/.exec(header) : null;
   return match ? Number(match[1]) : 0;
+}
+
+/** The minor of `OpenStack-API-Version: compute 2.x`; 1 (the base 2.1) when absent. */
+function computeMicroversion(req: MockRequest): number {
+  const header = req.headers['openstack-api-version'];
+  const match = typeof header === 'string' ? /\bcompute 2\.(\d+)\b/.exec(header) : null;
+  return match ? Number(match[1]) : 1;
+}
+
+/** A server's flavor: a link before compute 2.47, the flavor itself (without its id) from 2.47 on. */
+function flavorJson(
+  req: MockRequest,
+  state: MockOpenstackState,
+  s: MockServerEntry,
+): Record<string, unknown> {
+  const flavor = s.flavor ?? { id: 'f-volume', name: 'm1.volume', diskGiB: 0 };
+  if (computeMicroversion(req) >= 47) {
+    return {
+      original_name: flavor.name,
+      vcpus: 1,
+      ram: 512,
+      disk: flavor.diskGiB,
+      ephemeral: 0,
+      swap: 0,
+      extra_specs: {},
+    };
+  }
+  return {
+    id: flavor.id,
+    links: [{ rel: 'bookmark', href: `${state.baseUrl}/compute/flavors/${flavor.id}` }],
+  };
 }
 
 /** One page of `items` after `marker`, with a `next` link when more remain (Nova/Cinder paging). */
@@ -276,6 +309,7 @@ export function openstackRoutes(): RouteTable<MockOpenstackState> {
             status: s.status,
             'OS-EXT-STS:vm_state': s.status === 'ACTIVE' ? 'active' : 'stopped',
             image: s.imageId ? { id: s.imageId } : '',
+            flavor: flavorJson(req, state, s),
             'os-extended-volumes:volumes_attached': s.volumeIds.map((id) => ({
               id,
               delete_on_termination: false,

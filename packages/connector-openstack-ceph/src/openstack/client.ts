@@ -45,6 +45,8 @@ export interface NovaServer {
   name: string;
   status: string;
   image?: { id?: string } | string | null;
+  /** From compute microversion 2.47 on, the flavor itself; `disk` is its root disk in GiB. */
+  flavor?: { id?: string; disk?: number; original_name?: string };
   'OS-EXT-STS:vm_state'?: string;
   'os-extended-volumes:volumes_attached'?: Array<{ id: string; delete_on_termination?: boolean }>;
 }
@@ -71,6 +73,9 @@ export interface CinderSnapshot {
   created_at?: string;
   metadata?: Record<string, string>;
 }
+
+/** Nova embeds the flavor (with its root disk size) in a server from this microversion on (2.47). */
+const EMBEDDED_FLAVOR_VERSION = 'compute 2.47';
 
 /** Cinder filters snapshot lists by metadata from this microversion on (3.22). */
 const SNAPSHOT_METADATA_FILTER_VERSION = 'volume 3.22';
@@ -338,7 +343,9 @@ export class OpenstackClient {
     let next: string | undefined = `/servers/detail?limit=${pageSize}`;
     while (next !== undefined) {
       const page: { servers?: NovaServer[]; servers_links?: Array<{ rel: string; href: string }> } =
-        await this.call('Nova ListServersDetailed', 'compute', 'GET', next);
+        await this.call('Nova ListServersDetailed', 'compute', 'GET', next, undefined, {
+          'openstack-api-version': EMBEDDED_FLAVOR_VERSION,
+        });
       yield* page.servers ?? [];
       next = nextLink(page.servers_links, page.servers?.length ?? 0);
     }
