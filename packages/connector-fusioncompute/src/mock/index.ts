@@ -1,5 +1,8 @@
 // The FusionCompute mock: the VRM REST API and each compute node's backup data service on loopback,
 // for tests of this connector and of products.
+import { requireMockPeers } from './peers.js';
+
+requireMockPeers();
 
 export { dataRoutes } from './data-service.js';
 export {

@@ -1,5 +1,6 @@
-import { type ActiveFault, type MockServer, startMockServer, VirtualDisk } from '@syncproxy/testkit/mock';
+import type { ActiveFault, MockServer } from '@syncproxy/testkit/mock';
 import { dataRoutes } from './data-service.js';
+import { loadTestkit } from './peers.js';
 import {
   MOCK_ERRORS,
   type MockCna,
@@ -135,6 +136,7 @@ export async function startMockFusionCompute(
   const gbBytes = options.gbBytes ?? GIB;
   if (!Number.isSafeInteger(gbBytes) || gbBytes <= 0 || gbBytes % cbtBlock !== 0)
     throw new Error(`gbBytes must be a positive multiple of the CBT block ${cbtBlock} (got ${gbBytes})`);
+  const { startMockServer, VirtualDisk } = await loadTestkit();
   const vrm = await startMockServer<MockFcState>({ state, routes: vrmRoutes(), tls: true });
   const cnas: MockCna[] = [];
   try {
