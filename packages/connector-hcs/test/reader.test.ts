@@ -9,6 +9,7 @@ import {
   createLocalMountSlots,
   FileManifestStore,
   FileSink,
+  syncHost,
   transferDisk,
 } from '@syncproxy/core';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
@@ -165,6 +166,44 @@ describe('hcs: snapshot, map, read, unmap', () => {
       expect(r.mock.state.deviceLinks).toBe(0);
       await session.deleteSnapshot(snapshot);
       expect(leftovers(r.mock)).toEqual(NOTHING_LEFT);
+    } finally {
+      await session.close();
+    }
+  });
+
+  it('syncHost, full then incremental: byte-exact images, and the incremental maps no base snapshot (the manifest is the base)', async () => {
+    const { session, host, volumes } = await setup([1, 1]);
+    const target = join(dir, 'target');
+    try {
+      const full = await syncHost({ session, platform: 'hcs', hostId: host.id, target, mode: 'full' });
+      expect([full.ok, full.mode]).toEqual([true, 'full']);
+      expect(r.mock.state.stats.deviceLinks).toBe(2);
+      volumes[0]!.disk.write(MIB + 10, new Uint8Array([1, 2, 3]));
+      volumes[1]!.disk.write(900 * MIB, new Uint8Array([4, 5]));
+      const incremental = await syncHost({
+        session,
+        platform: 'hcs',
+        hostId: host.id,
+        target,
+        mode: 'incremental',
+      });
+      expect([incremental.ok, incremental.mode]).toEqual([true, 'incremental']);
+      expect(incremental.warnings.map((w) => w.code)).toContain('hash-diff');
+      // One device per disk and sync: the base snapshots were never mapped to be hashed.
+      expect(r.mock.state.stats.deviceLinks).toBe(4);
+      for (const [i, outcome] of incremental.disks.entries()) {
+        const image = await readFile(outcome.path);
+        for (const [offset, length] of [
+          [0, 4 * MIB],
+          [699 * MIB, 4 * MIB],
+          [899 * MIB, 2 * MIB],
+        ] as const) {
+          expect(
+            Buffer.compare(image.subarray(offset, offset + length), volumes[i]!.disk.read(offset, length)),
+          ).toBe(0);
+        }
+      }
+      expect(r.mock.state.deviceLinks).toBe(0);
     } finally {
       await session.close();
     }
