@@ -9,6 +9,7 @@ import {
   createLocalMountSlots,
   FileManifestStore,
   FileSink,
+  syncHost,
   transferDisk,
 } from '@syncproxy/core';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
@@ -80,6 +81,9 @@ describe('hcs: snapshot, map, read, unmap', () => {
         ...(previousManifest ? { previousManifest } : {}),
       });
       expect(incremental.warnings?.map((w) => w.code)).toContain('hash-diff');
+      // With a manifest the base snapshot is not mapped to be hashed: one device now, two ever.
+      expect(r.mock.state.deviceLinks).toBe(1);
+      expect(r.mock.state.stats.deviceLinks).toBe(2);
       const sink2 = new CountingSink(image);
       try {
         await transferDisk({ reader: incremental, sink: sink2, checkpoint: false, manifest: store });
@@ -87,10 +91,13 @@ describe('hcs: snapshot, map, read, unmap', () => {
         await incremental.close();
         await sink2.close();
       }
-      // Chunk 1, and chunks 700 and 701 (the engine writes neighbours in one call): 3 MiB of 1 GiB.
+      // Chunks 1, 700 and 701: 3 MiB of 1 GiB. The engine takes the manifest's 1 MiB grid (the
+      // reader's hints.chunkSizeBytes) and writes one call a chunk; nothing else (an incremental
+      // zeroes no unlisted range).
       expect(sink2.writes).toEqual([
         { offset: MIB, length: MIB },
-        { offset: 700 * MIB, length: 2 * MIB },
+        { offset: 700 * MIB, length: MIB },
+        { offset: 701 * MIB, length: MIB },
       ]);
       const written = await readFile(image);
       for (const [offset, length] of [
@@ -108,6 +115,95 @@ describe('hcs: snapshot, map, read, unmap', () => {
       await session.deleteSnapshot(full);
       await session.deleteSnapshot(next);
       expect(leftovers(r.mock)).toEqual(NOTHING_LEFT);
+    } finally {
+      await session.close();
+    }
+  });
+
+  it('readers of two volumes opened at once (as syncHost does with parallelDisks) each read their own volume', async () => {
+    const { session, host, volumes, slots } = await setup([1, 1]);
+    volumes[1]!.disk.write(0, new Uint8Array(2 * MIB).fill(3));
+    try {
+      const snapshot = await session.createSnapshot(host);
+      const readers = await Promise.all(host.disks.map((disk) => session.openReader(disk, { snapshot })));
+      try {
+        expect(slots.inUse).toBe(2);
+        expect(r.mock.state.deviceLinks).toBe(2);
+        for (const [i, reader] of readers.entries()) {
+          expect(Buffer.compare(await reader.read(0, 4 * MIB), volumes[i]!.disk.read(0, 4 * MIB))).toBe(0);
+        }
+      } finally {
+        await Promise.all(readers.map((reader) => reader.close()));
+      }
+      expect(slots.inUse).toBe(0);
+      expect(r.mock.state.deviceLinks).toBe(0);
+      await session.deleteSnapshot(snapshot);
+      expect(leftovers(r.mock)).toEqual(NOTHING_LEFT);
+    } finally {
+      await session.close();
+    }
+  });
+
+  it('one snapshot mapped by two readers at once shows one device; closing one leaves the other readable', async () => {
+    const { session, host, volumes } = await setup([1]);
+    try {
+      const snapshot = await session.createSnapshot(host);
+      const disk = host.disks[0]!;
+      const [first, second] = await Promise.all([
+        session.openReader(disk, { snapshot }),
+        session.openReader(disk, { snapshot }),
+      ]);
+      try {
+        expect(r.mock.state.mappingViews.size).toBe(2);
+        expect(r.mock.state.deviceLinks).toBe(1);
+        await first!.close();
+        expect(r.mock.state.deviceLinks).toBe(1);
+        expect(Buffer.compare(await second!.read(0, 3 * MIB), volumes[0]!.disk.read(0, 3 * MIB))).toBe(0);
+      } finally {
+        await first!.close();
+        await second!.close();
+      }
+      expect(r.mock.state.deviceLinks).toBe(0);
+      await session.deleteSnapshot(snapshot);
+      expect(leftovers(r.mock)).toEqual(NOTHING_LEFT);
+    } finally {
+      await session.close();
+    }
+  });
+
+  it('syncHost, full then incremental: byte-exact images, and the incremental maps no base snapshot (the manifest is the base)', async () => {
+    const { session, host, volumes } = await setup([1, 1]);
+    const target = join(dir, 'target');
+    try {
+      const full = await syncHost({ session, platform: 'hcs', hostId: host.id, target, mode: 'full' });
+      expect([full.ok, full.mode]).toEqual([true, 'full']);
+      expect(r.mock.state.stats.deviceLinks).toBe(2);
+      volumes[0]!.disk.write(MIB + 10, new Uint8Array([1, 2, 3]));
+      volumes[1]!.disk.write(900 * MIB, new Uint8Array([4, 5]));
+      const incremental = await syncHost({
+        session,
+        platform: 'hcs',
+        hostId: host.id,
+        target,
+        mode: 'incremental',
+      });
+      expect([incremental.ok, incremental.mode]).toEqual([true, 'incremental']);
+      expect(incremental.warnings.map((w) => w.code)).toContain('hash-diff');
+      // One device per disk and sync: the base snapshots were never mapped to be hashed.
+      expect(r.mock.state.stats.deviceLinks).toBe(4);
+      for (const [i, outcome] of incremental.disks.entries()) {
+        const image = await readFile(outcome.path);
+        for (const [offset, length] of [
+          [0, 4 * MIB],
+          [699 * MIB, 4 * MIB],
+          [899 * MIB, 2 * MIB],
+        ] as const) {
+          expect(
+            Buffer.compare(image.subarray(offset, offset + length), volumes[i]!.disk.read(offset, length)),
+          ).toBe(0);
+        }
+      }
+      expect(r.mock.state.deviceLinks).toBe(0);
     } finally {
       await session.close();
     }

@@ -112,6 +112,8 @@ export class MockHcsState {
   };
   #nextId = 1;
   readonly #links = new Map<string, string>();
+  /** The rescan in progress: the next waits for it. */
+  #rescan: Promise<void> = Promise.resolve();
   readonly #testkit: MockHcsTestkit;
 
   constructor(
@@ -155,9 +157,19 @@ export class MockHcsState {
   /**
    * What the proxy's SCSI layer would show after a rescan: each mapped
    * snapshot as `wwn-0x<wwn>` under the devices directory, a link to an
-   * image file of its frozen content; links of unmapped ones removed.
+   * image file of its frozen content; links of unmapped ones removed. A LUN
+   * is one device however many views map it, as on a real host (one WWN, one
+   * by-id link). Rescans run one at a time: two at once (readers of two disks
+   * mapping concurrently) both saw a snapshot unlinked and the second symlink
+   * failed with EEXIST.
    */
-  async refreshDevices(): Promise<void> {
+  refreshDevices(): Promise<void> {
+    const run = this.#rescan.then(() => this.#refreshDevices());
+    this.#rescan = run.catch(() => {});
+    return run;
+  }
+
+  async #refreshDevices(): Promise<void> {
     const exposed = this.#exposed();
     for (const [id, link] of [...this.#links]) {
       if (exposed.has(id) && this.snapshots.has(id)) continue;
