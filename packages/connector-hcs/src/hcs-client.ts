@@ -57,7 +57,7 @@ export interface HcsClientOptions {
 /** ECS and EVS page sizes (ECS allows 1000, EVS 1000; kept small so both page in practice). */
 const PAGE_SIZE = 100;
 
-const SERVICE_TYPES = {
+export const SERVICE_TYPES = {
   ecs: ['ecs', 'compute'],
   evs: ['evs', 'volumev2', 'volumev3', 'volume'],
 } as const;

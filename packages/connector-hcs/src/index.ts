@@ -26,6 +26,7 @@ export {
   HcsClient,
   type HcsClientOptions,
   type HcsService,
+  SERVICE_TYPES,
   SUPPORTED_HCS_RELEASE,
 } from './hcs-client.js';
 export { lunNameOf } from './lun-name.js';

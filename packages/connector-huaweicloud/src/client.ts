@@ -233,7 +233,7 @@ export class HuaweiClient {
   }
 }
 
-type Headers = Record<string, string | string[] | undefined>;
+export type Headers = Record<string, string | string[] | undefined>;
 
 function header(headers: Headers, name: string): string | undefined {
   const value = headers[name];

@@ -1,8 +1,12 @@
 export { VOLUME_METADATA } from './attached-volume.js';
-export { ObsBucket } from './bucket.js';
+export {
+  type ListedObject,
+  ObsBucket,
+} from './bucket.js';
 export {
   type ApiCall,
   apiError,
+  type Headers,
   HuaweiClient,
   type HuaweiClientOptions,
   type ObsCall,

@@ -55,9 +55,9 @@ export interface OracleClientOptions {
 }
 
 /** Whether an OCI 404 means "no such resource" or "you may not see it" (OCI says NotAuthorizedOrNotFound for both). */
-type NotFoundMeaning = 'not-found' | 'permission';
+export type NotFoundMeaning = 'not-found' | 'permission';
 
-interface CallSpec {
+export interface CallSpec {
   /** The OCI operation name, as the API reference spells it. */
   operation: string;
   method: 'GET' | 'POST' | 'PUT' | 'DELETE';

@@ -1,9 +1,18 @@
-export { mapOciError, OracleClient, type OracleClientOptions, sdkHttpOptions } from './client.js';
+export {
+  type CallSpec,
+  mapOciError,
+  type NotFoundMeaning,
+  type OciVolumeAttachment,
+  OracleClient,
+  type OracleClientOptions,
+  sdkHttpOptions,
+} from './client.js';
 export {
   defaultEndpoint,
   endpointFor,
   type OracleConfig,
   type OracleConfigInput,
+  type OracleService,
   oracleConfigSchema,
   platformName,
 } from './config.js';

@@ -1,3 +1,7 @@
-export { MIGRATIONS, SCHEMA_VERSION } from './migrations.js';
+export {
+  MIGRATIONS,
+  type Migration,
+  SCHEMA_VERSION,
+} from './migrations.js';
 export type { PostgresStateStoreOptions } from './options.js';
 export { createPostgresStateStore, type PostgresStateStore } from './postgres-store.js';

@@ -1,7 +1,7 @@
 import type { PoolClient } from 'pg';
 
 /** One schema change. Applied in order, each once, in its own transaction; never edited once released. */
-interface Migration {
+export interface Migration {
   version: number;
   name: string;
   sql: (schema: string) => string;

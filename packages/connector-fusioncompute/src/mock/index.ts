@@ -20,6 +20,7 @@ export {
   type MockCna,
   type MockErrorName,
   MockFcState,
+  type MockFcStateOptions,
   type MockSnapshot,
   type MockTask,
   type MockUser,

@@ -14,9 +14,13 @@ export { createHuaweiCloudMockPlatform, type HuaweiCloudMockPlatform } from './m
 export { obsXmlError, verifyObsSignature } from './obs-verifier.js';
 export {
   type MockBackup,
+  type MockCheckpoint,
   type MockExport,
   type MockExportedObject,
   MockHuaweiState,
   type MockHuaweiStats,
+  type MockJob,
+  type MockServer,
   type MockVolume,
+  type MockVolumeBackup,
 } from './state.js';

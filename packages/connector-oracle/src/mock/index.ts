@@ -15,9 +15,12 @@ export { createOracleMockPlatform, type OracleMockPlatform } from './mock-platfo
 export { MAX_CLOCK_SKEW_MS, type MockApiKey, requiredHeaders, verifySignature } from './signature.js';
 export {
   BlockMap,
+  Lifecycle,
+  type LifecycleStep,
   MOCK_BLOCK_SIZE,
   type MockAttachment,
   type MockBackup,
+  type MockCompartment,
   type MockInstance,
   MockOciState,
   type MockStats,

@@ -134,7 +134,7 @@ const NEEDS: Record<string, string[]> = {
 
 /**
  * The connector contract v1 as steps that share one mock platform, one host
- * and one session (a {@link ContractContext}), run in order; the syncs go
+ * and one session (a `ContractContext`), run in order; the syncs go
  * through core's `syncHost`, as products run them.
  * `runConnectorContract` (`@syncproxy/testkit/vitest`) registers them with vitest;
  * {@link checkConnectorContract} runs them and returns a report.
