@@ -60,6 +60,11 @@ export interface TransferOptions {
   /** A bandwidth limit on bytes read from the source; share one bucket between the transfers of a proxy. */
   bandwidth?: TokenBucket;
   onProgress?: (progress: TransferProgress) => void;
+  /**
+   * With `verify`: the bytes re-read from the sink so far and in all, once with 0
+   * as the verification starts (it follows the transfer) and after each chunk.
+   */
+  onVerifyProgress?: (bytesDone: number, bytesTotal: number) => void;
   signal?: AbortSignal;
   /**
    * Names this transfer (e.g. the snapshot id). A checkpoint saved under another
@@ -823,10 +828,23 @@ class TransferRun {
     const mismatched: number[] = [];
     const checks: Array<Promise<void>> = [];
     const budget = new InFlightBudget(this.settings.maxInFlightBytes, this.settings.concurrency * 2);
+    const checked = (index: number) =>
+      (this.written[index >> 3]! & (1 << (index & 7))) !== 0 && manifest.entry(index).state !== 'unknown';
+    let bytesTotal = 0;
     for (let index = 0; index < this.settings.chunkCount; index++) {
-      if ((this.written[index >> 3]! & (1 << (index & 7))) === 0) continue;
-      const expected = manifest.entry(index);
-      if (expected.state === 'unknown') continue;
+      if (checked(index)) bytesTotal += manifest.chunkLength(index);
+    }
+    let bytesDone = 0;
+    const progress = () => {
+      try {
+        this.options.onVerifyProgress?.(bytesDone, bytesTotal);
+      } catch {
+        // A failing progress callback must not fail the verification.
+      }
+    };
+    progress();
+    for (let index = 0; index < this.settings.chunkCount; index++) {
+      if (!checked(index)) continue;
       const offset = index * this.settings.chunkSizeBytes;
       const length = manifest.chunkLength(index);
       await budget.acquire(length, signal);
@@ -837,6 +855,8 @@ class TransferRun {
             ? 'zero'
             : createHash('sha256').update(data).digest();
           if (!manifest.matches(index, actual)) mismatched.push(index);
+          bytesDone += length;
+          progress();
         }).finally(() => budget.release(length)),
       );
     }
