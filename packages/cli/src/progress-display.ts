@@ -161,10 +161,13 @@ class BarDisplay implements ProgressDisplay {
   private readonly bars: cliProgress.MultiBar;
   private readonly byDisk = new Map<string, { bar: cliProgress.SingleBar; figures?: Figures }>();
   private width = 0;
-  // Above the bars, once a second of the step's time.
-  private readonly phases = new PhaseLines(1000, (line) => this.bars.log(line));
+  // Once a second of the step's time: above the bars, or plain before any bar exists (the snapshot
+  // wait), as cli-progress shows its log only when it redraws bars.
+  private readonly phases = new PhaseLines(1000, (line) =>
+    this.byDisk.size === 0 ? this.output.write(line) : this.bars.log(line),
+  );
 
-  constructor(output: CliOutput) {
+  constructor(private readonly output: CliOutput) {
     this.bars = new cliProgress.MultiBar(
       {
         stream: output as unknown as NodeJS.WritableStream,

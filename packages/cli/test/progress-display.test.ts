@@ -144,3 +144,36 @@ describe('steps of a sync (snapshot wait, verification, clean-up)', () => {
     ]);
   });
 });
+
+describe('steps of a sync on a TTY', () => {
+  it('a snapshot wait shows before any bar, once a second of the wait', () => {
+    let text = '';
+    const output = {
+      isTTY: true,
+      columns: 200,
+      write: (chunk: string) => {
+        text += chunk;
+        return true;
+      },
+      cursorTo: () => true,
+      moveCursor: () => true,
+      clearLine: () => true,
+      clearScreenDown: () => true,
+      on: () => output,
+      removeListener: () => output,
+    };
+    const display = createProgressDisplay({ output });
+    const at = (state: HostSyncPhaseEvent['state'], elapsedMs: number): HostSyncPhaseEvent => ({
+      type: 'phase',
+      phase: 'snapshot',
+      state,
+      elapsedMs,
+    });
+    display.phase(at('start', 0));
+    display.phase(at('progress', 1000));
+    display.phase(at('progress', 2000));
+    display.phase(at('end', 2400));
+    display.stop();
+    expect(text).toContain('snapshot  1.0 s\nsnapshot  2.0 s\nsnapshot  done in 2.4 s\n');
+  });
+});
