@@ -33,10 +33,13 @@ export function createProgressDisplay(options: ProgressDisplayOptions): Progress
     : new LineDisplay(options.output, options.plainIntervalMs ?? 2000);
 }
 
+/** A step shorter than this shows nothing: only the waits someone would wonder about. */
+const SILENT_STEP_MS = 2000;
+
 /**
- * Lines for the steps of a sync that move no disk data of their own: one each
- * `intervalMs` of the step's time (so a step shorter than that stays silent),
- * then one at its end when any was shown.
+ * Lines for the steps of a sync that move no disk data of their own: from 2 s
+ * of the step's time on, one each `intervalMs`, then one at its end when any
+ * was shown.
  */
 class PhaseLines {
   private readonly printedAt = new Map<string, number>();
@@ -59,7 +62,7 @@ class PhaseLines {
       if (printedAt > 0) this.write(`${key}  done in ${formatDuration(event.elapsedMs)}\n`);
       return;
     }
-    if (event.elapsedMs - printedAt < this.intervalMs) return;
+    if (event.elapsedMs < SILENT_STEP_MS || event.elapsedMs - printedAt < this.intervalMs) return;
     this.printedAt.set(key, event.elapsedMs);
     const bytes =
       event.bytesDone === undefined || event.bytesTotal === undefined

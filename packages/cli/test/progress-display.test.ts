@@ -143,6 +143,22 @@ describe('steps of a sync (snapshot wait, verification, clean-up)', () => {
       'vol-a  verify  done in 8.0 s\n',
     ]);
   });
+
+  it('a step under 2 s shows nothing, however short the interval', () => {
+    const lines: string[] = [];
+    const display = createProgressDisplay({
+      output: { isTTY: false, write: (text: string) => lines.push(text) },
+      plainIntervalMs: 1,
+    });
+    display.phase(phase('snapshot', 'start', 0));
+    display.phase(phase('snapshot', 'progress', 1000));
+    display.phase(phase('snapshot', 'end', 1999));
+    display.phase(phase('cleanup', 'start', 0));
+    display.phase(phase('cleanup', 'progress', 1000));
+    display.phase(phase('cleanup', 'progress', 2000));
+    display.phase(phase('cleanup', 'end', 2100));
+    expect(lines).toEqual(['cleanup  2.0 s\n', 'cleanup  done in 2.1 s\n']);
+  });
 });
 
 describe('steps of a sync on a TTY', () => {
@@ -174,6 +190,7 @@ describe('steps of a sync on a TTY', () => {
     display.phase(at('progress', 2000));
     display.phase(at('end', 2400));
     display.stop();
-    expect(text).toContain('snapshot  1.0 s\nsnapshot  2.0 s\nsnapshot  done in 2.4 s\n');
+    expect(text).toContain('snapshot  2.0 s\nsnapshot  done in 2.4 s\n');
+    expect(text).not.toContain('snapshot  1.0 s');
   });
 });
