@@ -246,7 +246,9 @@ describe('syncHost', () => {
     const handle = await open(path, 'r+');
     await handle.write(image.subarray(100, 101), 0, 1, 100);
     await handle.close();
-    await utimes(path, before.atime, before.mtime);
+    // Half a millisecond in: a Date's seconds as a double can land a nanosecond under its millisecond,
+    // which the image's identity (whole milliseconds of mtimeNs) would see as another mtime.
+    await utimes(path, before.atime, (Math.floor(before.mtimeMs) + 0.5) / 1000);
     const third = await syncHost({
       session,
       platform: 'file-platform',
