@@ -1,4 +1,4 @@
-import type { TransferProgress } from '@syncproxy/core';
+import type { HostSyncPhaseEvent, TransferProgress } from '@syncproxy/core';
 import cliProgress from 'cli-progress';
 import type { CliOutput } from './cli-io.js';
 import { formatBytes, formatDuration, formatRate } from './human-units.js';
@@ -9,6 +9,11 @@ export interface ProgressDisplay {
   track(diskId: string): (progress: TransferProgress) => void;
   /** The disk's transfer ended. */
   end(diskId: string, outcome: 'done' | 'failed' | 'interrupted'): void;
+  /**
+   * A step of the sync (snapshot wait, verification, clean-up) started, ticked or ended: a step
+   * that lasts an interval or more shows a line each interval, and one when it ends.
+   */
+  phase(event: HostSyncPhaseEvent): void;
   /** Releases the terminal (restores the cursor); idempotent. */
   stop(): void;
 }
@@ -28,10 +33,50 @@ export function createProgressDisplay(options: ProgressDisplayOptions): Progress
     : new LineDisplay(options.output, options.plainIntervalMs ?? 2000);
 }
 
+/** A step shorter than this shows nothing: only the waits someone would wonder about. */
+const SILENT_STEP_MS = 2000;
+
+/**
+ * Lines for the steps of a sync that move no disk data of their own: from 2 s
+ * of the step's time on, one each `intervalMs`, then one at its end when any
+ * was shown.
+ */
+class PhaseLines {
+  private readonly printedAt = new Map<string, number>();
+
+  constructor(
+    private readonly intervalMs: number,
+    private readonly write: (line: string) => void,
+  ) {}
+
+  phase(event: HostSyncPhaseEvent): void {
+    const key = event.diskId === undefined ? event.phase : `${event.diskId}  ${event.phase}`;
+    if (event.state === 'start') {
+      this.printedAt.set(key, 0);
+      return;
+    }
+    const printedAt = this.printedAt.get(key);
+    if (printedAt === undefined) return;
+    if (event.state === 'end') {
+      this.printedAt.delete(key);
+      if (printedAt > 0) this.write(`${key}  done in ${formatDuration(event.elapsedMs)}\n`);
+      return;
+    }
+    if (event.elapsedMs < SILENT_STEP_MS || event.elapsedMs - printedAt < this.intervalMs) return;
+    this.printedAt.set(key, event.elapsedMs);
+    const bytes =
+      event.bytesDone === undefined || event.bytesTotal === undefined
+        ? ''
+        : `${String(event.bytesTotal === 0 ? 100 : Math.floor((100 * event.bytesDone) / event.bytesTotal)).padStart(3)}%  ${formatBytes(event.bytesDone)} / ${formatBytes(event.bytesTotal)}  `;
+    this.write(`${key}  ${bytes}${formatDuration(event.elapsedMs)}\n`);
+  }
+}
+
 /** A display that shows nothing (`--quiet`, or `--json` without a TTY). */
 export const silentProgress: ProgressDisplay = {
   track: () => () => {},
   end: () => {},
+  phase: () => {},
   stop: () => {},
 };
 
@@ -72,11 +117,18 @@ class LineDisplay implements ProgressDisplay {
     string,
     { printedAt: number; progress?: TransferProgress; printed?: TransferProgress }
   >();
+  private readonly phases: PhaseLines;
 
   constructor(
     private readonly output: CliOutput,
     private readonly intervalMs: number,
-  ) {}
+  ) {
+    this.phases = new PhaseLines(intervalMs, (line) => output.write(line));
+  }
+
+  phase(event: HostSyncPhaseEvent): void {
+    this.phases.phase(event);
+  }
 
   track(diskId: string): (progress: TransferProgress) => void {
     const entry: { printedAt: number; progress?: TransferProgress; printed?: TransferProgress } = {
@@ -112,8 +164,13 @@ class BarDisplay implements ProgressDisplay {
   private readonly bars: cliProgress.MultiBar;
   private readonly byDisk = new Map<string, { bar: cliProgress.SingleBar; figures?: Figures }>();
   private width = 0;
+  // Once a second of the step's time: above the bars, or plain before any bar exists (the snapshot
+  // wait), as cli-progress shows its log only when it redraws bars.
+  private readonly phases = new PhaseLines(1000, (line) =>
+    this.byDisk.size === 0 ? this.output.write(line) : this.bars.log(line),
+  );
 
-  constructor(output: CliOutput) {
+  constructor(private readonly output: CliOutput) {
     this.bars = new cliProgress.MultiBar(
       {
         stream: output as unknown as NodeJS.WritableStream,
@@ -148,6 +205,10 @@ class BarDisplay implements ProgressDisplay {
     if (entry === undefined) return;
     entry.bar.update(this.payload(diskId, entry.figures, outcome));
     entry.bar.stop();
+  }
+
+  phase(event: HostSyncPhaseEvent): void {
+    this.phases.phase(event);
   }
 
   stop(): void {

@@ -63,6 +63,9 @@ export async function syncHost(options: SyncHostOptions): Promise<SyncReport> {
           case 'note':
             notify(event.message);
             break;
+          case 'phase':
+            progress.phase(event);
+            break;
           default:
             break;
         }

@@ -1,5 +1,5 @@
-import { readdirSync } from 'node:fs';
-import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { existsSync, readdirSync } from 'node:fs';
+import { mkdtemp, open, rm, writeFile } from 'node:fs/promises';
 import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -7,7 +7,7 @@ import { createAwsConnector } from '@syncproxy/connector-aws';
 import { type MockAws, startMockAws } from '@syncproxy/connector-aws/mock';
 import { toJSONSchema } from '@syncproxy/core';
 import { seededBytes, VirtualDisk } from '@syncproxy/testkit/mock';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import { runCli } from '../src/index.js';
 import { parseByteRate } from '../src/run-cli.js';
 
@@ -214,10 +214,10 @@ describe('completion', () => {
       '# syncproxy completion for bash: source <(syncproxy completion bash)',
     );
     expect(run.stdout).toContain(
-      'COMPREPLY=( $(compgen -W "connectors schema check hosts prechecks sync plan demo completion" -- "$cur") )',
+      'COMPREPLY=( $(compgen -W "connectors schema check hosts prechecks sync plan sweep demo completion" -- "$cur") )',
     );
     expect(run.stdout).toContain(
-      'COMPREPLY=( $(compgen -W "aws localdisk openstack-ceph vmware" -- "$cur") )',
+      'COMPREPLY=( $(compgen -W "aws fusioncompute hcs huaweicloud localdisk openstack-ceph oracle vmware" -- "$cur") ); return ;;',
     );
     expect(run.stdout.trimEnd().endsWith('complete -F _syncproxy syncproxy')).toBe(true);
     const zsh = await cli(['completion', 'zsh']);
@@ -324,5 +324,68 @@ describe('plan', () => {
     expect(incremental.stderr).toBe(
       `error (config): --incremental: ${join(dir, 'plan')} has no synced image of ${volumes[0]!.id} to start from (run a full sync first)\n`,
     );
+  });
+
+  it('says a hash-diff disk (localdisk) costs a full read, and reads none of it: no snapshot, no source read', async () => {
+    const source = join(dir, 'plan-source.img');
+    await writeFile(source, seededBytes(3, 2 * 1024 * 1024));
+    const path = await configFile('localdisk-plan.json', {
+      hostName: 'box',
+      disks: [{ path: source, id: 'root' }],
+      stateDir: join(dir, 'plan-localdisk-state'),
+      chunkSizeBytes: 64 * 1024,
+    });
+    // Every read of a file handle in this process (the connector reads the source through one).
+    const probe = await open(source, 'r');
+    const proto = Object.getPrototypeOf(probe) as { read: (...args: unknown[]) => unknown };
+    await probe.close();
+    const reads = vi.spyOn(proto, 'read');
+    try {
+      const args = [
+        'plan',
+        '-p',
+        'localdisk',
+        '-c',
+        path,
+        '--host',
+        'box',
+        '-t',
+        join(dir, 'plan-ld'),
+        '--rate',
+        '1M',
+      ];
+      const json = await cli([...args, '--json']);
+      expect(json.stderr).toBe('');
+      expect(json.code).toBe(0);
+      expect(JSON.parse(json.stdout)).toEqual({
+        host: 'box',
+        mode: 'full',
+        disks: [
+          {
+            diskId: 'root',
+            sizeBytes: 2 * 1024 * 1024,
+            bytesPerSecond: 1_000_000,
+            etaMs: ((2 * 1024 * 1024) / 1_000_000) * 1000,
+            note: 'extents cost a full read of the disk here (hash diff): not listed; the sync reads it all',
+          },
+        ],
+      });
+      const text = await cli(args);
+      expect(text.code).toBe(0);
+      const lines = text.stdout.split('\n');
+      expect(
+        lines
+          .find((l) => l.startsWith('root'))!
+          .trim()
+          .split(/\s{2,}/),
+      ).toEqual(['root', '2.0 MiB', 'all (hash diff)', '976.6 KiB/s', '2.1 s']);
+      expect(lines).toContain(
+        'root: extents cost a full read of the disk here (hash diff): not listed; the sync reads it all',
+      );
+      expect(reads).toHaveBeenCalledTimes(0);
+      expect(existsSync(join(dir, 'plan-localdisk-state', 'snapshots'))).toBe(false);
+    } finally {
+      reads.mockRestore();
+    }
   });
 });

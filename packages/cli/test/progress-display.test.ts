@@ -1,5 +1,5 @@
 import { createProgressDisplay } from '@syncproxy/cli';
-import type { TransferProgress } from '@syncproxy/core';
+import type { HostSyncPhaseEvent, TransferProgress } from '@syncproxy/core';
 import { describe, expect, it } from 'vitest';
 
 const MiB = 1024 ** 2;
@@ -100,5 +100,97 @@ describe('data bytes and logical bytes', () => {
     display.end('vol-a', 'done');
     display.stop();
     expect(text).toContain('16.0 MiB / 64.0 MiB  16.0 MiB/s logical  data 4.0 MiB at 4.0 MiB/s  ETA 3.0 s');
+  });
+});
+
+describe('steps of a sync (snapshot wait, verification, clean-up)', () => {
+  const phase = (
+    name: HostSyncPhaseEvent['phase'],
+    state: HostSyncPhaseEvent['state'],
+    elapsedMs: number,
+    more: Partial<HostSyncPhaseEvent> = {},
+  ): HostSyncPhaseEvent => ({ type: 'phase', phase: name, state, elapsedMs, ...more });
+
+  it('without a TTY: a line per interval of the step, with bytes where it counts them, and one at its end; short steps stay silent', () => {
+    const lines: string[] = [];
+    const display = createProgressDisplay({
+      output: { isTTY: false, write: (text: string) => lines.push(text) },
+      plainIntervalMs: 2000,
+    });
+    display.phase(phase('snapshot', 'start', 0));
+    for (const at of [1000, 2000, 3000, 4000, 5000]) display.phase(phase('snapshot', 'progress', at));
+    display.phase(phase('snapshot', 'end', 5500));
+    // Under the interval: nothing at all.
+    display.phase(phase('transfer', 'start', 0, { diskId: 'vol-a' }));
+    display.phase(phase('transfer', 'end', 0, { diskId: 'vol-a' }));
+    display.phase(phase('cleanup', 'start', 0));
+    display.phase(phase('cleanup', 'progress', 1000));
+    display.phase(phase('cleanup', 'end', 1500));
+    const bytes = (bytesDone: number) => ({ diskId: 'vol-a', bytesDone, bytesTotal: 64 * MiB });
+    display.phase(phase('verify', 'start', 0, { diskId: 'vol-a' }));
+    display.phase(phase('verify', 'progress', 1000, bytes(8 * MiB)));
+    display.phase(phase('verify', 'progress', 2000, bytes(16 * MiB)));
+    display.phase(phase('verify', 'progress', 3000, bytes(24 * MiB)));
+    display.phase(phase('verify', 'progress', 4000, bytes(32 * MiB)));
+    display.phase(phase('verify', 'end', 8000, bytes(64 * MiB)));
+    display.stop();
+    expect(lines).toEqual([
+      'snapshot  2.0 s\n',
+      'snapshot  4.0 s\n',
+      'snapshot  done in 5.5 s\n',
+      'vol-a  verify   25%  16.0 MiB / 64.0 MiB  2.0 s\n',
+      'vol-a  verify   50%  32.0 MiB / 64.0 MiB  4.0 s\n',
+      'vol-a  verify  done in 8.0 s\n',
+    ]);
+  });
+
+  it('a step under 2 s shows nothing, however short the interval', () => {
+    const lines: string[] = [];
+    const display = createProgressDisplay({
+      output: { isTTY: false, write: (text: string) => lines.push(text) },
+      plainIntervalMs: 1,
+    });
+    display.phase(phase('snapshot', 'start', 0));
+    display.phase(phase('snapshot', 'progress', 1000));
+    display.phase(phase('snapshot', 'end', 1999));
+    display.phase(phase('cleanup', 'start', 0));
+    display.phase(phase('cleanup', 'progress', 1000));
+    display.phase(phase('cleanup', 'progress', 2000));
+    display.phase(phase('cleanup', 'end', 2100));
+    expect(lines).toEqual(['cleanup  2.0 s\n', 'cleanup  done in 2.1 s\n']);
+  });
+});
+
+describe('steps of a sync on a TTY', () => {
+  it('a snapshot wait shows before any bar, once a second of the wait', () => {
+    let text = '';
+    const output = {
+      isTTY: true,
+      columns: 200,
+      write: (chunk: string) => {
+        text += chunk;
+        return true;
+      },
+      cursorTo: () => true,
+      moveCursor: () => true,
+      clearLine: () => true,
+      clearScreenDown: () => true,
+      on: () => output,
+      removeListener: () => output,
+    };
+    const display = createProgressDisplay({ output });
+    const at = (state: HostSyncPhaseEvent['state'], elapsedMs: number): HostSyncPhaseEvent => ({
+      type: 'phase',
+      phase: 'snapshot',
+      state,
+      elapsedMs,
+    });
+    display.phase(at('start', 0));
+    display.phase(at('progress', 1000));
+    display.phase(at('progress', 2000));
+    display.phase(at('end', 2400));
+    display.stop();
+    expect(text).toContain('snapshot  2.0 s\nsnapshot  done in 2.4 s\n');
+    expect(text).not.toContain('snapshot  1.0 s');
   });
 });

@@ -104,6 +104,7 @@ export {
 export * from './errors/index.js';
 // Host sync: the one way to sync a host into a target directory
 export { imageFileName } from './host-sync/image-name.js';
+export type { HostSyncPhase, HostSyncPhaseEvent } from './host-sync/phase-events.js';
 export {
   type DiskSyncOptions,
   type DiskSyncOutcome,

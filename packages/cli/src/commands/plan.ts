@@ -48,7 +48,8 @@ function extentsCostARead(reader: ChangedBlockReader): boolean {
  * data is read. It takes a snapshot, lists each disk's extents against the base (`--incremental`:
  * the snapshot the image equals, from the target's state) and deletes the snapshot again. The rate
  * is the last sync's, from the target's state, else `--rate`. A reader whose extents cost a full
- * read (hash diff) is not listed: the plan says so.
+ * read (hash diff) is not listed: the plan says so. A connector that tracks changes by hashing
+ * (`changeTracking: 'hash'`) gets no snapshot either: taking one reads every disk.
  */
 export async function planSync(context: CommandContext, options: PlanOptions): Promise<ExitCode> {
   const connector = connectorFor(context, options.platform);
@@ -67,32 +68,47 @@ export async function planSync(context: CommandContext, options: PlanOptions): P
     });
   }
   const disks = host.disks.filter((d) => !options.disk?.length || options.disk.includes(d.id));
-  const snapshot = await session.createSnapshot(host, { label: 'syncproxy-plan' });
+  const wholeRead = (disk: (typeof disks)[number], bytesPerSecond: number | undefined): DiskPlan => ({
+    diskId: disk.id,
+    sizeBytes: disk.sizeBytes,
+    bytesToRead: undefined,
+    bytesPerSecond,
+    etaMs: bytesPerSecond ? (disk.sizeBytes / bytesPerSecond) * 1000 : undefined,
+    note: 'extents cost a full read of the disk here (hash diff): not listed; the sync reads it all',
+  });
+  const baseOf = (diskId: string): SnapshotRef | undefined => {
+    const record = state.disks?.[diskId];
+    const base =
+      options.incremental && record?.snapshotId !== undefined
+        ? state.snapshots?.[record.snapshotId]
+        : undefined;
+    if (options.incremental && base === undefined) {
+      throw new SyncproxyError(
+        `--incremental: ${target} has no synced image of ${diskId} to start from (run a full sync first)`,
+        { code: 'config' },
+      );
+    }
+    return base;
+  };
+  const rateOf = (diskId: string) => state.disks?.[diskId]?.throughputBytesPerSec ?? options.rate;
   const plans: DiskPlan[] = [];
+  // A hash-diff connector reads every disk whole to take its snapshot (the manifest is the snapshot):
+  // taking one to plan would cost the very read the plan exists to foresee.
+  if (connector.capabilities.changeTracking === 'hash') {
+    for (const disk of disks) {
+      baseOf(disk.id);
+      plans.push(wholeRead(disk, rateOf(disk.id)));
+    }
+    return printPlans(context, options, host.id, plans);
+  }
+  const snapshot = await session.createSnapshot(host, { label: 'syncproxy-plan' });
   try {
     for (const disk of disks) {
-      const record = state.disks?.[disk.id];
-      const base =
-        options.incremental && record?.snapshotId !== undefined
-          ? state.snapshots?.[record.snapshotId]
-          : undefined;
-      if (options.incremental && base === undefined) {
-        throw new SyncproxyError(
-          `--incremental: ${target} has no synced image of ${disk.id} to start from (run a full sync first)`,
-          { code: 'config' },
-        );
-      }
-      const bytesPerSecond = record?.throughputBytesPerSec ?? options.rate;
+      const base = baseOf(disk.id);
+      const bytesPerSecond = rateOf(disk.id);
       await using reader = await session.openReader(disk, { snapshot, ...(base ? { base } : {}) });
       if (extentsCostARead(reader)) {
-        plans.push({
-          diskId: disk.id,
-          sizeBytes: disk.sizeBytes,
-          bytesToRead: undefined,
-          bytesPerSecond,
-          etaMs: bytesPerSecond ? (disk.sizeBytes / bytesPerSecond) * 1000 : undefined,
-          note: 'extents cost a full read of the disk here (hash diff): not listed; the sync reads it all',
-        });
+        plans.push(wholeRead(disk, bytesPerSecond));
         continue;
       }
       let bytesToRead = 0;
@@ -110,8 +126,17 @@ export async function planSync(context: CommandContext, options: PlanOptions): P
   } finally {
     await session.deleteSnapshot(snapshot).catch(() => {});
   }
+  return printPlans(context, options, host.id, plans);
+}
+
+function printPlans(
+  context: CommandContext,
+  options: PlanOptions,
+  hostId: string,
+  plans: DiskPlan[],
+): ExitCode {
   if (options.json) {
-    printJson(context, { host: host.id, mode: options.incremental ? 'incremental' : 'full', disks: plans });
+    printJson(context, { host: hostId, mode: options.incremental ? 'incremental' : 'full', disks: plans });
     return ExitCode.ok;
   }
   print(

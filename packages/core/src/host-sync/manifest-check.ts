@@ -8,12 +8,14 @@ import { isAllZero } from '../transfer/zero-detection.js';
  * Re-hashes the image at `path` chunk by chunk against `manifest` (the
  * `verifyTarget: 'manifest'` check before an incremental). Returns the
  * number of chunks that differ or that the manifest does not know; reads
- * the whole image once.
+ * the whole image once; `onProgress` gets the bytes hashed so far and in all,
+ * before the first chunk and after each.
  */
 export async function countManifestMismatches(
   path: string,
   manifest: DiskManifest,
   signal?: AbortSignal,
+  onProgress?: (bytesDone: number, bytesTotal: number) => void,
 ): Promise<number> {
   let mismatches = 0;
   const buffer = new Uint8Array(manifest.chunkSizeBytes);
@@ -25,9 +27,13 @@ export async function countManifestMismatches(
   }
   try {
     if ((await handle.stat()).size !== manifest.diskSize) return manifest.chunkCount;
+    let bytesDone = 0;
+    onProgress?.(bytesDone, manifest.diskSize);
     for (let index = 0; index < manifest.chunkCount; index++) {
       signal?.throwIfAborted();
       const length = manifest.chunkLength(index);
+      if (index > 0) onProgress?.(bytesDone, manifest.diskSize);
+      bytesDone += length;
       const view = buffer.subarray(0, length);
       let done = 0;
       while (done < length) {
@@ -49,6 +55,7 @@ export async function countManifestMismatches(
       const actual = isAllZero(view) ? 'zero' : createHash('sha256').update(view).digest();
       if (!manifest.matches(index, actual)) mismatches++;
     }
+    onProgress?.(bytesDone, manifest.diskSize);
   } finally {
     await handle.close();
   }

@@ -1,5 +1,6 @@
 import { mkdir, open, rm } from 'node:fs/promises';
 import { join } from 'node:path';
+import { type Clock, systemClock } from '../clock.js';
 import type { ConnectorSession, Disk, Host, SnapshotRef } from '../contracts/connector.js';
 import type { Logger } from '../contracts/logger.js';
 import type { ChangedBlockReader, SyncWarning } from '../contracts/reader.js';
@@ -12,6 +13,7 @@ import type { TransferProgress } from '../transfer/progress.js';
 import { TokenBucket } from '../transfer/token-bucket.js';
 import { imageFileName } from './image-name.js';
 import { countManifestMismatches } from './manifest-check.js';
+import { type HostSyncPhase, type HostSyncPhaseEvent, RunningPhase } from './phase-events.js';
 import {
   type DiskSyncRecord,
   emptySyncState,
@@ -72,6 +74,10 @@ export interface HostSyncOptions {
   /** Label of the snapshots the platform records. */
   snapshotLabel?: string;
   logger?: Logger;
+  /** Time source of the phase events and their ticks (tests). */
+  clock?: Clock;
+  /** A `phase` `progress` event this often while a step runs, ms of the clock (default 1000). */
+  phaseTickMs?: number;
   /** Engine settings for each disk's transfer (chunk grid, memory bound, retries), for tuning and tests. */
   transfer?: Partial<
     Pick<
@@ -100,7 +106,8 @@ export type HostSyncEvent =
   | { type: 'progress'; diskId: string; progress: TransferProgress }
   | { type: 'disk-end'; diskId: string; status: DiskSyncStatus }
   | { type: 'warning'; warning: HostSyncWarning }
-  | { type: 'note'; message: string };
+  | { type: 'note'; message: string }
+  | HostSyncPhaseEvent;
 
 export interface DiskSyncOutcome {
   diskId: string;
@@ -159,6 +166,8 @@ function checkOptions(options: HostSyncOptions): void {
     throw configError('mode', `must be one of ${HOST_MODES.join(', ')}`);
   if (options.verifyTarget !== undefined && !VERIFY_LEVELS.includes(options.verifyTarget))
     throw configError('verifyTarget', `must be one of ${VERIFY_LEVELS.join(', ')}`);
+  if (options.phaseTickMs !== undefined && !(Number.isFinite(options.phaseTickMs) && options.phaseTickMs > 0))
+    throw configError('phaseTickMs', 'must be a positive number');
   for (const field of ['concurrency', 'checkpointEveryChunks', 'parallelDisks'] as const) {
     const value = options[field];
     if (value !== undefined && (!Number.isSafeInteger(value) || value < 1))
@@ -262,6 +271,17 @@ class HostSync {
     this.#emit({ type: 'warning', warning });
   }
 
+  /** Starts a step; it ticks unless its own progress events say enough (the transfer). */
+  #phase(phase: HostSyncPhase, diskId?: string, ticks = true): RunningPhase {
+    return new RunningPhase(
+      (event) => this.#emit(event),
+      this.#options.clock ?? systemClock,
+      phase,
+      diskId,
+      ticks ? (this.#options.phaseTickMs ?? 1000) : undefined,
+    );
+  }
+
   #note(message: string): void {
     this.#options.logger?.info(message);
     this.#emit({ type: 'note', message });
@@ -319,14 +339,19 @@ class HostSync {
       if (pending !== undefined) this.#abandon(`a new sync was asked for`);
       const plans: Record<string, PendingDisk> = {};
       for (const disk of disks) plans[disk.id] = await this.#planDisk(disk, paths.get(disk.id)!, requested);
-      snapshot = await session.createSnapshot(
-        { ...host, disks },
-        {
-          ...(this.#options.snapshotLabel ? { label: this.#options.snapshotLabel } : {}),
-          ...(this.#options.quiesce ? { quiesce: true } : {}),
-          ...(signal ? { signal } : {}),
-        },
-      );
+      const waiting = this.#phase('snapshot');
+      try {
+        snapshot = await session.createSnapshot(
+          { ...host, disks },
+          {
+            ...(this.#options.snapshotLabel ? { label: this.#options.snapshotLabel } : {}),
+            ...(this.#options.quiesce ? { quiesce: true } : {}),
+            ...(signal ? { signal } : {}),
+          },
+        );
+      } finally {
+        waiting.end();
+      }
       created = true;
       state.snapshots[snapshot.id] = snapshot;
       state.pending = { snapshotId: snapshot.id, startedAt: new Date().toISOString(), disks: plans };
@@ -423,7 +448,7 @@ class HostSync {
       );
     }
     if (requested === 'full' || !hasBase) return { mode: 'full', done: false };
-    const why = await this.#targetProblem(record!, path);
+    const why = await this.#targetProblem(record!, path, disk.id);
     if (why !== undefined) {
       this.#warn({
         code: 'target-changed',
@@ -437,7 +462,7 @@ class HostSync {
   }
 
   /** Why the image is not what the last sync left, or undefined when it is. */
-  async #targetProblem(record: DiskSyncRecord, path: string): Promise<string | undefined> {
+  async #targetProblem(record: DiskSyncRecord, path: string, diskId: string): Promise<string | undefined> {
     const actual = await targetIdentity(path);
     if (record.target !== undefined) {
       const why = identityMismatch(record.target, actual);
@@ -456,7 +481,15 @@ class HostSync {
       }
       if (!manifest.complete || (record.manifestDigest !== '' && manifest.digest() !== record.manifestDigest))
         return 'the manifest is not the one the last sync left';
-      const bad = await countManifestMismatches(path, manifest, this.#options.signal);
+      const check = this.#phase('verify', diskId);
+      let bad: number;
+      try {
+        bad = await countManifestMismatches(path, manifest, this.#options.signal, (done, total) =>
+          check.bytes(done, total),
+        );
+      } finally {
+        check.end();
+      }
       if (bad > 0) return `${bad} chunk(s) of the image differ from its manifest`;
     }
     return undefined;
@@ -468,7 +501,7 @@ class HostSync {
     const why =
       record === undefined || record.snapshotId !== this.#state.pending!.snapshotId
         ? 'no record of the finished image'
-        : await this.#targetProblem(record, path);
+        : await this.#targetProblem(record, path, disk.id);
     if (why === undefined) return;
     this.#warn({
       code: 'target-changed',
@@ -580,6 +613,8 @@ class HostSync {
       `image=${image}`,
     ].join(' ');
     let reader: ChangedBlockReader | undefined;
+    // The transfer's own progress events tick; once the engine re-reads what it wrote, that is the verify step.
+    let step = this.#phase('transfer', disk.id, false);
     try {
       reader = await options.session.openReader(disk, {
         snapshot,
@@ -601,6 +636,13 @@ class HostSync {
           : {}),
         ...(options.logger ? { logger: options.logger } : {}),
         onProgress: (progress) => this.#emit({ type: 'progress', diskId: disk.id, progress }),
+        onVerifyProgress: (done, total) => {
+          if (done === 0) {
+            step.end();
+            step = this.#phase('verify', disk.id);
+          }
+          step.bytes(done, total);
+        },
         ...(signal ? { signal } : {}),
       });
       outcome.result = result;
@@ -612,6 +654,7 @@ class HostSync {
         this.#warn({ code: w.code, diskId: disk.id, message: `${disk.id}: ${w.message}` });
       }
     } finally {
+      step.end();
       await reader?.close().catch((error: unknown) => {
         options.logger?.warn(
           {
@@ -650,7 +693,19 @@ class HostSync {
 
   async #deleteUnreferenced(deleted: string[]): Promise<void> {
     const state = this.#state;
-    for (const id of unreferencedSnapshots(state)) {
+    const unreferenced = unreferencedSnapshots(state);
+    if (unreferenced.length === 0) return;
+    const cleanup = this.#phase('cleanup');
+    try {
+      await this.#deleteSnapshots(unreferenced, deleted);
+    } finally {
+      cleanup.end();
+    }
+  }
+
+  async #deleteSnapshots(ids: readonly string[], deleted: string[]): Promise<void> {
+    const state = this.#state;
+    for (const id of ids) {
       try {
         await this.#options.session.deleteSnapshot(state.snapshots[id]!);
       } catch (error) {

@@ -22,6 +22,12 @@ export interface TransferCheckpoint {
   bytesDone: number;
   /** Chunks done, for progress after a resume. */
   chunksDone: number;
+  /**
+   * Of {@link bytesDone}, those written as data and those made to read as zeroes, so that the
+   * figures of a resumed transfer count each byte once (absent from older checkpoints: 0).
+   */
+  dataBytes?: number;
+  zeroBytes?: number;
   /** ISO-8601. */
   updatedAt: string;
 }
@@ -80,6 +86,11 @@ export function parseCheckpoint(text: string, source = 'checkpoint'): TransferCh
   if (value?.version !== 1) throw bad(`unsupported version ${JSON.stringify(value?.version)}`);
   for (const key of ints)
     if (!Number.isSafeInteger(value[key]) || (value[key] as number) < 0) throw bad(`bad ${key}`);
+  for (const key of ['dataBytes', 'zeroBytes'] as const) {
+    const n = value[key];
+    if (n !== undefined && (!Number.isSafeInteger(n) || n < 0 || n > (value.bytesDone as number)))
+      throw bad(`bad ${key}`);
+  }
   if (!Array.isArray(value.doneRuns)) throw bad('bad doneRuns');
   let previous = value.doneBelow as number;
   for (const run of value.doneRuns) {
@@ -110,12 +121,18 @@ export class ChunkLedger {
   private cursor = 0;
   bytesDone: number;
   chunksDone: number;
+  /** Of the done chunks' bytes, those written as data: each byte once, whichever run wrote it. */
+  dataBytes: number;
+  /** Of the done chunks' bytes, those made to read as zeroes. */
+  zeroBytes: number;
 
   constructor(previous?: TransferCheckpoint) {
     this.doneBelow = previous?.doneBelow ?? 0;
     this.runs = (previous?.doneRuns ?? []).map(([start, end]) => [start, end]);
     this.bytesDone = previous?.bytesDone ?? 0;
     this.chunksDone = previous?.chunksDone ?? 0;
+    this.dataBytes = previous?.dataBytes ?? 0;
+    this.zeroBytes = previous?.zeroBytes ?? 0;
   }
 
   isDone(index: number): boolean {
@@ -139,16 +156,21 @@ export class ChunkLedger {
     this.cursor = Math.max(this.cursor, chunkCount);
   }
 
-  finish(index: number, bytes: number): void {
+  /** Chunk `index` is done: `written` of its bytes went as data, `zeroed` as zeroes. */
+  finish(index: number, bytes: number, written = 0, zeroed = 0): void {
     this.bytesDone += bytes;
+    this.dataBytes += written;
+    this.zeroBytes += zeroed;
     this.chunksDone++;
     this.add(index, index + 1);
   }
 
   /** Marks a done chunk as not done (it failed verification). */
-  forget(index: number, bytes: number): void {
+  forget(index: number, bytes: number, written = 0, zeroed = 0): void {
     if (!this.isDone(index)) return;
     this.bytesDone -= bytes;
+    this.dataBytes -= written;
+    this.zeroBytes -= zeroed;
     this.chunksDone--;
     if (index < this.doneBelow) {
       if (index + 1 < this.doneBelow) this.runs.unshift([index + 1, this.doneBelow]);
@@ -176,6 +198,8 @@ export class ChunkLedger {
       doneRuns: this.runs.map(([start, end]) => [start, end]),
       bytesDone: this.bytesDone,
       chunksDone: this.chunksDone,
+      dataBytes: this.dataBytes,
+      zeroBytes: this.zeroBytes,
       updatedAt: now.toISOString(),
     };
   }

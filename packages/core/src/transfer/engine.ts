@@ -60,6 +60,11 @@ export interface TransferOptions {
   /** A bandwidth limit on bytes read from the source; share one bucket between the transfers of a proxy. */
   bandwidth?: TokenBucket;
   onProgress?: (progress: TransferProgress) => void;
+  /**
+   * With `verify`: the bytes re-read from the sink so far and in all, once with 0
+   * as the verification starts (it follows the transfer) and after each chunk.
+   */
+  onVerifyProgress?: (bytesDone: number, bytesTotal: number) => void;
   signal?: AbortSignal;
   /**
    * Names this transfer (e.g. the snapshot id). A checkpoint saved under another
@@ -96,9 +101,13 @@ export interface TransferOptions {
 export interface TransferResult {
   /** Bytes read from the source this run. */
   bytesRead: number;
-  /** Bytes written to the sink as data this run. */
+  /**
+   * Bytes of the disk written to the sink as data by this transfer, each once: a resumed
+   * transfer counts what its checkpoint names as done and what this run wrote, and a chunk an
+   * earlier run wrote but no checkpoint named (re-sent after a crash) only once.
+   */
   bytesWritten: number;
-  /** Bytes made to read as zeroes this run (zero extents and data that read as zeroes), never read from the source twice. */
+  /** Bytes made to read as zeroes (zero extents and data that read as zeroes), counted like {@link bytesWritten}; never read from the source twice. */
   zeroBytes: number;
   /** Chunks done this run. */
   chunks: number;
@@ -106,7 +115,7 @@ export interface TransferResult {
   chunksSkipped: number;
   retries: number;
   durationMs: number;
-  /** (bytesWritten + zeroBytes) per second of this run. */
+  /** Bytes this run wrote and zeroed, per second of this run (resumed chunks excluded). */
   throughputBytesPerSec: number;
   /** {@link DiskManifest.digest} of the target's manifest after the transfer; empty when nothing was hashed (no manifest store, no verify). */
   manifestDigest: string;
@@ -235,6 +244,8 @@ function withinDisk(checkpoint: TransferCheckpoint, settings: Settings): boolean
   const inRange = (n: unknown, max: number) =>
     Number.isSafeInteger(n) && (n as number) >= 0 && (n as number) <= max;
   if (!inRange(checkpoint.doneBelow, chunkCount)) return false;
+  for (const n of [checkpoint.dataBytes, checkpoint.zeroBytes])
+    if (n !== undefined && !inRange(n, checkpoint.bytesDone)) return false;
   if (!inRange(checkpoint.bytesDone, diskSize) || !inRange(checkpoint.chunksDone, chunkCount)) return false;
   let previous = checkpoint.doneBelow;
   for (const run of checkpoint.doneRuns) {
@@ -344,7 +355,7 @@ export async function transferDisk(options: TransferOptions): Promise<TransferRe
       retryPolicy,
       hasher,
     });
-    run.progress.setBaseline(ledger.bytesDone);
+    run.progress.setBaseline(ledger.bytesDone, ledger.dataBytes);
     if (totals !== undefined) run.totals = totals;
     await run.execute();
 
@@ -360,8 +371,8 @@ export async function transferDisk(options: TransferOptions): Promise<TransferRe
     const moved = run.bytesWritten + run.zeroBytes;
     return {
       bytesRead: run.bytesRead,
-      bytesWritten: run.bytesWritten,
-      zeroBytes: run.zeroBytes,
+      bytesWritten: ledger.dataBytes,
+      zeroBytes: ledger.zeroBytes,
       chunks: run.chunks,
       chunksSkipped: run.chunksSkipped,
       retries: run.retries,
@@ -483,6 +494,8 @@ class TransferRun {
   private failure: SyncproxyError | undefined;
   private readonly inFlight = new Map<number, Promise<void>>();
   private readonly written: Uint8Array;
+  /** Data and zeroed bytes of each chunk this run wrote, kept for `verify`: a chunk found wrong is not done. */
+  private readonly split: Map<number, [number, number]> | undefined;
   private readonly readLimit: ReturnType<typeof pLimit>;
   /**
    * Chunks are hashed only when the hashes go somewhere: a manifest store, or
@@ -505,6 +518,7 @@ class TransferRun {
   ) {
     this.progress = new ProgressMeter(context.clock, options.onProgress);
     this.written = new Uint8Array(Math.ceil(settings.chunkCount / 8));
+    this.split = options.verify === true ? new Map() : undefined;
     this.readLimit = pLimit(settings.concurrency);
     this.hashes = context.stores.manifest !== undefined || options.verify === true;
     this.buffers =
@@ -546,7 +560,7 @@ class TransferRun {
         chunksDone: this.context.ledger.chunksDone,
         chunksTotal: this.totals?.chunks,
         retries: this.retries,
-        dataBytes: this.bytesWritten,
+        dataBytes: this.context.ledger.dataBytes,
       },
       final,
     );
@@ -598,12 +612,15 @@ class TransferRun {
           break;
         }
         const done = this.runJob(job).then(
-          (sha256) => {
-            this.context.manifest.set(job.index, sha256);
+          ({ entry, written, zeroed }) => {
+            this.context.manifest.set(job.index, entry);
             this.written[job.index >> 3]! |= 1 << (job.index & 7);
+            this.split?.set(job.index, [written, zeroed]);
             ledger.finish(
               job.index,
               job.pieces.reduce((sum, piece) => sum + piece.length, 0),
+              written,
+              zeroed,
             );
             this.chunks++;
             this.doneSinceSave++;
@@ -648,8 +665,8 @@ class TransferRun {
     return this.options.manifestReadBack !== false && typeof this.options.sink.read === 'function';
   }
 
-  /** Reads, classifies, hashes and writes one chunk; resolves with its manifest entry. */
-  private async runJob(job: ChunkJob): Promise<Uint8Array | 'zero' | 'unknown'> {
+  /** Reads, classifies, hashes and writes one chunk; resolves with its manifest entry and its bytes written and zeroed. */
+  private async runJob(job: ChunkJob): Promise<ChunkOutcome> {
     // One buffer laid out like the chunk: pieces are read into it where they sit, so a covered chunk
     // is hashed in one piece, off the event loop, without a copy.
     const chunk = this.buffers?.acquire(job.length);
@@ -659,10 +676,7 @@ class TransferRun {
     return entry;
   }
 
-  private async moveChunk(
-    job: ChunkJob,
-    chunk: Uint8Array | undefined,
-  ): Promise<Uint8Array | 'zero' | 'unknown'> {
+  private async moveChunk(job: ChunkJob, chunk: Uint8Array | undefined): Promise<ChunkOutcome> {
     const { reader, sink, bandwidth } = this.options;
     const { signal, hasher } = this.context;
     // The buffer holds the whole chunk for hashing only: zero pieces are filled in just when a hash of
@@ -716,6 +730,8 @@ class TransferRun {
     }
     hashing?.catch(() => {});
     const writeRetry: RetryContext = { ...this.retry, signal: undefined };
+    let written = 0;
+    let zeroed = 0;
     await Promise.all(
       writes.map(({ piece, data }) =>
         withRetry(
@@ -726,8 +742,13 @@ class TransferRun {
               : sink.write(piece.offset, data),
           writeRetry,
         ).then(() => {
-          if (data === undefined) this.zeroBytes += piece.length;
-          else this.bytesWritten += piece.length;
+          if (data === undefined) {
+            this.zeroBytes += piece.length;
+            zeroed += piece.length;
+          } else {
+            this.bytesWritten += piece.length;
+            written += piece.length;
+          }
         }),
       ),
     );
@@ -741,7 +762,7 @@ class TransferRun {
       );
       entry = isAllZero(target) ? 'zero' : createHash('sha256').update(target).digest();
     }
-    return entry;
+    return { entry, written, zeroed };
   }
 
   async flushSink(): Promise<void> {
@@ -823,10 +844,23 @@ class TransferRun {
     const mismatched: number[] = [];
     const checks: Array<Promise<void>> = [];
     const budget = new InFlightBudget(this.settings.maxInFlightBytes, this.settings.concurrency * 2);
+    const checked = (index: number) =>
+      (this.written[index >> 3]! & (1 << (index & 7))) !== 0 && manifest.entry(index).state !== 'unknown';
+    let bytesTotal = 0;
     for (let index = 0; index < this.settings.chunkCount; index++) {
-      if ((this.written[index >> 3]! & (1 << (index & 7))) === 0) continue;
-      const expected = manifest.entry(index);
-      if (expected.state === 'unknown') continue;
+      if (checked(index)) bytesTotal += manifest.chunkLength(index);
+    }
+    let bytesDone = 0;
+    const progress = () => {
+      try {
+        this.options.onVerifyProgress?.(bytesDone, bytesTotal);
+      } catch {
+        // A failing progress callback must not fail the verification.
+      }
+    };
+    progress();
+    for (let index = 0; index < this.settings.chunkCount; index++) {
+      if (!checked(index)) continue;
       const offset = index * this.settings.chunkSizeBytes;
       const length = manifest.chunkLength(index);
       await budget.acquire(length, signal);
@@ -837,13 +871,16 @@ class TransferRun {
             ? 'zero'
             : createHash('sha256').update(data).digest();
           if (!manifest.matches(index, actual)) mismatched.push(index);
+          bytesDone += length;
+          progress();
         }).finally(() => budget.release(length)),
       );
     }
     await Promise.all(checks);
     if (mismatched.length > 0) {
       for (const index of mismatched) {
-        ledger.forget(index, manifest.chunkLength(index));
+        const [written, zeroed] = this.split?.get(index) ?? [0, 0];
+        ledger.forget(index, manifest.chunkLength(index), written, zeroed);
         manifest.set(index, 'unknown');
       }
       this.cursor = this.settings.chunkCount;
@@ -856,6 +893,13 @@ class TransferRun {
     }
     return true;
   }
+}
+
+/** What one chunk's job did: its manifest entry, and its bytes written as data and zeroed. */
+interface ChunkOutcome {
+  entry: Uint8Array | 'zero' | 'unknown';
+  written: number;
+  zeroed: number;
 }
 
 /**

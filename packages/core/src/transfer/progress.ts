@@ -11,11 +11,15 @@ export interface TransferProgress {
   /** Average rate of this run, bytes per second: logical bytes, holes and zeroes included. */
   bytesPerSecond: number;
   /**
-   * Bytes this run read and wrote as data (no holes, no zeroes): what crossed the network. Absent
-   * from a meter that does not count them.
+   * Bytes of the disk written as data (no holes, no zeroes), each once: like {@link bytesDone},
+   * resumed ones included, and a chunk re-sent after a crash counted once. Absent from a meter
+   * that does not count them.
    */
   dataBytes?: number;
-  /** {@link dataBytes} per second of this run: the network's rate, not inflated by empty space. */
+  /**
+   * Data bytes this run wrote, per second of this run (resumed ones excluded): the network's
+   * rate, not inflated by empty space.
+   */
   dataBytesPerSecond?: number;
   /** Estimated time left at that rate; undefined when the total or the rate is unknown. */
   etaMs: number | undefined;
@@ -30,6 +34,7 @@ export class ProgressMeter {
   private lastEmitAt = Number.NEGATIVE_INFINITY;
   private readonly startedAt: number;
   private bytesAtStart: number;
+  private dataBytesAtStart = 0;
 
   constructor(
     private readonly clock: Clock,
@@ -39,9 +44,10 @@ export class ProgressMeter {
     this.bytesAtStart = 0;
   }
 
-  /** Bytes already done when this run began (a resume); excluded from the rate. */
-  setBaseline(bytes: number): void {
+  /** Bytes (and data bytes) already done when this run began (a resume); excluded from the rates. */
+  setBaseline(bytes: number, dataBytes = 0): void {
     this.bytesAtStart = bytes;
+    this.dataBytesAtStart = dataBytes;
   }
 
   report(
@@ -86,7 +92,8 @@ export class ProgressMeter {
           ? {}
           : {
               dataBytes: counters.dataBytes,
-              dataBytesPerSecond: elapsedMs > 0 ? (counters.dataBytes / elapsedMs) * 1000 : 0,
+              dataBytesPerSecond:
+                elapsedMs > 0 ? ((counters.dataBytes - this.dataBytesAtStart) / elapsedMs) * 1000 : 0,
             }),
       });
     } catch {

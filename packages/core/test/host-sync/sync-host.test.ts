@@ -2,7 +2,10 @@ import { readFile, stat, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import {
+  type ConnectorSession,
+  createManualClock,
   type HostSyncEvent,
+  type HostSyncPhaseEvent,
   imageFileName,
   loadSyncState,
   SyncproxyError,
@@ -243,7 +246,9 @@ describe('syncHost', () => {
     const handle = await open(path, 'r+');
     await handle.write(image.subarray(100, 101), 0, 1, 100);
     await handle.close();
-    await utimes(path, before.atime, before.mtime);
+    // Half a millisecond in: a Date's seconds as a double can land a nanosecond under its millisecond,
+    // which the image's identity (whole milliseconds of mtimeNs) would see as another mtime.
+    await utimes(path, before.atime, (Math.floor(before.mtimeMs) + 0.5) / 1000);
     const third = await syncHost({
       session,
       platform: 'file-platform',
@@ -366,4 +371,101 @@ describe('syncHost', () => {
       await expectExact(platform, target);
     }
   });
+
+  it('phase events: the snapshot wait and the clean-up tick with elapsed time, verification counts bytes', async () => {
+    const { session, target } = await setup();
+    const clock = createManualClock(0);
+    // The platform's snapshot and deletion calls wait for the test, which moves the clock meanwhile.
+    const gates = { createSnapshot: gate(), deleteSnapshot: gate() };
+    const gated = new Proxy(session, {
+      get(t, key) {
+        const value = Reflect.get(t, key) as unknown;
+        if (key !== 'createSnapshot' && key !== 'deleteSnapshot') {
+          return typeof value === 'function' ? value.bind(t) : value;
+        }
+        const g = gates[key];
+        return async (...args: unknown[]) => {
+          g.entered();
+          await g.released;
+          return (value as (...a: unknown[]) => unknown).apply(t, args);
+        };
+      },
+    }) as ConnectorSession;
+    const phases: HostSyncPhaseEvent[] = [];
+    const options = {
+      session: gated,
+      platform: 'file-platform',
+      hostId: 'h1',
+      target,
+      clock,
+      phaseTickMs: 1000,
+      onEvent: (event: HostSyncEvent) => {
+        if (event.type === 'phase') phases.push(event);
+      },
+    };
+    const first = syncHost({ ...options, verify: true });
+    await gates.createSnapshot.reached;
+    await clock.advance(2500);
+    gates.createSnapshot.release();
+    expect((await first).ok).toBe(true);
+    const of = (phase: string, diskId?: string) =>
+      phases
+        .filter((e) => e.phase === phase && e.diskId === diskId)
+        .map(({ type: _type, phase: _phase, diskId: _diskId, ...rest }) => rest);
+    expect(of('snapshot')).toEqual([
+      { state: 'start', elapsedMs: 0 },
+      { state: 'progress', elapsedMs: 1000 },
+      { state: 'progress', elapsedMs: 2000 },
+      { state: 'end', elapsedMs: 2500 },
+    ]);
+    for (const [diskId, size] of [
+      ['disk-a', 8 * MiB],
+      ['disk-b', 4 * MiB],
+    ] as const) {
+      expect(of('transfer', diskId)).toEqual([
+        { state: 'start', elapsedMs: 0 },
+        { state: 'end', elapsedMs: 0 },
+      ]);
+      expect(of('verify', diskId)).toEqual([
+        { state: 'start', elapsedMs: 0 },
+        { state: 'end', elapsedMs: 0, bytesDone: size, bytesTotal: size },
+      ]);
+    }
+    expect(of('cleanup')).toEqual([]);
+
+    // The next sync re-hashes the images (verifyTarget: manifest) and deletes the first snapshot.
+    phases.length = 0;
+    gates.createSnapshot.release();
+    const second = syncHost({ ...options, verifyTarget: 'manifest' });
+    await gates.deleteSnapshot.reached;
+    await clock.advance(3000);
+    gates.deleteSnapshot.release();
+    expect(await second).toMatchObject({ ok: true, mode: 'incremental' });
+    expect(of('verify', 'disk-a')).toEqual([
+      { state: 'start', elapsedMs: 0 },
+      { state: 'end', elapsedMs: 0, bytesDone: 8 * MiB, bytesTotal: 8 * MiB },
+    ]);
+    expect(of('cleanup')).toEqual([
+      { state: 'start', elapsedMs: 0 },
+      { state: 'progress', elapsedMs: 1000 },
+      { state: 'progress', elapsedMs: 2000 },
+      { state: 'progress', elapsedMs: 3000 },
+      { state: 'end', elapsedMs: 3000 },
+    ]);
+    // Every tick stopped with its step.
+    expect(clock.pendingTimers()).toBe(0);
+  });
 });
+
+/** A wait the test opens: `reached` once the code under test waits on it. */
+function gate() {
+  let entered!: () => void;
+  let release!: () => void;
+  const reached = new Promise<void>((resolve) => {
+    entered = resolve;
+  });
+  const released = new Promise<void>((resolve) => {
+    release = resolve;
+  });
+  return { entered, reached, released, release };
+}

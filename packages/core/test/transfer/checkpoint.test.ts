@@ -77,10 +77,23 @@ describe('FileCheckpointStore', () => {
       doneRuns: [],
       bytesDone: 0,
       chunksDone: 0,
+      dataBytes: 0,
+      zeroBytes: 0,
       updatedAt: '2026-01-01T00:00:00.000Z',
     });
     await store.clear();
     expect(await store.load()).toBeUndefined();
+  });
+
+  it('rejects a checkpoint claiming more bytes written than done', async () => {
+    await mkdir(dir.path, { recursive: true });
+    const path = join(dir.path, 'over.checkpoint.json');
+    const checkpoint = { ...new ChunkLedger().snapshot(geometry, at), bytesDone: 4096, dataBytes: 8192 };
+    await writeFile(path, JSON.stringify(checkpoint));
+    await expect(new FileCheckpointStore(path).load()).rejects.toMatchObject({
+      code: 'integrity',
+      message: `${path} is not a valid syncproxy checkpoint: bad dataBytes`,
+    });
   });
 
   it('rejects a damaged checkpoint with an integrity error', async () => {

@@ -2,6 +2,7 @@ import { randomFillSync } from 'node:crypto';
 import { SyncproxyError, TokenBucket, type TransferProgress, transferDisk } from '@syncproxy/core';
 import { describe, expect, it } from 'vitest';
 import { createManualClock } from '../../src/clock.js';
+import type { TransferCheckpoint } from '../../src/transfer/checkpoint.js';
 import { MemorySink, MemoryStores } from './fixtures/memory-sink.js';
 import { faultyReader, MemoryReader, seededRandom } from './fixtures/readers.js';
 import { manifestDigestOf } from './fixtures/temp-dir.js';
@@ -435,5 +436,63 @@ describe('transferDisk progress and bandwidth', () => {
     expect(lastAdvanceAt).toBeGreaterThanOrEqual(2990);
     expect(lastAdvanceAt).toBeLessThanOrEqual(3020);
     expect(Buffer.compare(sink.image, image)).toBe(0);
+  });
+});
+
+describe('transferDisk figures across a resume', () => {
+  it('written and zeroed count each byte of the disk once, chunks re-sent after a crash included', async () => {
+    const chunk = 64 * KiB;
+    const image = new Uint8Array(16 * chunk);
+    randomFillSync(image.subarray(0, 10 * chunk));
+    const extents = [
+      { offset: 0, length: 10 * chunk, kind: 'data' as const },
+      { offset: 10 * chunk, length: 6 * chunk, kind: 'zero' as const },
+    ];
+    // The first run keeps every checkpoint; it "crashed" right after its first one: the resume sees only that.
+    const saved: TransferCheckpoint[] = [];
+    const sink = new MemorySink();
+    const options = {
+      sink,
+      chunkSizeBytes: chunk,
+      concurrency: 1,
+      maxInFlightBytes: 4 * chunk,
+      checkpointEvery: { chunks: 3 },
+      manifest: false as const,
+      transferId: 't',
+    };
+    const failing = faultyReader(new MemoryReader(image, extents), (_n, offset) =>
+      offset === 8 * chunk ? new SyncproxyError('gone', { code: 'permission', retryable: false }) : undefined,
+    );
+    await expect(
+      transferDisk({
+        ...options,
+        reader: failing,
+        checkpoint: {
+          load: async () => undefined,
+          save: async (c) => {
+            saved.push(structuredClone(c));
+          },
+          clear: async () => {},
+        },
+      }),
+    ).rejects.toMatchObject({ code: 'permission' });
+    const crashedAt = saved[0]!;
+    const writtenBefore = sink.writes().length;
+    expect(writtenBefore).toBeGreaterThan(crashedAt.chunksDone);
+
+    const progress: TransferProgress[] = [];
+    const result = await transferDisk({
+      ...options,
+      reader: new MemoryReader(image, extents),
+      checkpoint: { load: async () => crashedAt, save: async () => {}, clear: async () => {} },
+      onProgress: (p) => progress.push(p),
+    });
+    expect(Buffer.compare(sink.image, image)).toBe(0);
+    expect(result.chunksSkipped).toBe(crashedAt.chunksDone);
+    // What crossed the network this run: the chunks the checkpoint did not name, some of them a second time.
+    expect(result.bytesRead).toBe((10 - crashedAt.chunksDone) * chunk);
+    // What the disk holds: each byte once, however many runs wrote it.
+    expect(result).toMatchObject({ bytesWritten: 10 * chunk, zeroBytes: 6 * chunk, resumed: true });
+    expect(progress.at(-1)).toMatchObject({ bytesDone: 16 * chunk, dataBytes: 10 * chunk });
   });
 });
