@@ -8,12 +8,14 @@ import { isAllZero } from '../transfer/zero-detection.js';
  * Re-hashes the image at `path` chunk by chunk against `manifest` (the
  * `verifyTarget: 'manifest'` check before an incremental). Returns the
  * number of chunks that differ or that the manifest does not know; reads
- * the whole image once.
+ * the whole image once, or with `only`, just the chunks it selects (a
+ * resume checks the chunks its checkpoint says are done).
  */
 export async function countManifestMismatches(
   path: string,
   manifest: DiskManifest,
   signal?: AbortSignal,
+  only?: (index: number) => boolean,
 ): Promise<number> {
   let mismatches = 0;
   const buffer = new Uint8Array(manifest.chunkSizeBytes);
@@ -27,6 +29,7 @@ export async function countManifestMismatches(
     if ((await handle.stat()).size !== manifest.diskSize) return manifest.chunkCount;
     for (let index = 0; index < manifest.chunkCount; index++) {
       signal?.throwIfAborted();
+      if (only !== undefined && !only(index)) continue;
       const length = manifest.chunkLength(index);
       const view = buffer.subarray(0, length);
       let done = 0;
