@@ -171,7 +171,6 @@ it(`${SEQUENCES} random sequences of SIGKILL, checkpoint and manifest edits, ima
   };
   const steps: Step[] = [
     kill,
-    kill,
     editCheckpoint,
     editManifest,
     truncateImage,
