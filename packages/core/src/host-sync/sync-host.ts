@@ -565,7 +565,6 @@ class HostSync {
     this.#emit({ type: 'disk-end', diskId: disk.id, status: outcome.status });
   }
 
-  /** Turns a disk's incremental into a full sync: its image may hold part of the incremental now. */
   /**
    * The resume of a transfer that started: the killed run may have written any chunk of the image, so
    * its mtime says nothing; what is trusted is checked here instead. The image must still be the
@@ -613,6 +612,7 @@ class HostSync {
     await this.#save();
   }
 
+  /** Turns a disk's incremental into a full sync: its image may hold part of the incremental now. */
   #toFull(plan: DiskPlan, warning: HostSyncWarning): void {
     this.#warn(warning);
     delete this.#state.disks[plan.disk.id];
@@ -773,7 +773,6 @@ async function manifestOf(path: string): Promise<DiskManifest | undefined> {
   }
 }
 
-/** Creates the image file when missing (owner-only) and returns its `device:inode`. */
 /** Names the transfer of one disk's plan: a checkpoint of any other transfer is never resumed. */
 function transferIdOf({ disk, pending }: DiskPlan, snapshot: SnapshotRef, image: string): string {
   return [
@@ -786,6 +785,7 @@ function transferIdOf({ disk, pending }: DiskPlan, snapshot: SnapshotRef, image:
   ].join(' ');
 }
 
+/** Creates the image file when missing (owner-only) and returns its `device:inode`. */
 async function createImage(path: string): Promise<string> {
   try {
     const handle = await open(path, 'a', 0o600);
