@@ -8,14 +8,16 @@ import { isAllZero } from '../transfer/zero-detection.js';
  * Re-hashes the image at `path` chunk by chunk against `manifest` (the
  * `verifyTarget: 'manifest'` check before an incremental). Returns the
  * number of chunks that differ or that the manifest does not know; reads
- * the whole image once; `onProgress` gets the bytes hashed so far and in all,
- * before the first chunk and after each.
+ * the whole image once, or with `only`, just the chunks it selects (a
+ * resume checks the chunks its checkpoint says are done); `onProgress` gets
+ * the bytes hashed so far and in all, before the first chunk and after each.
  */
 export async function countManifestMismatches(
   path: string,
   manifest: DiskManifest,
   signal?: AbortSignal,
   onProgress?: (bytesDone: number, bytesTotal: number) => void,
+  only?: (index: number) => boolean,
 ): Promise<number> {
   let mismatches = 0;
   const buffer = new Uint8Array(manifest.chunkSizeBytes);
@@ -31,6 +33,7 @@ export async function countManifestMismatches(
     onProgress?.(bytesDone, manifest.diskSize);
     for (let index = 0; index < manifest.chunkCount; index++) {
       signal?.throwIfAborted();
+      if (only !== undefined && !only(index)) continue;
       const length = manifest.chunkLength(index);
       if (index > 0) onProgress?.(bytesDone, manifest.diskSize);
       bytesDone += length;

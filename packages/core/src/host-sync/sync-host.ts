@@ -6,6 +6,7 @@ import type { Logger } from '../contracts/logger.js';
 import type { ChangedBlockReader, SyncWarning } from '../contracts/reader.js';
 import { SyncproxyError } from '../errors/syncproxy-error.js';
 import { toSyncproxyError } from '../errors/to-syncproxy-error.js';
+import { ChunkLedger, FileCheckpointStore } from '../transfer/checkpoint.js';
 import { type TransferOptions, type TransferResult, transferDisk } from '../transfer/engine.js';
 import { FileSink } from '../transfer/file-sink.js';
 import { type DiskManifest, readManifest } from '../transfer/manifest.js';
@@ -334,6 +335,8 @@ class HostSync {
       for (const disk of disks) {
         const entry = pending.disks[disk.id]!;
         if (entry.done) await this.#checkDone(disk, paths.get(disk.id)!, entry);
+        else if (entry.mode === 'incremental' && entry.image === undefined)
+          await this.#checkUnstarted(disk, paths.get(disk.id)!, entry);
       }
     } else {
       if (pending !== undefined) this.#abandon(`a new sync was asked for`);
@@ -514,6 +517,28 @@ class HostSync {
     delete entry.baseSnapshotId;
   }
 
+  /**
+   * An incremental the killed run planned but never started was checked against its image then; the
+   * image may have changed since, so it is checked again before the changes are applied to it.
+   */
+  async #checkUnstarted(disk: Disk, path: string, entry: PendingDisk): Promise<void> {
+    const record = this.#state.disks[disk.id];
+    const why =
+      record === undefined || record.snapshotId !== entry.baseSnapshotId
+        ? 'no record of the base image'
+        : await this.#targetProblem(record, path);
+    if (why === undefined) return;
+    this.#warn({
+      code: 'target-changed',
+      diskId: disk.id,
+      message: `disk ${disk.id}: ${why} (${path}): a full sync instead of an incremental`,
+    });
+    delete this.#state.disks[disk.id];
+    entry.mode = 'full';
+    delete entry.baseSnapshotId;
+    await this.#save();
+  }
+
   async #runDisk(plan: DiskPlan, snapshot: SnapshotRef): Promise<void> {
     const { disk, outcome, pending } = plan;
     const { signal } = this.#options;
@@ -530,6 +555,8 @@ class HostSync {
       if (pending.image !== image) {
         pending.image = image;
         await this.#save();
+      } else {
+        await this.#checkResume(plan, transferIdOf(plan, snapshot, image));
       }
       try {
         await this.#transfer(plan, snapshot, image);
@@ -571,6 +598,54 @@ class HostSync {
     this.#emit({ type: 'disk-end', diskId: disk.id, status: outcome.status });
   }
 
+  /**
+   * The resume of a transfer that started: the killed run may have written any chunk of the image, so
+   * its mtime says nothing; what is trusted is checked here instead. The image must still be the
+   * disk's size (not truncated). With `verifyTarget: 'manifest'`, the chunks a resumable checkpoint
+   * says are done must match the manifest saved with it; an incremental without one re-applies its
+   * changes onto the image, so every chunk must still match the manifest. Otherwise the checkpoint
+   * goes and the transfer starts over (an incremental as a full sync: the image is no base any more).
+   */
+  async #checkResume(plan: DiskPlan, transferId: string): Promise<void> {
+    const { disk, outcome, pending } = plan;
+    const store = new FileCheckpointStore(`${outcome.path}.checkpoint.json`);
+    const checkpoint = await store.load().catch(() => undefined);
+    const resumable = checkpoint?.transferId === transferId ? checkpoint : undefined;
+    let why: string | undefined;
+    const size = (await targetIdentity(outcome.path))?.size;
+    if (size !== disk.sizeBytes) {
+      why = `the image is ${size ?? 0} bytes, not the disk's ${disk.sizeBytes}`;
+    } else if (this.#options.verifyTarget === 'manifest' && (resumable || pending.mode === 'incremental')) {
+      let manifest: DiskManifest | undefined;
+      try {
+        manifest = await readManifest(`${outcome.path}.manifest`);
+      } catch {
+        why = 'the image has no readable manifest to verify it against';
+      }
+      if (manifest !== undefined) {
+        const ledger = resumable ? new ChunkLedger(resumable) : undefined;
+        const bad = await countManifestMismatches(
+          outcome.path,
+          manifest,
+          this.#options.signal,
+          undefined,
+          ledger ? (i) => ledger.isDone(i) : undefined,
+        );
+        if (bad > 0) why = `${bad} chunk(s) of the image differ from its manifest`;
+      }
+    }
+    if (why === undefined) return;
+    await store.clear();
+    const warning: HostSyncWarning = {
+      code: 'target-changed',
+      diskId: disk.id,
+      message: `disk ${disk.id}: ${why} (${outcome.path}): the unfinished transfer starts over${pending.mode === 'incremental' ? ' as a full sync' : ''}`,
+    };
+    if (pending.mode === 'incremental') this.#toFull(plan, warning);
+    else this.#warn(warning);
+    await this.#save();
+  }
+
   /** Turns a disk's incremental into a full sync: its image may hold part of the incremental now. */
   #toFull(plan: DiskPlan, warning: HostSyncWarning): void {
     this.#warn(warning);
@@ -604,14 +679,7 @@ class HostSync {
     // Only an incremental gets the image's manifest: a hash-diff reader given one yields changed chunks
     // only, which a full sync (gaps zeroed) would turn into zeroes over every unchanged chunk.
     const previousManifest = pending.mode === 'incremental' ? await manifestOf(outcome.path) : undefined;
-    const transferId = [
-      'host-sync/2',
-      `disk=${encodeURIComponent(disk.id)}`,
-      `mode=${pending.mode}`,
-      `base=${pending.baseSnapshotId ?? '-'}`,
-      `snapshot=${snapshot.id}`,
-      `image=${image}`,
-    ].join(' ');
+    const transferId = transferIdOf(plan, snapshot, image);
     let reader: ChangedBlockReader | undefined;
     // The transfer's own progress events tick; once the engine re-reads what it wrote, that is the verify step.
     let step = this.#phase('transfer', disk.id, false);
@@ -759,6 +827,18 @@ async function manifestOf(path: string): Promise<DiskManifest | undefined> {
   } catch {
     return undefined;
   }
+}
+
+/** Names the transfer of one disk's plan: a checkpoint of any other transfer is never resumed. */
+function transferIdOf({ disk, pending }: DiskPlan, snapshot: SnapshotRef, image: string): string {
+  return [
+    'host-sync/2',
+    `disk=${encodeURIComponent(disk.id)}`,
+    `mode=${pending.mode}`,
+    `base=${pending.baseSnapshotId ?? '-'}`,
+    `snapshot=${snapshot.id}`,
+    `image=${image}`,
+  ].join(' ');
 }
 
 /** Creates the image file when missing (owner-only) and returns its `device:inode`. */

@@ -1,49 +1,28 @@
-import { type ChildProcess, spawn } from 'node:child_process';
 import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, expect, it } from 'vitest';
 import { imageFileName, loadSyncState, syncHost } from '../../src/index.js';
 import { tempDir } from '../transfer/fixtures/temp-dir.js';
+import { killChildSyncs, runChildSync } from './fixtures/child-sync.js';
 import { FilePlatform, GRAIN, KILL_TEST_DISKS, randomBytes } from './fixtures/file-platform.js';
 
-const packageDir = fileURLToPath(new URL('../..', import.meta.url));
-const childScript = fileURLToPath(new URL('./fixtures/sync-child.ts', import.meta.url));
 const ROUNDS = 20;
 
 let dir: { path: string; remove: () => Promise<void> };
-let child: ChildProcess | undefined;
 beforeAll(async () => {
   dir = await tempDir('syncproxy-host-kill-');
 });
 afterAll(async () => {
-  if (child?.pid !== undefined && child.exitCode === null && child.signalCode === null)
-    process.kill(child.pid, 'SIGKILL');
+  killChildSyncs();
   await dir.remove();
 });
 
 /** Runs the child sync and SIGKILLs it `delayMs` after its snapshot is recorded (unless it finished first). */
-function runAndKill(root: string, target: string, delayMs: number): Promise<'killed' | 'finished'> {
-  return new Promise((resolve, reject) => {
-    const proc = spawn(process.execPath, ['--import', 'tsx', childScript, root, target], {
-      cwd: packageDir,
-      stdio: ['ignore', 'pipe', 'pipe'],
-    });
-    child = proc;
-    let stderr = '';
-    proc.stderr!.on('data', (d: Buffer) => {
-      stderr += d.toString();
-    });
-    proc.stdout!.on('data', (d: Buffer) => {
-      if (d.toString().includes('snapshot')) setTimeout(() => proc.kill('SIGKILL'), delayMs);
-    });
-    proc.on('error', reject);
-    proc.on('exit', (code, signal) => {
-      if (signal === 'SIGKILL') resolve('killed');
-      else if (code === 0) resolve('finished');
-      else reject(new Error(`the child sync exited ${code}: ${stderr}`));
-    });
-  });
+async function runAndKill(root: string, target: string, delayMs: number): Promise<'killed' | 'finished'> {
+  const outcome = await runChildSync(root, target, { killAfterMs: delayMs });
+  if (outcome.kind === 'killed') return 'killed';
+  if (outcome.code !== 0) throw new Error(`the child sync exited ${outcome.code}: ${outcome.stderr}`);
+  return 'finished';
 }
 
 it(`SIGKILL at a random point, ${ROUNDS} times, each followed by a resume: exact images, only referenced snapshots left`, async () => {

@@ -262,6 +262,99 @@ describe('syncHost', () => {
     await expectExact(platform, target);
   });
 
+  it('an incremental an interrupted sync planned but never started is checked again: an image truncated since gets a full sync', async () => {
+    const { platform, session, target } = await setup();
+    await syncHost({ session, platform: 'file-platform', hostId: 'h1', target });
+    platform.write('disk-a', 2 * MiB, randomBytes(GRAIN, 31));
+    const stop = new AbortController();
+    const first = await syncHost({
+      session,
+      platform: 'file-platform',
+      hostId: 'h1',
+      target,
+      signal: stop.signal,
+      onEvent: (e) => {
+        if (e.type === 'snapshot') stop.abort();
+      },
+    });
+    expect(first).toMatchObject({ ok: false, interrupted: true, mode: 'incremental' });
+    const { truncate } = await import('node:fs/promises');
+    await truncate(join(target, imageFileName('disk-a')), MiB);
+    const second = await syncHost({ session, platform: 'file-platform', hostId: 'h1', target });
+    expect(second).toMatchObject({ ok: true, resumed: true, snapshotId: first.snapshotId });
+    expect(second.disks.map((d) => d.mode)).toEqual(['full', 'incremental']);
+    expect(second.warnings.map((w) => [w.code, w.diskId])).toEqual([['target-changed', 'disk-a']]);
+    await expectExact(platform, target);
+  });
+
+  it('a started transfer resumes only onto an image of the disk size, and with verifyTarget manifest only while its done chunks match', async () => {
+    const platform = new FilePlatform(join(dir.path, 'sp'), {
+      disks: { 'disk-1': 16 * MiB },
+      readDelayMs: 20,
+    });
+    platform.write('disk-1', 0, randomBytes(16 * MiB, 41));
+    const session = await platform.connector().connect({ name: 'x' });
+    const target = join(dir.path, 'st');
+    const path = join(target, imageFileName('disk-1'));
+    const { open, truncate, utimes } = await import('node:fs/promises');
+    const interrupt = async () => {
+      const stop = new AbortController();
+      const report = await syncHost({
+        session,
+        platform: 'file-platform',
+        hostId: 'h1',
+        target,
+        concurrency: 1,
+        checkpointEveryChunks: 1,
+        transfer: { chunkSizeBytes: MiB },
+        signal: stop.signal,
+        onEvent: (e) => {
+          if (e.type === 'progress' && e.progress.chunksDone >= 2) stop.abort();
+        },
+      });
+      expect(report).toMatchObject({ ok: false, interrupted: true });
+    };
+    // Truncated inside the done chunks: the checkpoint is dropped and the disk is sent again.
+    await interrupt();
+    await truncate(path, MiB);
+    const truncated = await syncHost({
+      session,
+      platform: 'file-platform',
+      hostId: 'h1',
+      target,
+      transfer: { chunkSizeBytes: MiB },
+    });
+    expect(truncated).toMatchObject({ ok: true, resumed: true });
+    expect(truncated.disks[0]!.result).toMatchObject({ resumed: false, chunksSkipped: 0 });
+    expect(truncated.warnings.map((w) => w.code)).toEqual(['target-changed']);
+    expect(truncated.warnings[0]!.message).toContain(`the image is ${MiB} bytes, not the disk's ${16 * MiB}`);
+    await expectExact(platform, target);
+
+    // A byte of a done chunk flipped behind the mtime: the manifest level sees it.
+    platform.write('disk-1', 0, randomBytes(16 * MiB, 42));
+    await interrupt();
+    const before = await stat(path);
+    const handle = await open(path, 'r+');
+    const byte = new Uint8Array(1);
+    await handle.read(byte, 0, 1, 100);
+    byte[0] = byte[0]! ^ 0xff;
+    await handle.write(byte, 0, 1, 100);
+    await handle.close();
+    await utimes(path, before.atime, before.mtime);
+    const flipped = await syncHost({
+      session,
+      platform: 'file-platform',
+      hostId: 'h1',
+      target,
+      verifyTarget: 'manifest',
+      transfer: { chunkSizeBytes: MiB },
+    });
+    expect(flipped).toMatchObject({ ok: true, resumed: true });
+    expect(flipped.warnings.map((w) => w.code)).toEqual(['target-changed']);
+    expect(flipped.warnings[0]!.message).toContain('1 chunk(s) of the image differ from its manifest');
+    await expectExact(platform, target);
+  });
+
   it('an interrupted sync whose checkpoints were swapped between two disks resumes exact: a checkpoint binds to its disk', async () => {
     const platform = new FilePlatform(join(dir.path, 'sp'), {
       disks: { 'disk-1': 32 * MiB, 'disk-2': 32 * MiB },
