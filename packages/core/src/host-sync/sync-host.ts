@@ -526,7 +526,7 @@ class HostSync {
     const why =
       record === undefined || record.snapshotId !== entry.baseSnapshotId
         ? 'no record of the base image'
-        : await this.#targetProblem(record, path);
+        : await this.#targetProblem(record, path, disk.id);
     if (why === undefined) return;
     this.#warn({
       code: 'target-changed',
