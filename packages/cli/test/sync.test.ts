@@ -79,6 +79,44 @@ const PROGRESS_LINE =
   /^vol-\d+ {2}[ \d]{3}% {2}\S+ \S+ \/ \S+ \S+ {2}\S+ \S+\/s logical {2}data \S+ \S+ at \S+ \S+\/s {2}ETA \S+( \S+)?$/;
 
 describe('syncproxy sync', () => {
+  it('--verify, --concurrency, --bandwidth-limit and --quiesce reach the host sync: images read back and verified', async () => {
+    const { instance, volumes } = mock.addInstance({ name: 'flags-01', volumes: [{ sizeBytes: GiB }] });
+    const [a] = volumes.map((v) => v.id) as [string];
+    scribble(a, 7, 4);
+    const target = join(dir, 'flags');
+    const base = [
+      'sync',
+      '-p',
+      'aws',
+      '-c',
+      configPath,
+      '--host',
+      instance.id,
+      '--target',
+      target,
+      '--json',
+      '--quiet',
+    ];
+    const plain = await runSyncproxy(base);
+    expect(plain.code).toBe(0);
+    expect(JSON.parse(plain.stdout).disks[0].result.verified).toBe(false);
+    await rm(target, { recursive: true, force: true });
+    const run = await runSyncproxy([
+      ...base,
+      '--verify',
+      '--concurrency',
+      '2',
+      '--bandwidth-limit',
+      '1GiB',
+      '--quiesce',
+    ]);
+    expect(run.code).toBe(0);
+    const report = JSON.parse(run.stdout);
+    expect(report.ok).toBe(true);
+    expect(report.disks[0].result.verified).toBe(true);
+    expect(await imageEqualsVolume(report.disks[0].path, a)).toBe(true);
+  });
+
   it('a full sync, then an incremental one, make exact images; progress is plain lines without a TTY', async () => {
     const { instance, volumes } = mock.addInstance({
       name: 'sync-01',

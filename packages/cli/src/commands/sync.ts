@@ -77,6 +77,12 @@ export async function syncCommand(context: CommandContext, options: SyncCommandO
       target,
       mode: options.incremental ? 'incremental' : options.full ? 'full' : 'auto',
       ...(options.verifyTarget ? { verifyTarget: options.verifyTarget } : {}),
+      ...(options.verify ? { verify: true } : {}),
+      ...(options.quiesce ? { quiesce: true } : {}),
+      ...(options.bandwidthLimitBytesPerSec !== undefined
+        ? { bandwidthLimitBytesPerSec: options.bandwidthLimitBytesPerSec }
+        : {}),
+      ...(options.concurrency !== undefined ? { concurrency: options.concurrency } : {}),
       progress: progressFor(context, options),
       ...(signal ? { signal } : {}),
       ...(options.checkpointChunks !== undefined ? { checkpointEveryChunks: options.checkpointChunks } : {}),
