@@ -41,7 +41,7 @@ describe('AWS error mapping', () => {
     expect(client.retries).toBe(2);
   });
 
-  test('a 5xx with an HTML body that never ends is a retryable platform error after every attempt', async () => {
+  test('a 5xx with an HTML body that never ends is retried, then a platform error no longer retryable (the client owned the retries)', async () => {
     const { aws, client } = await setup();
     const fault = aws.faults.add({
       kind: 'status',
@@ -54,7 +54,12 @@ describe('AWS error mapping', () => {
       () => undefined,
       (e: unknown) => e,
     );
-    expect(error).toMatchObject({ code: 'platform', retryable: true, platform: 'aws' });
+    expect(error).toMatchObject({
+      code: 'platform',
+      retryable: false,
+      platform: 'aws',
+      details: { attempts: 3 },
+    });
     expect((error as Error).message).toContain('HTTP 503');
     expect(fault.hits).toBe(3);
   });
@@ -85,6 +90,7 @@ describe('AWS error mapping', () => {
       () => undefined,
       (e: unknown) => e,
     );
-    expect(error).toMatchObject({ code: 'network', retryable: true });
+    // A network error, retried by the client; once its retries are spent it is no longer retryable.
+    expect(error).toMatchObject({ code: 'network', retryable: false, details: { attempts: 3 } });
   });
 });

@@ -74,7 +74,8 @@ describe('the wrapped reader', () => {
   it("keeps the reader's hints, which the engine and planners read before any data", async () => {
     const session = await recordingConnector([]).connect({});
     const reader = await session.openReader(disk('a'), { snapshot });
-    expect(reader.hints).toEqual({ chunkSizeBytes: 4096, extentsReadData: true });
+    // `incremental` is filled in from the base it was opened with (none here).
+    expect(reader.hints).toEqual({ chunkSizeBytes: 4096, extentsReadData: true, incremental: false });
     await reader.close();
     await session.close();
   });
