@@ -84,8 +84,8 @@ describe('schedulers in several processes on one database', () => {
     expect(refused[0]?.error?.message).toBe(
       `assign refused: all 10 healthy proxies bound to platform oci-fra are full: task ${refused[0]?.taskId} needs 1 mount slot, the most free on one proxy is 0 (0 down)`,
     );
-    // Both processes placed some: the row lock interleaved them rather than one finishing first.
-    expect(a!.acks().some((r) => r.proxyId) && b!.acks().some((r) => r.proxyId)).toBe(true);
+    // Which process placed how many depends on scheduling (on a loaded machine one may finish
+    // first); what must hold is the total, checked above, and the stored loads below.
     const state = await inspect(schema);
     expect(state.proxies.map((p) => p.load)).toEqual(
       Array(10).fill({ tasks: 50, mountSlotsUsed: 50, mountSlotsFree: 0 }),
