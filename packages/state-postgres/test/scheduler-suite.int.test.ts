@@ -1,3 +1,4 @@
+// The shared scheduler suite: its tests and their assertions live in the testkit's describeSchedulerSuite.
 import { createPostgresStateStore } from '@syncproxy/state-postgres';
 import { describeSchedulerSuite } from '@syncproxy/testkit/vitest';
 import pg from 'pg';

@@ -1,3 +1,4 @@
+// The shared scheduler suite: its tests and their assertions live in the testkit's describeSchedulerSuite.
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
