@@ -16,6 +16,7 @@ import {
   type SnapshotRef,
   SyncproxyError,
   type SyncWarning,
+  withReaderWarnings,
 } from '@syncproxy/core';
 import type { HcsConfig } from './config.js';
 import { DORADO_TYPE, type DoradoClient } from './dorado-client.js';
@@ -144,12 +145,7 @@ export async function openSnapshotReader(options: SnapshotReaderOptions): Promis
       chunkSizeBytes: options.chunkSizeBytes,
       ...(previousManifest ? { previousManifest } : {}),
     });
-    if (warnings.length === 0) return reader;
-    const all = [...(reader.warnings ?? []), ...warnings];
-    return new Proxy(reader, {
-      get: (target, property, receiver) =>
-        property === 'warnings' ? all : Reflect.get(target, property, receiver),
-    });
+    return withReaderWarnings(reader, warnings);
   } catch (error) {
     try {
       await cleanup();

@@ -21,6 +21,7 @@ import {
   type SweepReport,
   SyncproxyError,
   type SyncWarning,
+  withReaderWarnings,
 } from '@syncproxy/core';
 import { openAttachedVolumeReader } from './attached-volume.js';
 import { hashManifestOf } from './base-manifest.js';
@@ -403,7 +404,7 @@ export class HuaweiCloudSession implements ConnectorSession {
         : {}),
       ...(signal ? { signal } : {}),
     });
-    return this.#exportDisabled ? withWarnings(reader, this.#warnings) : reader;
+    return this.#exportDisabled ? withReaderWarnings(reader, this.#warnings) : reader;
   }
 
   async #openExport(
@@ -447,17 +448,6 @@ export class HuaweiCloudSession implements ConnectorSession {
       throw error;
     }
   }
-}
-
-/** The reader with the session's warnings added, every other member the reader's own. */
-function withWarnings(reader: ChangedBlockReader, warnings: readonly SyncWarning[]): ChangedBlockReader {
-  return new Proxy(reader, {
-    get(target, property) {
-      if (property === 'warnings') return [...(target.warnings ?? []), ...warnings];
-      const value = Reflect.get(target, property, target);
-      return typeof value === 'function' ? value.bind(target) : value;
-    },
-  });
 }
 
 const POWER: Record<string, Host['powerState']> = {

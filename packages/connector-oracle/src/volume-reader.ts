@@ -16,6 +16,7 @@ import {
   type SnapshotRef,
   SyncproxyError,
   type SyncWarning,
+  withReaderWarnings,
 } from '@syncproxy/core';
 import type { OciVolumeAttachment, OracleClient } from './client.js';
 import type { OracleConfig } from './config.js';
@@ -185,7 +186,7 @@ export async function openVolumeReader(options: VolumeReaderOptions): Promise<Ch
             ...(options.previousManifest ? { previousManifest: options.previousManifest } : {}),
           })
         : device;
-    return withWarnings(reader, warnings);
+    return withReaderWarnings(reader, warnings);
   } catch (error) {
     try {
       await cleanup();
@@ -427,17 +428,4 @@ async function removeFootprint(options: VolumeReaderOptions, footprint: Footprin
     footprint.volumeId = undefined;
   }
   if (failures.length > 0) throw failures[0];
-}
-
-/** The reader with this open's warnings added; every other member forwarded as is. */
-function withWarnings(reader: ChangedBlockReader, warnings: SyncWarning[]): ChangedBlockReader {
-  if (warnings.length === 0) return reader;
-  const all = [...(reader.warnings ?? []), ...warnings];
-  return new Proxy(reader, {
-    get(target, property, receiver) {
-      if (property === 'warnings') return all;
-      const value = Reflect.get(target, property, receiver);
-      return typeof value === 'function' ? value.bind(target) : value;
-    },
-  });
 }

@@ -137,6 +137,7 @@ export { type CheckNetworkOptions, checkNetwork, type NetworkCheckResult } from 
 export { createDispatcher, type DispatcherOptions, normalizeThumbprint } from './network/dispatcher.js';
 export { type LookupCallback, overrideLookup } from './network/host-overrides.js';
 export { importOptionalPeer, type OptionalPeer, requireOptionalPeer } from './optional-peer.js';
+export { withReaderWarnings } from './reader-warnings.js';
 export { ConnectorRegistry, type ConnectorSummary, createRegistry } from './registry.js';
 export {
   backoffDelayMs,
