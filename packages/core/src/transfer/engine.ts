@@ -37,7 +37,10 @@ export interface TransferOptions {
    * transfers of one target, or the manifest starts over.
    */
   chunkSizeBytes?: number;
-  /** Reads in flight (default 8). */
+  /**
+   * Reads in flight (default 8), within the reader's `hints.readBytesInFlight`
+   * when it declares one (else `concurrency` chunks' worth).
+   */
   concurrency?: number;
   /** Bytes of chunk buffers held at once, reads and writes together (default 64 MiB). */
   maxInFlightBytes?: number;
@@ -140,6 +143,8 @@ interface Settings {
   chunkSizeBytes: number;
   chunkCount: number;
   concurrency: number;
+  /** Bytes of reads in flight at most: the reader's hint, else `concurrency` chunks. */
+  readBytesInFlight: number;
   maxInFlightBytes: number;
   checkpointChunks: number;
   checkpointMs: number;
@@ -186,6 +191,11 @@ function resolveSettings(options: TransferOptions): Settings {
   if (!Number.isSafeInteger(maxInFlightBytes) || maxInFlightBytes < 1) {
     throw configError(`maxInFlightBytes must be a positive integer (got ${maxInFlightBytes})`);
   }
+  const readHint = reader.hints?.readBytesInFlight;
+  const readBytesInFlight =
+    typeof readHint === 'number' && Number.isSafeInteger(readHint) && readHint > 0
+      ? readHint
+      : concurrency * chunkSizeBytes;
   const checkpointChunks = options.checkpointEvery?.chunks ?? DEFAULT_CHECKPOINT_CHUNKS;
   const checkpointMs = options.checkpointEvery?.ms ?? DEFAULT_CHECKPOINT_MS;
   if (!Number.isInteger(checkpointChunks) || checkpointChunks < 1 || !(checkpointMs > 0)) {
@@ -198,6 +208,7 @@ function resolveSettings(options: TransferOptions): Settings {
     chunkSizeBytes,
     chunkCount: Math.ceil(diskSize / chunkSizeBytes),
     concurrency,
+    readBytesInFlight,
     maxInFlightBytes,
     checkpointChunks,
     checkpointMs,
@@ -496,7 +507,11 @@ class TransferRun {
   private readonly written: Uint8Array;
   /** Data and zeroed bytes of each chunk this run wrote, kept for `verify`: a chunk found wrong is not done. */
   private readonly split: Map<number, [number, number]> | undefined;
-  private readonly readLimit: ReturnType<typeof pLimit>;
+  /**
+   * Reads in flight: at most `concurrency` of them and `readBytesInFlight` bytes. The one place that
+   * decides how many reads run at once; every read of the source goes through {@link TransferRun.admitRead}.
+   */
+  private readonly reads: InFlightBudget;
   /**
    * Chunks are hashed only when the hashes go somewhere: a manifest store, or
    * `verify`. With neither (`manifest: false`, a sink with no default store)
@@ -519,7 +534,7 @@ class TransferRun {
     this.progress = new ProgressMeter(context.clock, options.onProgress);
     this.written = new Uint8Array(Math.ceil(settings.chunkCount / 8));
     this.split = options.verify === true ? new Map() : undefined;
-    this.readLimit = pLimit(settings.concurrency);
+    this.reads = new InFlightBudget(settings.readBytesInFlight, settings.concurrency);
     this.hashes = context.stores.manifest !== undefined || options.verify === true;
     this.buffers =
       typeof options.reader.readInto === 'function'
@@ -668,35 +683,44 @@ class TransferRun {
   /** Reads, classifies, hashes and writes one chunk; resolves with its manifest entry and its bytes written and zeroed. */
   private async runJob(job: ChunkJob): Promise<ChunkOutcome> {
     // One buffer laid out like the chunk: pieces are read into it where they sit, so a covered chunk
-    // is hashed in one piece, off the event loop, without a copy.
-    const chunk = this.buffers?.acquire(job.length);
-    const entry = await this.moveChunk(job, chunk);
+    // is hashed in one piece, off the event loop, without a copy. It is taken when the job's first read
+    // is let through, not when the job is queued: the buffers in use are then only those being read,
+    // hashed or written, and the pool hands back the one released last, still in the CPU cache.
+    let chunk: Uint8Array | undefined;
+    const pool = this.buffers;
+    const buffer = pool === undefined ? undefined : () => (chunk ??= pool.acquire(job.length));
+    const entry = await this.moveChunk(job, buffer);
     // Only a job that succeeded gives its buffer back: after a failure an aborted readInto may still land in it.
-    if (chunk !== undefined) this.buffers!.release(chunk);
+    if (chunk !== undefined) pool!.release(chunk);
     return entry;
   }
 
-  private async moveChunk(job: ChunkJob, chunk: Uint8Array | undefined): Promise<ChunkOutcome> {
+  /** Runs one read of `bytes` once the reads in flight leave room for it. */
+  private async admitRead<T>(bytes: number, read: () => Promise<T>): Promise<T> {
+    await this.reads.acquire(bytes, this.context.signal);
+    try {
+      return await read();
+    } finally {
+      this.reads.release(bytes);
+    }
+  }
+
+  private async moveChunk(job: ChunkJob, buffer: (() => Uint8Array) | undefined): Promise<ChunkOutcome> {
     const { reader, sink, bandwidth } = this.options;
     const { signal, hasher } = this.context;
-    // The buffer holds the whole chunk for hashing only: zero pieces are filled in just when a hash of
-    // the chunk will be taken over data (an all-zero chunk is recorded as 'zero' without a hash).
-    const fillsZeroes = chunk !== undefined && job.covered && this.hashes && job.dataBytes > 0;
     const buffers = await Promise.all(
       job.pieces.map((piece) => {
-        if (piece.kind === 'zero') {
-          if (fillsZeroes) zeroFill(chunk, piece.offset - job.offset, piece.length);
-          return undefined;
-        }
+        if (piece.kind === 'zero') return undefined;
         return withRetry(
           `read [${piece.offset}, ${piece.offset + piece.length})`,
           () =>
-            this.readLimit(async () => {
+            this.admitRead(piece.length, async () => {
               if (signal.aborted) throw abortError(signal, 'transfer');
               await bandwidth?.take(piece.length, signal);
               let data: Uint8Array;
-              if (chunk !== undefined) {
-                data = chunk.subarray(piece.offset - job.offset, piece.offset - job.offset + piece.length);
+              if (buffer !== undefined) {
+                const at = piece.offset - job.offset;
+                data = buffer().subarray(at, at + piece.length);
                 await raceAbort(reader.readInto!(data, piece.offset, { signal }), signal);
               } else {
                 data = await raceAbort(reader.read(piece.offset, piece.length, { signal }), signal);
@@ -716,6 +740,14 @@ class TransferRun {
     );
     // Past this point the chunk is written whole even if the transfer stops: no torn chunk is left by an abort.
     if (signal.aborted) throw abortError(signal, 'transfer');
+    // The buffer holds the whole chunk for hashing only: zero pieces are filled in just when a hash of
+    // the chunk will be taken over data (an all-zero chunk is recorded as 'zero' without a hash).
+    const chunk = buffer !== undefined && job.dataBytes > 0 ? buffer() : undefined;
+    if (chunk !== undefined && job.covered && this.hashes) {
+      for (const piece of job.pieces) {
+        if (piece.kind === 'zero') zeroFill(chunk, piece.offset - job.offset, piece.length);
+      }
+    }
 
     const writes: Array<{ piece: ChunkPiece; data: Uint8Array | undefined }> = job.pieces.map((piece, i) => {
       const data = buffers[i];

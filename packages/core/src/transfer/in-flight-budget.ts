@@ -12,8 +12,18 @@ export class InFlightBudget {
 
   constructor(
     private readonly maxBytes: number,
-    private readonly maxJobs: number,
+    private maxJobs: number,
   ) {}
+
+  /**
+   * Changes the bound on jobs while jobs run (a controller that tunes reads in
+   * flight): a higher bound grants waiters at once, a lower one lets the jobs
+   * running finish and grants no more until they are under it.
+   */
+  setMaxJobs(maxJobs: number): void {
+    this.maxJobs = Math.max(1, Math.floor(maxJobs));
+    this.grantWaiters();
+  }
 
   get bytesInUse(): number {
     return this.bytes;
@@ -51,6 +61,10 @@ export class InFlightBudget {
   release(bytes: number): void {
     this.bytes -= bytes;
     this.jobs--;
+    this.grantWaiters();
+  }
+
+  private grantWaiters(): void {
     while (this.waiters.length > 0 && this.fits(this.waiters[0]!.bytes)) this.waiters.shift()!.grant();
   }
 
