@@ -145,6 +145,8 @@ interface Settings {
   concurrency: number;
   /** Bytes of reads in flight at most: the reader's hint, else `concurrency` chunks. */
   readBytesInFlight: number;
+  /** Bytes of one read into a chunk buffer at most: `readBytesInFlight / concurrency`, whole blocks, at most a chunk. */
+  readBytes: number;
   maxInFlightBytes: number;
   checkpointChunks: number;
   checkpointMs: number;
@@ -196,6 +198,10 @@ function resolveSettings(options: TransferOptions): Settings {
     typeof readHint === 'number' && Number.isSafeInteger(readHint) && readHint > 0
       ? readHint
       : concurrency * chunkSizeBytes;
+  const readBytes = Math.min(
+    chunkSizeBytes,
+    Math.max(granularity, Math.floor(readBytesInFlight / concurrency / granularity) * granularity),
+  );
   const checkpointChunks = options.checkpointEvery?.chunks ?? DEFAULT_CHECKPOINT_CHUNKS;
   const checkpointMs = options.checkpointEvery?.ms ?? DEFAULT_CHECKPOINT_MS;
   if (!Number.isInteger(checkpointChunks) || checkpointChunks < 1 || !(checkpointMs > 0)) {
@@ -209,6 +215,7 @@ function resolveSettings(options: TransferOptions): Settings {
     chunkCount: Math.ceil(diskSize / chunkSizeBytes),
     concurrency,
     readBytesInFlight,
+    readBytes,
     maxInFlightBytes,
     checkpointChunks,
     checkpointMs,
@@ -705,37 +712,72 @@ class TransferRun {
     }
   }
 
+  /** Reads a piece into a buffer of its own (a reader without `readInto`). */
+  private readPiece(piece: ChunkPiece): Promise<Uint8Array> {
+    const { reader, bandwidth } = this.options;
+    const { signal } = this.context;
+    return withRetry(
+      `read [${piece.offset}, ${piece.offset + piece.length})`,
+      () =>
+        this.admitRead(piece.length, async () => {
+          if (signal.aborted) throw abortError(signal, 'transfer');
+          await bandwidth?.take(piece.length, signal);
+          const data = await raceAbort(reader.read(piece.offset, piece.length, { signal }), signal);
+          if (data.length !== piece.length) {
+            throw new SyncproxyError(
+              `reader returned ${data.length} bytes for [${piece.offset}, ${piece.offset + piece.length})`,
+              { code: 'protocol', retryable: false },
+            );
+          }
+          this.bytesRead += data.length;
+          return data;
+        }),
+      this.retry,
+    );
+  }
+
+  /**
+   * Reads a piece into its place in the chunk buffer, in reads of at most `readBytes` each, each let
+   * through on its own: a reader that hints fewer bytes in flight than `concurrency` chunks still
+   * has `concurrency` reads in flight, each starting as soon as one ends, instead of a few whole
+   * chunks whose last request holds the next chunk back.
+   */
+  private async readIntoChunk(buffer: () => Uint8Array, at: number, piece: ChunkPiece): Promise<Uint8Array> {
+    const { reader, bandwidth } = this.options;
+    const { signal } = this.context;
+    const step = this.settings.readBytes;
+    const reads: Array<Promise<void>> = [];
+    for (let done = 0; done < piece.length; done += step) {
+      const length = Math.min(step, piece.length - done);
+      const offset = piece.offset + done;
+      reads.push(
+        withRetry(
+          `read [${offset}, ${offset + length})`,
+          () =>
+            this.admitRead(length, async () => {
+              if (signal.aborted) throw abortError(signal, 'transfer');
+              await bandwidth?.take(length, signal);
+              // The buffer is taken here, by the first read let through (see runJob).
+              const part = buffer().subarray(at + done, at + done + length);
+              await raceAbort(reader.readInto!(part, offset, { signal }), signal);
+              this.bytesRead += length;
+            }),
+          this.retry,
+        ),
+      );
+    }
+    await Promise.all(reads);
+    return buffer().subarray(at, at + piece.length);
+  }
+
   private async moveChunk(job: ChunkJob, buffer: (() => Uint8Array) | undefined): Promise<ChunkOutcome> {
-    const { reader, sink, bandwidth } = this.options;
+    const { sink } = this.options;
     const { signal, hasher } = this.context;
     const buffers = await Promise.all(
       job.pieces.map((piece) => {
         if (piece.kind === 'zero') return undefined;
-        return withRetry(
-          `read [${piece.offset}, ${piece.offset + piece.length})`,
-          () =>
-            this.admitRead(piece.length, async () => {
-              if (signal.aborted) throw abortError(signal, 'transfer');
-              await bandwidth?.take(piece.length, signal);
-              let data: Uint8Array;
-              if (buffer !== undefined) {
-                const at = piece.offset - job.offset;
-                data = buffer().subarray(at, at + piece.length);
-                await raceAbort(reader.readInto!(data, piece.offset, { signal }), signal);
-              } else {
-                data = await raceAbort(reader.read(piece.offset, piece.length, { signal }), signal);
-              }
-              if (data.length !== piece.length) {
-                throw new SyncproxyError(
-                  `reader returned ${data.length} bytes for [${piece.offset}, ${piece.offset + piece.length})`,
-                  { code: 'protocol', retryable: false },
-                );
-              }
-              this.bytesRead += data.length;
-              return data;
-            }),
-          this.retry,
-        );
+        if (buffer === undefined) return this.readPiece(piece);
+        return this.readIntoChunk(buffer, piece.offset - job.offset, piece);
       }),
     );
     // Past this point the chunk is written whole even if the transfer stops: no torn chunk is left by an abort.

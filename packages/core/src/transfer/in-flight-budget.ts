@@ -1,3 +1,4 @@
+import { listenForAbort } from '../abortable.js';
 import { abortError } from '../errors/to-syncproxy-error.js';
 
 /**
@@ -43,18 +44,20 @@ export class InFlightBudget {
       const waiter = {
         bytes,
         grant: () => {
-          signal?.removeEventListener('abort', onAbort);
+          stop?.();
           this.take(bytes);
           resolve();
         },
       };
-      const onAbort = () => {
-        const at = this.waiters.indexOf(waiter);
-        if (at !== -1) this.waiters.splice(at, 1);
-        reject(abortError(signal, 'transfer'));
-      };
+      const stop =
+        signal === undefined
+          ? undefined
+          : listenForAbort(signal, () => {
+              const at = this.waiters.indexOf(waiter);
+              if (at !== -1) this.waiters.splice(at, 1);
+              reject(abortError(signal, 'transfer'));
+            });
       this.waiters.push(waiter);
-      signal?.addEventListener('abort', onAbort, { once: true });
     });
   }
 

@@ -12,6 +12,9 @@ class SlowReader implements ChangedBlockReader {
   readonly granularity = 4096;
   bytesInFlight = 0;
   maxBytesInFlight = 0;
+  readsInFlight = 0;
+  maxReadsInFlight = 0;
+  readLengths = new Set<number>();
   /** The distinct buffers the engine read into. */
   readonly buffers = new Set<ArrayBufferLike>();
 
@@ -34,11 +37,15 @@ class SlowReader implements ChangedBlockReader {
 
   async readInto(target: Uint8Array, offset: number): Promise<void> {
     this.buffers.add(target.buffer);
+    this.readLengths.add(target.length);
     this.bytesInFlight += target.length;
+    this.readsInFlight++;
     this.maxBytesInFlight = Math.max(this.maxBytesInFlight, this.bytesInFlight);
+    this.maxReadsInFlight = Math.max(this.maxReadsInFlight, this.readsInFlight);
     await new Promise<void>((resolve) => setImmediate(resolve));
     target.set(this.image.subarray(offset, offset + target.length));
     this.bytesInFlight -= target.length;
+    this.readsInFlight--;
   }
 
   async close(): Promise<void> {}
@@ -58,6 +65,16 @@ describe('transferDisk reads in flight', () => {
     await transferDisk({ reader, sink, chunkSizeBytes, checkpoint: false, manifest: false });
     expect(Buffer.compare(sink.image, source)).toBe(0);
     expect(reader.maxBytesInFlight).toBe(2 * chunkSizeBytes);
+  });
+
+  it('cuts reads so that concurrency of them fit in the hinted bytes: as many reads in flight, each smaller', async () => {
+    const source = image(32);
+    const reader = new SlowReader(source, { readBytesInFlight: 2 * chunkSizeBytes });
+    const sink = new MemorySink();
+    await transferDisk({ reader, sink, chunkSizeBytes, concurrency: 8, checkpoint: false, manifest: false });
+    expect(Buffer.compare(sink.image, source)).toBe(0);
+    expect([...reader.readLengths]).toEqual([chunkSizeBytes / 4]);
+    expect(reader.maxReadsInFlight).toBe(8);
   });
 
   it('keeps concurrency reads of a chunk each in flight when the reader hints nothing', async () => {
