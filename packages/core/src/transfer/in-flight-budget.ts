@@ -34,6 +34,13 @@ export class InFlightBudget {
     return this.jobs;
   }
 
+  /** Takes `bytes` at once when they fit and nobody waits; false (and nothing taken) otherwise. */
+  tryAcquire(bytes: number): boolean {
+    if (this.waiters.length > 0 || !this.fits(bytes)) return false;
+    this.take(bytes);
+    return true;
+  }
+
   acquire(bytes: number, signal?: AbortSignal): Promise<void> {
     if (signal?.aborted) return Promise.reject(abortError(signal, 'transfer'));
     if (this.waiters.length === 0 && this.fits(bytes)) {
