@@ -770,18 +770,22 @@ class TransferRun {
       reads.push(
         withRetry(
           `read [${offset}, ${offset + length})`,
-          () =>
-            this.admitRead(length, () => {
+          () => {
+            // The slot is given back as the reader's own promise settles, one turn after the reply: the
+            // next read starts then. raceAbort only stops waiting for it.
+            const reading = this.admitRead(length, () => {
               if (signal.aborted) return Promise.reject(abortError(signal, 'transfer'));
               const read = () => {
                 // The buffer is taken here, by the first read let through (see runJob).
                 const part = buffer().subarray(at + done, at + done + length);
-                return raceAbort(reader.readInto!(part, offset, { signal }), signal).then(() => {
-                  this.bytesRead += length;
-                });
+                return reader.readInto!(part, offset, { signal });
               };
               return bandwidth === undefined ? read() : bandwidth.take(length, signal).then(read);
-            }),
+            });
+            return raceAbort(reading, signal).then(() => {
+              this.bytesRead += length;
+            });
+          },
           this.retry,
         ),
       );
