@@ -4,7 +4,7 @@ import pLimit from 'p-limit';
 import { raceAbort } from '../abortable.js';
 import { type Clock, systemClock } from '../clock.js';
 import type { Logger } from '../contracts/logger.js';
-import type { ChangedBlockReader, SyncWarning } from '../contracts/reader.js';
+import type { ChangedBlockReader, Extent, SyncWarning } from '../contracts/reader.js';
 import type { BlockSink } from '../contracts/sink.js';
 import { SyncproxyError } from '../errors/syncproxy-error.js';
 import { abortError, toSyncproxyError } from '../errors/to-syncproxy-error.js';
@@ -88,6 +88,8 @@ export interface TransferOptions {
   /**
    * List the extents once before transferring, to know totals for progress
    * and ETA (default true, except for readers whose listing reads the disk).
+   * Up to 16384 extents listed so are kept and planned from, so the reader
+   * lists them once, not twice.
    */
   prescan?: boolean;
   /** Hash chunks the extents cover only in part by reading them back from the sink (default true when it can read). */
@@ -450,23 +452,52 @@ async function loadBaseManifest(
   return manifest;
 }
 
+/**
+ * Extents the count keeps for the transfer to plan from (about 100 bytes each): a second listing
+ * is a second round of the platform's calls (BLOCK_STATUS, ListChangedBlocks pages, `rbd diff`).
+ */
+const MAX_KEPT_EXTENTS = 16_384;
+
+/** What the transfer covers, and the extents listed to count it when there are few. */
+interface PlanTotals {
+  bytes: number;
+  chunks: number;
+  extents: Extent[] | undefined;
+}
+
 /** Lists the plan once to know what the transfer covers. */
 async function countPlan(
   options: TransferOptions,
   settings: Settings,
   signal: AbortSignal,
-): Promise<{ bytes: number; chunks: number }> {
+): Promise<PlanTotals> {
   let bytes = 0;
   let chunks = 0;
+  let kept: Extent[] | undefined = [];
+  async function* keeping(source: AsyncIterable<Extent>): AsyncGenerator<Extent> {
+    for await (const extent of source) {
+      if (kept !== undefined) {
+        if (kept.length < MAX_KEPT_EXTENTS)
+          kept.push({ offset: extent.offset, length: extent.length, kind: extent.kind });
+        else kept = undefined;
+      }
+      yield extent;
+    }
+  }
   try {
-    for await (const job of planChunks(options.reader.extents({ signal }), planOptions(options, settings))) {
+    const source = keeping(options.reader.extents({ signal }));
+    for await (const job of planChunks(source, planOptions(options, settings))) {
       chunks++;
       for (const piece of job.pieces) bytes += piece.length;
     }
   } catch (error) {
     throw toSyncproxyError(signal.aborted ? signal.reason : error, { operation: 'list extents' });
   }
-  return { bytes, chunks };
+  return { bytes, chunks, extents: kept };
+}
+
+async function* replay(extents: readonly Extent[]): AsyncGenerator<Extent> {
+  yield* extents;
 }
 
 /**
@@ -506,7 +537,7 @@ class TransferRun {
   chunks = 0;
   chunksSkipped = 0;
   retries = 0;
-  totals: { bytes: number; chunks: number } | undefined;
+  totals: PlanTotals | undefined;
   readonly progress: ProgressMeter;
 
   private failure: SyncproxyError | undefined;
@@ -598,7 +629,10 @@ class TransferRun {
     const { signal, ledger } = this.context;
     const { settings } = this;
     const budget = new InFlightBudget(settings.maxInFlightBytes, settings.concurrency * 4);
-    const plan = planChunks(this.options.reader.extents({ signal }), planOptions(this.options, settings));
+    // The extents the count kept, if it kept them; the reader lists them otherwise.
+    const kept = this.totals?.extents;
+    const source = kept === undefined ? this.options.reader.extents({ signal }) : replay(kept);
+    const plan = planChunks(source, planOptions(this.options, settings));
     const iterator = plan[Symbol.asyncIterator]();
     let finished = false;
     try {

@@ -97,3 +97,62 @@ describe('transferDisk reads in flight', () => {
     expect(reader.buffers.size).toBeLessThanOrEqual(4);
   });
 });
+
+describe('transferDisk extents', () => {
+  /** A reader of `count` data extents of 1 KiB, one every 2 KiB, that counts its listings. */
+  function listingReader(count: number) {
+    const image = new Uint8Array(count * 2048);
+    randomFillSync(image);
+    const extents = Array.from({ length: count }, (_, i) => ({
+      offset: i * 2048,
+      length: 1024,
+      kind: 'data' as const,
+    }));
+    const reader = {
+      diskSize: image.length,
+      granularity: 512,
+      listings: 0,
+      async *extents(): AsyncGenerator<Extent> {
+        reader.listings++;
+        for (const extent of extents) yield { ...extent };
+      },
+      async read(offset: number, length: number): Promise<Uint8Array> {
+        return image.slice(offset, offset + length);
+      },
+      async close(): Promise<void> {},
+    };
+    const expected = new Uint8Array(image.length);
+    for (const e of extents) expected.set(image.subarray(e.offset, e.offset + e.length), e.offset);
+    return { reader, expected };
+  }
+
+  it('lists the extents once when the count before the transfer kept them, byte-exact', async () => {
+    const { reader, expected } = listingReader(100);
+    const sink = new MemorySink();
+    const result = await transferDisk({
+      reader,
+      sink,
+      chunkSizeBytes: 64 * KiB,
+      checkpoint: false,
+      manifest: false,
+    });
+    expect(reader.listings).toBe(1);
+    expect(result.bytesRead).toBe(100 * 1024);
+    expect(Buffer.compare(sink.image, expected)).toBe(0);
+  });
+
+  it('lists them again when there are too many to keep (more than 16384), byte-exact', async () => {
+    const { reader, expected } = listingReader(16_385);
+    const sink = new MemorySink();
+    const result = await transferDisk({
+      reader,
+      sink,
+      chunkSizeBytes: 1024 * KiB,
+      checkpoint: false,
+      manifest: false,
+    });
+    expect(reader.listings).toBe(2);
+    expect(result.bytesRead).toBe(16_385 * 1024);
+    expect(Buffer.compare(sink.image, expected)).toBe(0);
+  });
+});
