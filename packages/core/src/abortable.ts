@@ -23,6 +23,37 @@ export function sleep(clock: Clock, ms: number, signal?: AbortSignal, what = 'tr
   });
 }
 
+/** Callbacks waiting for each signal's abort, behind one 'abort' listener per signal. */
+const abortCallbacks = new WeakMap<AbortSignal, Set<() => void>>();
+
+/**
+ * Calls `callback` once when `signal` aborts; returns the function that stops
+ * listening. A signal gets one 'abort' listener however many callbacks wait on
+ * it: EventTarget compares each listener added with every one it holds, and a
+ * transfer waits on its signal once per read in flight and per job queued.
+ */
+export function listenForAbort(signal: AbortSignal, callback: () => void): () => void {
+  let callbacks = abortCallbacks.get(signal);
+  if (callbacks === undefined) {
+    const set = new Set<() => void>();
+    callbacks = set;
+    abortCallbacks.set(signal, set);
+    signal.addEventListener(
+      'abort',
+      () => {
+        abortCallbacks.delete(signal);
+        for (const waiting of set) waiting();
+      },
+      { once: true },
+    );
+  }
+  callbacks.add(callback);
+  const registered = callbacks;
+  return () => {
+    registered.delete(callback);
+  };
+}
+
 /**
  * Settles with `promise`, or rejects with an aborted error as soon as `signal`
  * aborts. The work behind `promise` is not stopped (a read that ignores its
@@ -39,18 +70,17 @@ export function raceAbort<T>(
     return Promise.reject(abortError(signal, what));
   }
   return new Promise<T>((resolve, reject) => {
-    const onAbort = () => {
+    const stop = listenForAbort(signal, () => {
       promise.catch(() => {});
       reject(abortError(signal, what));
-    };
-    signal.addEventListener('abort', onAbort, { once: true });
+    });
     promise.then(
       (value) => {
-        signal.removeEventListener('abort', onAbort);
+        stop();
         resolve(value);
       },
       (error: unknown) => {
-        signal.removeEventListener('abort', onAbort);
+        stop();
         reject(error);
       },
     );

@@ -25,7 +25,7 @@ function fullReader(): Required<ChangedBlockReader> & { futureMember: string } {
     diskSize: 4096,
     granularity: 512,
     warnings: [{ code: 'hash-diff', message: 'x' }],
-    hints: { chunkSizeBytes: 1024, extentsReadData: true, incremental: true },
+    hints: { chunkSizeBytes: 1024, extentsReadData: true, incremental: true, readBytesInFlight: 8192 },
     async *extents() {
       yield { offset: 0, length: 512, kind: 'data' as const };
     },
@@ -114,11 +114,14 @@ describe('defineConnector forwards every member of sessions and readers', () => 
   });
 
   it('hints.incremental follows the base the reader was opened with when the reader does not say', async () => {
-    const bare: ChangedBlockReader = { ...fullReader(), hints: { chunkSizeBytes: 1024 } };
+    const bare: ChangedBlockReader = {
+      ...fullReader(),
+      hints: { chunkSizeBytes: 1024, readBytesInFlight: 8192 },
+    };
     const session = await connectorOf(fullSession(bare)).connect({});
     const full = await session.openReader({ id: 'd', sizeBytes: 4096 }, { snapshot });
-    expect(full.hints).toEqual({ chunkSizeBytes: 1024, incremental: false });
+    expect(full.hints).toEqual({ chunkSizeBytes: 1024, readBytesInFlight: 8192, incremental: false });
     const incremental = await session.openReader({ id: 'd', sizeBytes: 4096 }, { snapshot, base: snapshot });
-    expect(incremental.hints).toEqual({ chunkSizeBytes: 1024, incremental: true });
+    expect(incremental.hints).toEqual({ chunkSizeBytes: 1024, readBytesInFlight: 8192, incremental: true });
   });
 });

@@ -50,6 +50,8 @@ export async function clientCopy(
         }
       }),
     );
+    // Durable at the end, as nbdcopy --flush and the engine's FileSink make their images.
+    await file?.datasync();
   } finally {
     await file?.close();
   }

@@ -1,37 +1,30 @@
-// The NBD client against nbdcopy: a sparse-random export copied to a null sink
-// and to a file, the same number of connections on both sides, every scenario
-// repeated and interleaved so that each ratio compares runs of one moment.
-//   SIZE=4G REPS=5 CONNECTIONS=4 OUTPUT_DIR=/dev/shm npx pnpm@10.34.9 --filter @syncproxy/nbd bench
-// Files go to tmpfs by default: on a shared disk, write-back stalls swamp the
-// difference between two copy tools (both write to the same place).
+// The NBD client and the engine over it against nbdcopy: a sparse-random export copied to a null
+// sink and to a file, the same number of connections on both sides, every scenario repeated and
+// interleaved so that each ratio compares runs of one moment. The engine runs with its defaults
+// and what NbdReader hints (no settings passed): to a file that means a manifest (every chunk
+// hashed) and checkpoints beside the image, as a user gets them.
+//   BENCH_NBD_SIZE=4G BENCH_REPS=5 BENCH_NBD_CONNECTIONS=4 OUTPUT_DIR=/dev/shm npx pnpm@10.34.9 --filter @syncproxy/nbd bench
+// (SIZE, REPS and CONNECTIONS are read too.) Files go to tmpfs by default: on a shared disk,
+// write-back stalls swamp the difference between two copy tools (both write to the same place).
 import { execFileSync } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { FileSink, transferDisk } from '@syncproxy/core';
+import { median, recordRow } from '../../../scripts/bench/record.mjs';
 import { connectNbd, NbdReader } from '../src/index.js';
 import { startNbdkit } from '../test/nbdkit.js';
 import { clientCopy, dataExtents, NullSink } from './copy.js';
 
-const SIZE = process.env.SIZE ?? '4G';
-const REPS = Number(process.env.REPS ?? 5);
-const CONNECTIONS = Number(process.env.CONNECTIONS ?? 4);
-
-/**
- * The engine with the buffer budget the client copy uses (8 x 1 MiB, see copy.ts): its default of
- * 64 MiB in flight in 4 MiB chunks runs 0.74x nbdcopy to a null sink against 0.89x with these.
- */
-const ENGINE_SETTINGS = {
-  checkpoint: false,
-  manifest: false,
-  chunkSizeBytes: 1024 * 1024,
-  concurrency: 8,
-  maxInFlightBytes: 8 * 1024 * 1024,
-} as const;
+const SIZE = process.env.BENCH_NBD_SIZE ?? process.env.SIZE ?? '4G';
+const REPS = Number(process.env.BENCH_REPS ?? process.env.REPS ?? 5);
+const CONNECTIONS = Number(process.env.BENCH_NBD_CONNECTIONS ?? process.env.CONNECTIONS ?? 4);
 
 interface Scenario {
   name: string;
+  /** The row of `pnpm bench` this scenario is the project side of. */
+  row?: { id: string; path: string; required: string; aim?: string };
   /** The nbdcopy scenario this one is compared with. */
   baseline?: string;
   run(uri: string, output: string): Promise<void>;
@@ -39,14 +32,15 @@ interface Scenario {
 
 const scenarios: Scenario[] = [
   {
-    name: 'nbdcopy -> null',
+    name: `nbdcopy --connections=${CONNECTIONS} -> null`,
     run: async (uri) => {
       execFileSync('nbdcopy', [`--connections=${CONNECTIONS}`, uri, 'null:']);
     },
   },
   {
-    name: 'NbdClient -> null',
-    baseline: 'nbdcopy -> null',
+    name: 'NbdClient alone -> null',
+    row: { id: 'nbd-client-null', path: 'NbdClient alone -> null, vs nbdcopy', required: 'none (reference)' },
+    baseline: `nbdcopy --connections=${CONNECTIONS} -> null`,
     run: async (uri) => {
       const client = await connectNbd({ uri, connections: CONNECTIONS });
       await clientCopy(client, await dataExtents(client), undefined);
@@ -54,23 +48,34 @@ const scenarios: Scenario[] = [
     },
   },
   {
-    name: 'transferDisk(NbdReader) -> null',
-    baseline: 'nbdcopy -> null',
+    name: 'transferDisk(NbdReader) -> null, defaults',
+    row: {
+      id: 'nbd-engine-null',
+      path: 'transferDisk(NbdReader) -> null, vs nbdcopy',
+      required: '>= 0.95',
+      aim: '>= 1.0',
+    },
+    baseline: `nbdcopy --connections=${CONNECTIONS} -> null`,
     run: async (uri) => {
       const reader = await NbdReader.open({ uri, connections: CONNECTIONS });
-      await transferDisk({ reader, sink: new NullSink(), ...ENGINE_SETTINGS });
-      await reader.close();
+      try {
+        await transferDisk({ reader, sink: new NullSink() });
+      } finally {
+        await reader.close();
+      }
     },
   },
   {
-    name: 'nbdcopy -> file',
+    // --flush: the FileSink makes its image durable at the end by default; on tmpfs both are free.
+    name: `nbdcopy --connections=${CONNECTIONS} --flush -> file`,
     run: async (uri, output) => {
-      execFileSync('nbdcopy', [`--connections=${CONNECTIONS}`, uri, output]);
+      execFileSync('nbdcopy', [`--connections=${CONNECTIONS}`, '--flush', uri, output]);
     },
   },
   {
-    name: 'NbdClient -> file',
-    baseline: 'nbdcopy -> file',
+    name: 'NbdClient alone -> file',
+    row: { id: 'nbd-client-file', path: 'NbdClient alone -> file, vs nbdcopy', required: 'none (reference)' },
+    baseline: `nbdcopy --connections=${CONNECTIONS} --flush -> file`,
     run: async (uri, output) => {
       const client = await connectNbd({ uri, connections: CONNECTIONS });
       await clientCopy(client, await dataExtents(client), output);
@@ -78,21 +83,28 @@ const scenarios: Scenario[] = [
     },
   },
   {
-    name: 'transferDisk(NbdReader) -> file',
-    baseline: 'nbdcopy -> file',
+    name: 'transferDisk(NbdReader) -> FileSink, defaults (manifest and checkpoints on)',
+    row: {
+      id: 'nbd-engine-file',
+      path: 'transferDisk(NbdReader) -> file, vs nbdcopy',
+      required: '>= 0.95',
+      aim: '>= 1.0',
+    },
+    baseline: `nbdcopy --connections=${CONNECTIONS} --flush -> file`,
     run: async (uri, output) => {
       const reader = await NbdReader.open({ uri, connections: CONNECTIONS });
-      const sink = new FileSink(output, { sync: false });
-      await transferDisk({ reader, sink, ...ENGINE_SETTINGS });
-      await reader.close();
+      try {
+        await transferDisk({ reader, sink: new FileSink(output) });
+      } finally {
+        await reader.close();
+      }
     },
   },
 ];
 
-function median(values: number[]): number {
-  const sorted = [...values].sort((a, b) => a - b);
-  const mid = sorted.length >> 1;
-  return sorted.length % 2 ? sorted[mid]! : (sorted[mid - 1]! + sorted[mid]!) / 2;
+/** The image and the state a FileSink keeps beside it: each run starts from nothing, as a first sync does. */
+async function removeImage(path: string): Promise<void> {
+  for (const p of [path, `${path}.manifest`, `${path}.checkpoint.json`]) await rm(p, { force: true });
 }
 
 const outputDir = process.env.OUTPUT_DIR ?? (existsSync('/dev/shm') ? '/dev/shm' : tmpdir());
@@ -103,51 +115,70 @@ try {
   const dataBytes = (await dataExtents(probe)).reduce((n, e) => n + e.length, 0);
   const { size } = probe;
   await probe.close();
-  console.log(
-    `nbdkit sparse-random size=${SIZE} percent=50: ${size} bytes, ${dataBytes} of data; ${CONNECTIONS} connections; ${REPS} repetitions, interleaved; files in ${outputDir}`,
-  );
+  const setting = `nbdkit sparse-random size=${SIZE} percent=50 (${size} bytes, ${dataBytes} of data), ${CONNECTIONS} connections, files in ${outputDir}`;
+  console.log(`${setting}; ${REPS} repetitions, interleaved`);
 
-  // Correctness first: the client's file must equal nbdcopy's.
-  const a = join(dir, 'nbdcopy.img');
-  const b = join(dir, 'client.img');
-  const c = join(dir, 'engine.img');
-  await scenarios[3]!.run(server.uri, a);
-  await scenarios[4]!.run(server.uri, b);
-  await scenarios[5]!.run(server.uri, c);
-  const sums = [a, b, c].map((f) => execFileSync('sha256sum', [f]).toString().split(' ')[0]);
+  // Correctness first: the client's file and the engine's must equal nbdcopy's.
+  const images = ['nbdcopy.img', 'client.img', 'engine.img'].map((name) => join(dir, name));
+  for (const [i, image] of images.entries()) await scenarios[3 + i]!.run(server.uri, image);
+  const sums = images.map((f) => execFileSync('sha256sum', [f]).toString().split(' ')[0]);
   console.log(`sha256 nbdcopy ${sums[0]} / NbdClient ${sums[1]} / transferDisk ${sums[2]}`);
   if (sums[0] !== sums[1] || sums[0] !== sums[2]) throw new Error('copies differ: benchmark aborted');
-  await Promise.all([a, b, c].map((f) => rm(f, { force: true })));
+  for (const image of images) await removeImage(image);
 
   const times = new Map<string, number[]>(scenarios.map((s) => [s.name, []]));
   for (let rep = 0; rep < REPS; rep++) {
     for (const scenario of scenarios) {
       const output = join(dir, 'out.img');
-      await rm(output, { force: true });
+      await removeImage(output);
       // Write-back of the previous run's file must not land in this run's time.
       execFileSync('sync');
       const started = performance.now();
       await scenario.run(server.uri, output);
-      times.get(scenario.name)!.push(performance.now() - started);
+      times.get(scenario.name)!.push((performance.now() - started) / 1000);
     }
     process.stderr.write(`repetition ${rep + 1}/${REPS} done\n`);
   }
+  await removeImage(join(dir, 'out.img'));
 
-  const rows = scenarios.map((s) => {
-    const ms = median(times.get(s.name)!);
-    const base = s.baseline ? median(times.get(s.baseline)!) : undefined;
-    return {
-      scenario: s.name,
-      'median ms': Math.round(ms),
-      'data MB/s': Math.round(dataBytes / ms / 1000),
-      'vs nbdcopy (median)': base === undefined ? '' : (base / ms).toFixed(2),
-      'runs ms': times
-        .get(s.name)!
-        .map((t) => Math.round(t))
-        .join(' '),
-    };
-  });
-  console.table(rows);
+  console.table(
+    scenarios.map((s) => {
+      const seconds = median(times.get(s.name)!);
+      const base = s.baseline ? median(times.get(s.baseline)!) : undefined;
+      return {
+        scenario: s.name,
+        'median s': seconds.toFixed(3),
+        'data MB/s': Math.round(dataBytes / seconds / 1e6),
+        'vs nbdcopy': base === undefined ? '' : (base / seconds).toFixed(2),
+        'runs s': times
+          .get(s.name)!
+          .map((t) => t.toFixed(3))
+          .join(' '),
+      };
+    }),
+  );
+  for (const s of scenarios) {
+    if (s.row === undefined || s.baseline === undefined) continue;
+    const projectRuns = times.get(s.name)!;
+    const anchorRuns = times.get(s.baseline)!;
+    const ratio = median(anchorRuns) / median(projectRuns);
+    const client = scenarios.find((c) => c.baseline === s.baseline && c.name.startsWith('NbdClient'))!;
+    const engineNote = s.row.id.startsWith('nbd-engine')
+      ? `; vs NbdClient alone ${(median(times.get(client.name)!) / median(projectRuns)).toFixed(2)}`
+      : '';
+    recordRow({
+      ...s.row,
+      project: s.name,
+      anchor: s.baseline,
+      projectRuns,
+      anchorRuns,
+      unit: 's',
+      ratio,
+      ratioMeaning: 'nbdcopy time / ours (higher is better)',
+      pass: s.row.required.startsWith('>=') ? ratio >= Number(s.row.required.slice(2)) : true,
+      note: `${setting}; medians of ${REPS}${engineNote}`,
+    });
+  }
 } finally {
   await server.stop();
   await rm(dir, { recursive: true, force: true });

@@ -258,7 +258,11 @@ export class NbdConnection {
   }
 
   read(offset: number, target: Uint8Array, signal?: AbortSignal): Promise<void> {
-    return this.request(Command.READ, offset, target.length, { target, signal }).then(() => undefined);
+    // A READ settles with no descriptors: no `.then` to map it (one microtask turn less per request).
+    return this.request(Command.READ, offset, target.length, {
+      target,
+      signal,
+    }) as Promise<unknown> as Promise<void>;
   }
 
   write(offset: number, data: Uint8Array, flags: number, signal?: AbortSignal): Promise<void> {

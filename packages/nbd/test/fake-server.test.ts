@@ -132,6 +132,16 @@ describe('handshake against a misbehaving server', () => {
     expect(extents).toEqual([{ offset: 0, length: 64 * 1024, kind: 'data' }]);
     await client.close();
   });
+
+  it('hints the engine to keep 8 MiB of reads in flight, or what its options say', async () => {
+    const server = await serve({ disk: patternDisk(64 * 1024) });
+    const client = await connectNbd({ uri: server.uri });
+    const reader = await NbdReader.open({ client });
+    expect(reader.hints).toEqual({ readBytesInFlight: 8 * 1024 * 1024 });
+    const shallow = await NbdReader.open({ client, readBytesInFlight: 2 * 1024 * 1024 });
+    expect(shallow.hints).toEqual({ readBytesInFlight: 2 * 1024 * 1024 });
+    await client.close();
+  });
 });
 
 describe('replies during transmission', () => {

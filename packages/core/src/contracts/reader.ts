@@ -35,6 +35,16 @@ export interface ReaderHints {
    * full read although a base was given declares `false` itself.
    */
   incremental?: boolean;
+  /**
+   * Bytes of reads this reader runs at full speed with in flight, when that is
+   * less than the engine's default (`concurrency` reads of up to a chunk each:
+   * 32 MiB). A fast local source (an NBD server on the proxy) needs only a few
+   * requests queued to stay busy, and each byte more in flight is a buffer the
+   * kernel fills outside the CPU cache. The engine keeps reads within it (a
+   * read larger than it goes alone); it does not bound writes or hashing,
+   * which `maxInFlightBytes` does.
+   */
+  readBytesInFlight?: number;
 }
 
 export interface ReadOptions {

@@ -37,7 +37,7 @@ export interface HashDiffReader extends ChangedBlockReader {
    * grid); `extentsReadData`: its extents cost a read of the whole disk (the engine lists them once);
    * `incremental`: true when it compares against a previous manifest.
    */
-  readonly hints: Required<ReaderHints>;
+  readonly hints: Required<Pick<ReaderHints, 'chunkSizeBytes' | 'extentsReadData' | 'incremental'>>;
   /** @deprecated read `hints.chunkSizeBytes`. */
   readonly chunkSizeBytes: number;
   /** @deprecated read `hints.extentsReadData`. */

@@ -1,3 +1,4 @@
+import { listenForAbort } from '../abortable.js';
 import { abortError } from '../errors/to-syncproxy-error.js';
 
 /**
@@ -12,8 +13,18 @@ export class InFlightBudget {
 
   constructor(
     private readonly maxBytes: number,
-    private readonly maxJobs: number,
+    private maxJobs: number,
   ) {}
+
+  /**
+   * Changes the bound on jobs while jobs run (a controller that tunes reads in
+   * flight): a higher bound grants waiters at once, a lower one lets the jobs
+   * running finish and grants no more until they are under it.
+   */
+  setMaxJobs(maxJobs: number): void {
+    this.maxJobs = Math.max(1, Math.floor(maxJobs));
+    this.grantWaiters();
+  }
 
   get bytesInUse(): number {
     return this.bytes;
@@ -21,6 +32,13 @@ export class InFlightBudget {
 
   get jobsInUse(): number {
     return this.jobs;
+  }
+
+  /** Takes `bytes` at once when they fit and nobody waits; false (and nothing taken) otherwise. */
+  tryAcquire(bytes: number): boolean {
+    if (this.waiters.length > 0 || !this.fits(bytes)) return false;
+    this.take(bytes);
+    return true;
   }
 
   acquire(bytes: number, signal?: AbortSignal): Promise<void> {
@@ -33,24 +51,30 @@ export class InFlightBudget {
       const waiter = {
         bytes,
         grant: () => {
-          signal?.removeEventListener('abort', onAbort);
+          stop?.();
           this.take(bytes);
           resolve();
         },
       };
-      const onAbort = () => {
-        const at = this.waiters.indexOf(waiter);
-        if (at !== -1) this.waiters.splice(at, 1);
-        reject(abortError(signal, 'transfer'));
-      };
+      const stop =
+        signal === undefined
+          ? undefined
+          : listenForAbort(signal, () => {
+              const at = this.waiters.indexOf(waiter);
+              if (at !== -1) this.waiters.splice(at, 1);
+              reject(abortError(signal, 'transfer'));
+            });
       this.waiters.push(waiter);
-      signal?.addEventListener('abort', onAbort, { once: true });
     });
   }
 
   release(bytes: number): void {
     this.bytes -= bytes;
     this.jobs--;
+    this.grantWaiters();
+  }
+
+  private grantWaiters(): void {
     while (this.waiters.length > 0 && this.fits(this.waiters[0]!.bytes)) this.waiters.shift()!.grant();
   }
 
