@@ -1,6 +1,6 @@
 // `pnpm bench` in packages/core: the transfer engine against dd and itself.
 // Figures are medians of BENCH_REPS runs (default 5) and the ratios are taken within this one run.
-// Sizes: BENCH_DENSE_GIB (4), BENCH_RSS_GIB (16), BENCH_INCREMENTAL_TIB (1). Temp files go under
+// Sizes: BENCH_DENSE_GIB (4), BENCH_RSS_GIB (16), BENCH_INCREMENTAL_TIB (1), BENCH_HASH_MIB (1024). Temp files go under
 // <repo>/.tmp/bench-transfer-<pid> and are deleted at the end.
 import { spawnSync } from 'node:child_process';
 import { mkdir, open, rm } from 'node:fs/promises';
@@ -8,6 +8,7 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { FileSink, transferDisk } from '../src/index.js';
 import { FileReader } from '../test/transfer/fixtures/readers.js';
+import { benchHash } from './hash.js';
 import { dense, everyNth, PoolReader } from './sources.js';
 
 const GiB = 1024 ** 3;
@@ -226,6 +227,7 @@ try {
   if (want('dense')) await benchDense();
   if (want('rss')) benchRss();
   if (want('incremental')) await benchIncremental();
+  if (want('hash')) await benchHash(reps);
   printTable();
 } finally {
   await rm(work, { recursive: true, force: true });
