@@ -17,7 +17,7 @@ export type ChunkHashAlgorithm = 'sha256' | 'blake3';
 export const CHUNK_HASH_ALGORITHMS: readonly ChunkHashAlgorithm[] = ['sha256', 'blake3'];
 
 /** The part of `@napi-rs/blake-hash` used here. */
-interface Blake3Binding {
+export interface Blake3Binding {
   blake3(input: Uint8Array): Uint8Array;
   Blake3Hasher: new () => { update(input: Uint8Array): unknown; digestBuffer(): Uint8Array };
 }
