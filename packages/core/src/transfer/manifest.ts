@@ -194,7 +194,10 @@ export class DiskManifest {
     return count;
   }
 
-  /** The file form; see `docs/transfer.md`. */
+  /**
+   * The file form (format 2): the line `SYNCPROXY-MANIFEST/2`, a JSON header line (geometry,
+   * `hashAlgorithm`, bookkeeping), the entries, and the SHA-256 of everything before it.
+   */
   encode(): Uint8Array {
     const header = JSON.stringify({
       diskSize: this.diskSize,
