@@ -1,6 +1,6 @@
 import { type FileHandle, open } from 'node:fs/promises';
 import { toSyncproxyError } from '../errors/to-syncproxy-error.js';
-import { digestChunk } from '../transfer/chunk-hash-algorithm.js';
+import { canDigest, digestChunk } from '../transfer/chunk-hash-algorithm.js';
 import type { DiskManifest } from '../transfer/manifest.js';
 import { isAllZero } from '../transfer/zero-detection.js';
 
@@ -57,7 +57,8 @@ export async function checkImageAgainstManifest(
     throw toSyncproxyError(error, { operation: `open ${path}` });
   }
   try {
-    if ((await handle.stat()).size !== manifest.diskSize) {
+    // A manifest whose digests cannot be taken here proves nothing: every chunk counts as different.
+    if ((await handle.stat()).size !== manifest.diskSize || !canDigest(manifest.hashAlgorithm)) {
       result.mismatches = manifest.chunkCount;
       return result;
     }

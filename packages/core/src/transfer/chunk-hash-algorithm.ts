@@ -82,6 +82,11 @@ export function chooseChunkHashAlgorithm(
   };
 }
 
+/** Whether digests of `algorithm` can be taken here (BLAKE3 needs its binding). */
+export function canDigest(algorithm: ChunkHashAlgorithm): boolean {
+  return algorithm === 'sha256' || 'binding' in loadBlake3();
+}
+
 /** Where the worker threads load the binding from; undefined when it does not load. */
 export function blake3BindingPath(): string | undefined {
   const result = loadBlake3();

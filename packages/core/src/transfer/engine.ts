@@ -15,7 +15,7 @@ import {
   type TransferCheckpoint,
 } from './checkpoint.js';
 import { ChunkBufferPool } from './chunk-buffers.js';
-import { chooseChunkHashAlgorithm, createChunkDigest } from './chunk-hash-algorithm.js';
+import { canDigest, chooseChunkHashAlgorithm, createChunkDigest } from './chunk-hash-algorithm.js';
 import { ChunkHasher } from './chunk-hasher.js';
 import { type ChunkJob, type ChunkPiece, planChunks } from './chunk-plan.js';
 import { DEFAULT_CHUNK_SIZE_BYTES } from './hash-diff-reader.js';
@@ -431,7 +431,19 @@ async function loadBaseManifest(
     });
   };
   let manifest: DiskManifest;
-  if (stored?.sameGeometry(settings) && full && !resuming && stored.hashAlgorithm !== choice.algorithm) {
+  if (stored?.sameGeometry(settings) && !canDigest(stored.hashAlgorithm)) {
+    // A BLAKE3 manifest where the binding does not load: its digests cannot be continued.
+    warnings.push({
+      code: 'manifest-reset',
+      message: `the stored manifest holds ${stored.hashAlgorithm} digests, which cannot be taken here: a new one is started`,
+    });
+    manifest = fresh();
+  } else if (
+    stored?.sameGeometry(settings) &&
+    full &&
+    !resuming &&
+    stored.hashAlgorithm !== choice.algorithm
+  ) {
     // Every chunk is written again: the new manifest moves to the preferred algorithm.
     manifest = fresh();
   } else if (stored?.sameGeometry(settings)) {

@@ -6,7 +6,7 @@ import type {
   SyncWarning,
 } from '../contracts/reader.js';
 import { SyncproxyError } from '../errors/syncproxy-error.js';
-import { digestChunk } from './chunk-hash-algorithm.js';
+import { canDigest, digestChunk } from './chunk-hash-algorithm.js';
 import { planChunks } from './chunk-plan.js';
 import type { DiskManifest } from './manifest.js';
 import { isAllZero } from './zero-detection.js';
@@ -76,9 +76,11 @@ export function createHashDiffReader(options: HashDiffReaderOptions): HashDiffRe
     });
   }
   const diskSize = reader.diskSize;
-  const comparable = previousManifest?.sameGeometry({ diskSize, chunkSizeBytes })
-    ? previousManifest
-    : undefined;
+  // A manifest whose digests cannot be taken here (BLAKE3 without its binding) is no base either.
+  const comparable =
+    previousManifest?.sameGeometry({ diskSize, chunkSizeBytes }) && canDigest(previousManifest.hashAlgorithm)
+      ? previousManifest
+      : undefined;
   const trustedBelow =
     comparable === undefined ? 0 : comparable.complete ? comparable.chunkCount : comparable.pendingFrom;
   const warnings: SyncWarning[] = [
@@ -92,7 +94,9 @@ export function createHashDiffReader(options: HashDiffReaderOptions): HashDiffRe
   if (previousManifest !== undefined && comparable === undefined) {
     warnings.push({
       code: 'hash-diff-full',
-      message: `the previous manifest describes another geometry (disk ${previousManifest.diskSize} bytes, chunk ${previousManifest.chunkSizeBytes}): every chunk is sent`,
+      message: canDigest(previousManifest.hashAlgorithm)
+        ? `the previous manifest describes another geometry (disk ${previousManifest.diskSize} bytes, chunk ${previousManifest.chunkSizeBytes}): every chunk is sent`
+        : `the previous manifest holds ${previousManifest.hashAlgorithm} digests, which cannot be taken here: every chunk is sent`,
     });
   }
   const stats: HashDiffStats = { chunksScanned: 0, chunksChanged: 0, bytesScanned: 0 };
