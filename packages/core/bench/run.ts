@@ -1,8 +1,10 @@
 // `pnpm bench` in packages/core: the transfer engine against dd and itself, with its defaults (a
 // FileSink keeps a manifest and checkpoints beside its image, so every chunk is hashed).
 // Figures are medians of BENCH_REPS runs (default 5) and the ratios are taken within this one run,
-// the two sides interleaved. Rows of `pnpm bench`: file-engine-dd, rss-16g, incremental-1t.
-// Sizes: BENCH_DENSE_GIB (4), BENCH_RSS_GIB (16), BENCH_INCREMENTAL_TIB (1). Temp files go under
+// the two sides interleaved. Rows of `pnpm bench`: file-engine-dd, rss-16g, incremental-1t,
+// hash-blake3.
+// Sizes: BENCH_DENSE_GIB (4), BENCH_RSS_GIB (16), BENCH_INCREMENTAL_TIB (1), BENCH_HASH_MIB (1024).
+// Row hash-blake3 comes from ./hash.ts. Temp files go under
 // <repo>/.tmp/bench-transfer-<pid> and are deleted at the end.
 import { spawnSync } from 'node:child_process';
 import { mkdir, open, rm } from 'node:fs/promises';
@@ -11,6 +13,7 @@ import { fileURLToPath } from 'node:url';
 import { median, recordRow } from '../../../scripts/bench/record.mjs';
 import { FileSink, transferDisk } from '../src/index.js';
 import { FileReader } from '../test/transfer/fixtures/readers.js';
+import { benchHash } from './hash.js';
 import { dense, everyNth, PoolReader } from './sources.js';
 
 const GiB = 1024 ** 3;
@@ -278,6 +281,7 @@ try {
   if (want('dense')) await benchDense();
   if (want('rss')) benchRss();
   if (want('incremental')) await benchIncremental();
+  if (want('hash')) await benchHash(reps);
   printTable();
 } finally {
   await rm(work, { recursive: true, force: true });

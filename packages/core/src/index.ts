@@ -166,6 +166,12 @@ export { diskSnapshotOf } from './snapshot-ref.js';
 export { isOldEnough, planSweep, type SweepCandidate, SweepLedger, type SweepPlan } from './sweep-options.js';
 export { type PrepareTargetDirectoryOptions, prepareTargetDirectory } from './target-directory.js';
 export { type CheckpointStore, FileCheckpointStore, type TransferCheckpoint } from './transfer/checkpoint.js';
+export {
+  type ChunkDigest,
+  type ChunkHashAlgorithm,
+  createChunkDigest,
+  digestChunk,
+} from './transfer/chunk-hash-algorithm.js';
 export { ChunkHasher } from './transfer/chunk-hasher.js';
 // Transfer engine (issue 3): transferDisk, FileSink, hash-diff reader
 export { type TransferOptions, type TransferResult, transferDisk } from './transfer/engine.js';

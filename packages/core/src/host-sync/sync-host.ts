@@ -624,13 +624,20 @@ class HostSync {
       }
       if (manifest !== undefined) {
         const ledger = resumable ? new ChunkLedger(resumable) : undefined;
-        const bad = await countManifestMismatches(
-          outcome.path,
-          manifest,
-          this.#options.signal,
-          undefined,
-          ledger ? (i) => ledger.isDone(i) : undefined,
-        );
+        // A re-hash of many chunks takes a while: the verify step shows it, as before an incremental.
+        const check = this.#phase('verify', disk.id);
+        let bad: number;
+        try {
+          bad = await countManifestMismatches(
+            outcome.path,
+            manifest,
+            this.#options.signal,
+            (done, total) => check.bytes(done, total),
+            ledger ? (i) => ledger.isDone(i) : undefined,
+          );
+        } finally {
+          check.end();
+        }
         if (bad > 0) why = `${bad} chunk(s) of the image differ from its manifest`;
       }
     }

@@ -1,4 +1,3 @@
-import { createHash } from 'node:crypto';
 import { setMaxListeners } from 'node:events';
 import pLimit from 'p-limit';
 import { raceAbort } from '../abortable.js';
@@ -16,6 +15,7 @@ import {
   type TransferCheckpoint,
 } from './checkpoint.js';
 import { ChunkBufferPool } from './chunk-buffers.js';
+import { canDigest, chooseChunkHashAlgorithm, createChunkDigest } from './chunk-hash-algorithm.js';
 import { ChunkHasher } from './chunk-hasher.js';
 import { type ChunkJob, type ChunkPiece, planChunks } from './chunk-plan.js';
 import { DEFAULT_CHUNK_SIZE_BYTES } from './hash-diff-reader.js';
@@ -283,7 +283,7 @@ function withinDisk(checkpoint: TransferCheckpoint, settings: Settings): boolean
  * any number of writes run at once within `maxInFlightBytes` of buffers, so
  * memory is flat whatever the disk size (the only thing that grows with it is
  * the manifest, 32 bytes a chunk). Zero extents are never read; data that
- * reads as zeroes is written with `writeZeroes`. Every chunk's SHA-256 goes
+ * reads as zeroes is written with `writeZeroes`. Every chunk's digest (BLAKE3, or SHA-256 in a manifest that began with it) goes
  * into the manifest; a checkpoint records finished chunks so that the same
  * call after a crash, abort or failure sends only what was not done.
  *
@@ -314,7 +314,8 @@ export async function transferDisk(options: TransferOptions): Promise<TransferRe
   const stop = new AbortController();
   // Every read, write and wait in flight listens to it: far more than the default 10 listeners.
   setMaxListeners(0, stop.signal);
-  const hasher = new ChunkHasher();
+  // Made once the manifest is known: chunks are hashed with the algorithm of the manifest they go into.
+  let hasher: ChunkHasher | undefined;
   const onCallerAbort = () => stop.abort(abortError(options.signal, 'transfer'));
   options.signal?.addEventListener('abort', onCallerAbort, { once: true });
   const signal = stop.signal;
@@ -356,9 +357,11 @@ export async function transferDisk(options: TransferOptions): Promise<TransferRe
       stores.manifest,
       settings,
       resuming,
+      isFullTransfer(options),
       options.transferId,
       warnings,
     );
+    hasher = new ChunkHasher({ algorithm: manifest.hashAlgorithm });
     const ledger = new ChunkLedger(resuming ? previousCheckpoint : undefined);
     for (const warning of warnings) logger?.warn({ code: warning.code }, warning.message);
 
@@ -406,7 +409,7 @@ export async function transferDisk(options: TransferOptions): Promise<TransferRe
     };
   } finally {
     options.signal?.removeEventListener('abort', onCallerAbort);
-    await hasher.close();
+    await hasher?.close();
     if (sinkOpened && options.closeSink !== false) {
       await sink.close().catch((error: unknown) => {
         logger?.warn({ error: toSyncproxyError(error).message }, 'closing the sink failed');
@@ -415,10 +418,17 @@ export async function transferDisk(options: TransferOptions): Promise<TransferRe
   }
 }
 
+/**
+ * The manifest this transfer updates. A stored one of the same geometry keeps its hash algorithm (an
+ * incremental updates only the chunks it writes, and one manifest holds digests of one algorithm);
+ * a new one, or the one a full transfer that is not resuming rewrites anyway, gets BLAKE3, or
+ * SHA-256 with a `hash-fallback` warning where the BLAKE3 binding does not load.
+ */
 async function loadBaseManifest(
   store: ManifestStore | undefined,
   settings: Settings,
   resuming: boolean,
+  full: boolean,
   transferId: string | undefined,
   warnings: SyncWarning[],
 ): Promise<DiskManifest> {
@@ -431,8 +441,32 @@ async function loadBaseManifest(
       message: `manifest ignored: ${toSyncproxyError(error).message}`,
     });
   }
+  const choice = chooseChunkHashAlgorithm();
+  const fresh = () => {
+    if (choice.warning !== undefined) warnings.push(choice.warning);
+    return DiskManifest.create({
+      diskSize: settings.diskSize,
+      chunkSizeBytes: settings.chunkSizeBytes,
+      hashAlgorithm: choice.algorithm,
+    });
+  };
   let manifest: DiskManifest;
-  if (stored?.sameGeometry(settings)) {
+  if (stored?.sameGeometry(settings) && !canDigest(stored.hashAlgorithm)) {
+    // A BLAKE3 manifest where the binding does not load: its digests cannot be continued.
+    warnings.push({
+      code: 'manifest-reset',
+      message: `the stored manifest holds ${stored.hashAlgorithm} digests, which cannot be taken here: a new one is started`,
+    });
+    manifest = fresh();
+  } else if (
+    stored?.sameGeometry(settings) &&
+    full &&
+    !resuming &&
+    stored.hashAlgorithm !== choice.algorithm
+  ) {
+    // Every chunk is written again: the new manifest moves to the preferred algorithm.
+    manifest = fresh();
+  } else if (stored?.sameGeometry(settings)) {
     manifest = stored.clone();
     // An interrupted transfer that is not being resumed may have left half-written chunks from pendingFrom on.
     if (!manifest.complete && !resuming) {
@@ -445,7 +479,7 @@ async function loadBaseManifest(
         message: 'the stored manifest describes another disk or chunk size: a new one is started',
       });
     }
-    manifest = DiskManifest.create({ diskSize: settings.diskSize, chunkSizeBytes: settings.chunkSizeBytes });
+    manifest = fresh();
   }
   manifest.complete = false;
   manifest.transferId = transferId;
@@ -891,7 +925,7 @@ class TransferRun {
         () => sink.read!(job.offset, job.length),
         writeRetry,
       );
-      entry = isAllZero(target) ? 'zero' : createHash('sha256').update(target).digest();
+      entry = isAllZero(target) ? 'zero' : hasher.hashHere(target);
     }
     return { entry, written, zeroed };
   }
@@ -998,9 +1032,7 @@ class TransferRun {
       checks.push(
         limit(async () => {
           const data = await sink.read!(offset, length, { signal });
-          const actual: Uint8Array | 'zero' = isAllZero(data)
-            ? 'zero'
-            : createHash('sha256').update(data).digest();
+          const actual: Uint8Array | 'zero' = isAllZero(data) ? 'zero' : this.context.hasher.hashHere(data);
           if (!manifest.matches(index, actual)) mismatched.push(index);
           bytesDone += length;
           progress();
@@ -1034,7 +1066,7 @@ interface ChunkOutcome {
 }
 
 /**
- * SHA-256 of a chunk from its pieces in order (some data, some zero). A chunk of
+ * The digest of a chunk from its pieces in order (some data, some zero). A chunk of
  * one data piece (the common case) goes to the hasher, which hashes shared
  * buffers on its worker thread.
  */
@@ -1045,7 +1077,7 @@ async function hashPieces(
   if (writes.every(({ data }) => data === undefined)) return 'zero';
   const only = writes.length === 1 ? writes[0]!.data : undefined;
   if (only !== undefined) return hasher.hash(only);
-  const hash = createHash('sha256');
+  const hash = createChunkDigest(hasher.algorithm);
   for (const { piece, data } of writes) {
     if (data !== undefined) {
       hash.update(data);

@@ -1,4 +1,3 @@
-import { createHash } from 'node:crypto';
 import type {
   ChangedBlockReader,
   Extent,
@@ -7,6 +6,7 @@ import type {
   SyncWarning,
 } from '../contracts/reader.js';
 import { SyncproxyError } from '../errors/syncproxy-error.js';
+import { canDigest, digestChunk } from './chunk-hash-algorithm.js';
 import { planChunks } from './chunk-plan.js';
 import type { DiskManifest } from './manifest.js';
 import { isAllZero } from './zero-detection.js';
@@ -30,7 +30,7 @@ export interface HashDiffStats {
   bytesScanned: number;
 }
 
-/** A reader that yields only chunks whose SHA-256 differs from the previous manifest. */
+/** A reader that yields only chunks whose digest differs from the previous manifest. */
 export interface HashDiffReader extends ChangedBlockReader {
   /**
    * `chunkSizeBytes`: the grid it compares in (the engine adopts it so the new manifest keeps the
@@ -47,8 +47,9 @@ export interface HashDiffReader extends ChangedBlockReader {
 
 /**
  * Change detection for platforms without change tracking, and for local
- * disks an agent reads: every chunk of the full `reader` is read and hashed,
- * and only those whose SHA-256 differs from `previousManifest` are yielded,
+ * disks an agent reads: every chunk of the full `reader` is read and hashed
+ * with the previous manifest's algorithm (SHA-256 or BLAKE3), and only those
+ * whose digest differs from `previousManifest` are yielded,
  * whole chunks aligned to the manifest's grid. Chunks that now read as zeroes
  * are yielded as `zero` extents (never read again by the engine).
  *
@@ -75,9 +76,11 @@ export function createHashDiffReader(options: HashDiffReaderOptions): HashDiffRe
     });
   }
   const diskSize = reader.diskSize;
-  const comparable = previousManifest?.sameGeometry({ diskSize, chunkSizeBytes })
-    ? previousManifest
-    : undefined;
+  // A manifest whose digests cannot be taken here (BLAKE3 without its binding) is no base either.
+  const comparable =
+    previousManifest?.sameGeometry({ diskSize, chunkSizeBytes }) && canDigest(previousManifest.hashAlgorithm)
+      ? previousManifest
+      : undefined;
   const trustedBelow =
     comparable === undefined ? 0 : comparable.complete ? comparable.chunkCount : comparable.pendingFrom;
   const warnings: SyncWarning[] = [
@@ -85,21 +88,29 @@ export function createHashDiffReader(options: HashDiffReaderOptions): HashDiffRe
     {
       code: 'hash-diff',
       message:
-        'no change tracking: every chunk is read and hashed, and only chunks whose SHA-256 changed are sent',
+        'no change tracking: every chunk is read and hashed, and only chunks whose digest changed are sent',
     },
   ];
   if (previousManifest !== undefined && comparable === undefined) {
     warnings.push({
       code: 'hash-diff-full',
-      message: `the previous manifest describes another geometry (disk ${previousManifest.diskSize} bytes, chunk ${previousManifest.chunkSizeBytes}): every chunk is sent`,
+      message: canDigest(previousManifest.hashAlgorithm)
+        ? `the previous manifest describes another geometry (disk ${previousManifest.diskSize} bytes, chunk ${previousManifest.chunkSizeBytes}): every chunk is sent`
+        : `the previous manifest holds ${previousManifest.hashAlgorithm} digests, which cannot be taken here: every chunk is sent`,
     });
   }
   const stats: HashDiffStats = { chunksScanned: 0, chunksChanged: 0, bytesScanned: 0 };
   const kept = new Map<number, Uint8Array>();
   const keptLimit = readAhead + 4;
 
-  const unchanged = (index: number, sha256: Uint8Array | 'zero'): boolean =>
-    comparable !== undefined && index < trustedBelow && comparable.matches(index, sha256);
+  // Digests are taken with the algorithm of the manifest they are compared with; with nothing to
+  // compare (no base, or past its trusted part) no digest is taken at all: the chunk is sent.
+  const comparedAt = (index: number): boolean => comparable !== undefined && index < trustedBelow;
+  const unchanged = (index: number, digest: Uint8Array | 'zero' | undefined): boolean =>
+    digest !== undefined &&
+    comparable !== undefined &&
+    comparedAt(index) &&
+    comparable.matches(index, digest);
 
   async function* cells(signal?: AbortSignal): AsyncGenerator<{ index: number; hasData: boolean }> {
     let next = 0;
@@ -112,10 +123,10 @@ export function createHashDiffReader(options: HashDiffReaderOptions): HashDiffRe
     for (; next < count; next++) yield { index: next, hasData: false };
   }
 
-  type Scanned = { index: number; data: Uint8Array | undefined; sha256: Uint8Array | 'zero' };
+  type Scanned = { index: number; data: Uint8Array | undefined; digest: Uint8Array | 'zero' | undefined };
 
   const scan = async (index: number, hasData: boolean, signal?: AbortSignal): Promise<Scanned> => {
-    if (!hasData) return { index, data: undefined, sha256: 'zero' };
+    if (!hasData) return { index, data: undefined, digest: 'zero' };
     const offset = index * chunkSizeBytes;
     const length = Math.min(chunkSizeBytes, diskSize - offset);
     const data = await reader.read(offset, length, { signal });
@@ -126,8 +137,9 @@ export function createHashDiffReader(options: HashDiffReaderOptions): HashDiffRe
       });
     }
     stats.bytesScanned += length;
-    if (isAllZero(data)) return { index, data: undefined, sha256: 'zero' };
-    return { index, data, sha256: createHash('sha256').update(data).digest() };
+    if (isAllZero(data)) return { index, data: undefined, digest: 'zero' };
+    if (!comparedAt(index)) return { index, data, digest: undefined };
+    return { index, data, digest: digestChunk(comparable!.hashAlgorithm, data) };
   };
 
   return {
@@ -144,7 +156,7 @@ export function createHashDiffReader(options: HashDiffReaderOptions): HashDiffRe
       const settle = async function* (pending: Promise<Scanned>): AsyncGenerator<Extent> {
         const scanned = await pending;
         stats.chunksScanned++;
-        if (unchanged(scanned.index, scanned.sha256)) return;
+        if (unchanged(scanned.index, scanned.digest)) return;
         stats.chunksChanged++;
         const offset = scanned.index * chunkSizeBytes;
         const length = Math.min(chunkSizeBytes, diskSize - offset);

@@ -3,18 +3,26 @@ import { readFile } from 'node:fs/promises';
 import { writeFileAtomic } from '../atomic-file.js';
 import { SyncproxyError } from '../errors/syncproxy-error.js';
 import { toSyncproxyError } from '../errors/to-syncproxy-error.js';
+import { type ChunkHashAlgorithm, isChunkHashAlgorithm } from './chunk-hash-algorithm.js';
 
-/** Bytes of one entry: a SHA-256. */
+/** Bytes of one entry: a SHA-256 or a BLAKE3 digest. */
 export const MANIFEST_ENTRY_BYTES = 32;
-const MAGIC = 'SYNCPROXY-MANIFEST/1\n';
+/** Format 1: SHA-256 entries, no algorithm in the header. Still read; no longer written. */
+const MAGIC_V1 = 'SYNCPROXY-MANIFEST/1\n';
+/** Format 2: the header names the entries' `hashAlgorithm`. */
+const MAGIC_V2 = 'SYNCPROXY-MANIFEST/2\n';
 const ZERO_ENTRY = new Uint8Array(MANIFEST_ENTRY_BYTES);
 const UNKNOWN_ENTRY = new Uint8Array(MANIFEST_ENTRY_BYTES).fill(0xff);
 
 /**
- * What the manifest knows of one chunk: its SHA-256, that it reads as all
- * zeroes, or nothing (never written by a transfer that could hash it).
+ * What the manifest knows of one chunk: its digest (hex, with the manifest's
+ * algorithm), that it reads as all zeroes, or nothing (never written by a
+ * transfer that could hash it).
  */
-export type ManifestEntry = { state: 'hash'; sha256: string } | { state: 'zero' } | { state: 'unknown' };
+export type ManifestEntry =
+  | { state: 'hash'; algorithm: ChunkHashAlgorithm; digest: string }
+  | { state: 'zero' }
+  | { state: 'unknown' };
 
 export interface DiskManifestInit {
   diskSize: number;
@@ -22,15 +30,20 @@ export interface DiskManifestInit {
   /** What every entry starts as (default `unknown`). */
   fill?: 'unknown' | 'zero';
   transferId?: string;
+  /** What the entries are digests of (default `sha256`, what every caller hashed with before format 2). */
+  hashAlgorithm?: ChunkHashAlgorithm;
 }
 
 /**
- * SHA-256 per chunk of a disk image, as the target holds it: chunk `i` is
- * bytes `[i * chunkSizeBytes, min((i + 1) * chunkSizeBytes, diskSize))`.
+ * A digest per chunk of a disk image, as the target holds it: chunk `i` is
+ * bytes `[i * chunkSizeBytes, min((i + 1) * chunkSizeBytes, diskSize))`. All
+ * entries of one manifest use its {@link DiskManifest.hashAlgorithm}; a
+ * digest of another algorithm never matches one (only the zero marker means
+ * the same in both).
  *
  * Entries are 32 bytes. Two values are reserved: 32 zero bytes mean "reads as
  * all zeroes" (no hash is computed for zero chunks, so sparse disks cost
- * nothing to describe) and 32 0xff bytes mean "unknown". A real SHA-256
+ * nothing to describe) and 32 0xff bytes mean "unknown". A real digest
  * equal to either has probability 2^-256.
  *
  * Memory: 32 bytes per chunk, 8 MiB for a 1 TiB disk at 4 MiB chunks.
@@ -39,6 +52,7 @@ export class DiskManifest {
   readonly diskSize: number;
   readonly chunkSizeBytes: number;
   readonly chunkCount: number;
+  readonly hashAlgorithm: ChunkHashAlgorithm;
   /** False while a transfer is writing the image (see {@link DiskManifest.pendingFrom}). */
   complete: boolean;
   /**
@@ -53,10 +67,16 @@ export class DiskManifest {
   updatedAt: string;
   readonly entries: Uint8Array;
 
-  private constructor(diskSize: number, chunkSizeBytes: number, entries: Uint8Array) {
+  private constructor(
+    diskSize: number,
+    chunkSizeBytes: number,
+    entries: Uint8Array,
+    hashAlgorithm: ChunkHashAlgorithm,
+  ) {
     this.diskSize = diskSize;
     this.chunkSizeBytes = chunkSizeBytes;
     this.chunkCount = chunkCountOf(diskSize, chunkSizeBytes);
+    this.hashAlgorithm = hashAlgorithm;
     this.entries = entries;
     this.complete = false;
     this.pendingFrom = 0;
@@ -71,10 +91,16 @@ export class DiskManifest {
     if (!Number.isSafeInteger(init.chunkSizeBytes) || init.chunkSizeBytes <= 0) {
       throw new SyncproxyError(`manifest: invalid chunk size ${init.chunkSizeBytes}`, { code: 'config' });
     }
+    const hashAlgorithm = init.hashAlgorithm ?? 'sha256';
+    if (!isChunkHashAlgorithm(hashAlgorithm)) {
+      throw new SyncproxyError(`manifest: unknown hash algorithm ${String(hashAlgorithm)}`, {
+        code: 'config',
+      });
+    }
     const count = chunkCountOf(init.diskSize, init.chunkSizeBytes);
     const entries = new Uint8Array(count * MANIFEST_ENTRY_BYTES);
     if ((init.fill ?? 'unknown') === 'unknown') entries.fill(0xff);
-    const manifest = new DiskManifest(init.diskSize, init.chunkSizeBytes, entries);
+    const manifest = new DiskManifest(init.diskSize, init.chunkSizeBytes, entries, hashAlgorithm);
     manifest.transferId = init.transferId;
     return manifest;
   }
@@ -88,7 +114,7 @@ export class DiskManifest {
     const raw = this.raw(index);
     if (equalBytes(raw, ZERO_ENTRY)) return { state: 'zero' };
     if (equalBytes(raw, UNKNOWN_ENTRY)) return { state: 'unknown' };
-    return { state: 'hash', sha256: Buffer.from(raw).toString('hex') };
+    return { state: 'hash', algorithm: this.hashAlgorithm, digest: Buffer.from(raw).toString('hex') };
   }
 
   /** The 32 stored bytes of chunk `index` (a view, not a copy). */
@@ -97,20 +123,33 @@ export class DiskManifest {
     return this.entries.subarray(index * MANIFEST_ENTRY_BYTES, (index + 1) * MANIFEST_ENTRY_BYTES);
   }
 
-  /** Stores `sha256` (32 bytes), or the zero marker when `sha256` is `'zero'`. */
-  set(index: number, sha256: Uint8Array | 'zero' | 'unknown'): void {
-    const value = sha256 === 'zero' ? ZERO_ENTRY : sha256 === 'unknown' ? UNKNOWN_ENTRY : sha256;
+  /** Stores `digest` (32 bytes, of the manifest's algorithm), or the zero or unknown marker. */
+  set(index: number, digest: Uint8Array | 'zero' | 'unknown'): void {
+    const value = digest === 'zero' ? ZERO_ENTRY : digest === 'unknown' ? UNKNOWN_ENTRY : digest;
     if (value.length !== MANIFEST_ENTRY_BYTES) {
-      throw new SyncproxyError(`manifest: a SHA-256 is 32 bytes (got ${value.length})`, { code: 'internal' });
+      throw new SyncproxyError(`manifest: a chunk digest is 32 bytes (got ${value.length})`, {
+        code: 'internal',
+      });
     }
     this.raw(index).set(value);
   }
 
-  /** True when entry `index` is known and equals `sha256` (or the zero marker). */
-  matches(index: number, sha256: Uint8Array | 'zero'): boolean {
+  /**
+   * True when entry `index` is known and equals `digest` (or the zero marker).
+   * `algorithm`: what `digest` was computed with (default: the manifest's); a
+   * digest of another algorithm is never a match, so a chunk is re-sent or
+   * re-hashed rather than judged unchanged across algorithms.
+   */
+  matches(
+    index: number,
+    digest: Uint8Array | 'zero',
+    algorithm: ChunkHashAlgorithm = this.hashAlgorithm,
+  ): boolean {
     const raw = this.raw(index);
     if (equalBytes(raw, UNKNOWN_ENTRY)) return false;
-    return equalBytes(raw, sha256 === 'zero' ? ZERO_ENTRY : sha256);
+    if (digest === 'zero') return equalBytes(raw, ZERO_ENTRY);
+    if (algorithm !== this.hashAlgorithm) return false;
+    return equalBytes(raw, digest);
   }
 
   /** True when `other` describes the same disk size and chunk size. */
@@ -119,7 +158,12 @@ export class DiskManifest {
   }
 
   clone(): DiskManifest {
-    const copy = new DiskManifest(this.diskSize, this.chunkSizeBytes, this.entries.slice());
+    const copy = new DiskManifest(
+      this.diskSize,
+      this.chunkSizeBytes,
+      this.entries.slice(),
+      this.hashAlgorithm,
+    );
     copy.complete = this.complete;
     copy.pendingFrom = this.pendingFrom;
     copy.transferId = this.transferId;
@@ -128,13 +172,15 @@ export class DiskManifest {
   }
 
   /**
-   * SHA-256 (hex) of the geometry and every entry: two images with equal
-   * digests and no unknown entry are equal chunk by chunk. Bookkeeping
-   * (`complete`, `transferId`, `updatedAt`) is not part of it.
+   * SHA-256 (hex) of the geometry, the algorithm and every entry: two images
+   * with equal digests and no unknown entry are equal chunk by chunk.
+   * Bookkeeping (`complete`, `transferId`, `updatedAt`) is not part of it. A
+   * SHA-256 manifest digests as format 1 did, so a digest a sync state
+   * recorded before format 2 still names the same manifest.
    */
   digest(): string {
     const hash = createHash('sha256');
-    hash.update(MAGIC);
+    hash.update(this.hashAlgorithm === 'sha256' ? MAGIC_V1 : `${MAGIC_V2}${this.hashAlgorithm}\n`);
     hash.update(u64(this.diskSize));
     hash.update(u64(this.chunkSizeBytes));
     hash.update(this.entries);
@@ -148,18 +194,22 @@ export class DiskManifest {
     return count;
   }
 
-  /** The file form; see `docs/transfer.md`. */
+  /**
+   * The file form (format 2): the line `SYNCPROXY-MANIFEST/2`, a JSON header line (geometry,
+   * `hashAlgorithm`, bookkeeping), the entries, and the SHA-256 of everything before it.
+   */
   encode(): Uint8Array {
     const header = JSON.stringify({
       diskSize: this.diskSize,
       chunkSizeBytes: this.chunkSizeBytes,
       chunkCount: this.chunkCount,
+      hashAlgorithm: this.hashAlgorithm,
       complete: this.complete,
       pendingFrom: this.complete ? this.chunkCount : this.pendingFrom,
       transferId: this.transferId ?? null,
       updatedAt: this.updatedAt,
     });
-    const head = Buffer.from(`${MAGIC}${header}\n`, 'utf8');
+    const head = Buffer.from(`${MAGIC_V2}${header}\n`, 'utf8');
     const out = Buffer.allocUnsafe(head.length + this.entries.length + MANIFEST_ENTRY_BYTES);
     head.copy(out, 0);
     out.set(this.entries, head.length);
@@ -177,20 +227,22 @@ export class DiskManifest {
         code: 'integrity',
         retryable: false,
       });
-    if (buffer.subarray(0, MAGIC.length).toString('utf8') !== MAGIC) throw bad('wrong magic line');
-    const newline = buffer.indexOf(0x0a, MAGIC.length);
+    const magic = buffer.subarray(0, MAGIC_V1.length).toString('utf8');
+    if (magic !== MAGIC_V1 && magic !== MAGIC_V2) throw bad('wrong magic line');
+    const newline = buffer.indexOf(0x0a, magic.length);
     if (newline === -1) throw bad('no header line');
     let header: {
       diskSize?: unknown;
       chunkSizeBytes?: unknown;
       chunkCount?: unknown;
+      hashAlgorithm?: unknown;
       complete?: unknown;
       pendingFrom?: unknown;
       transferId?: unknown;
       updatedAt?: unknown;
     };
     try {
-      header = JSON.parse(buffer.subarray(MAGIC.length, newline).toString('utf8'));
+      header = JSON.parse(buffer.subarray(magic.length, newline).toString('utf8'));
     } catch {
       throw bad('header is not JSON');
     }
@@ -204,6 +256,13 @@ export class DiskManifest {
     }
     if (chunkCount !== chunkCountOf(diskSize as number, chunkSizeBytes as number))
       throw bad('chunkCount does not fit the geometry');
+    // Format 1 had SHA-256 only; format 2 must name its algorithm, and one this version does not know is refused.
+    const hashAlgorithm = magic === MAGIC_V1 ? 'sha256' : header.hashAlgorithm;
+    if (!isChunkHashAlgorithm(hashAlgorithm)) {
+      throw bad(
+        `unknown hash algorithm ${JSON.stringify(header.hashAlgorithm)} (written by a newer version?)`,
+      );
+    }
     const start = newline + 1;
     const end = start + (chunkCount as number) * MANIFEST_ENTRY_BYTES;
     if (buffer.length !== end + MANIFEST_ENTRY_BYTES)
@@ -214,6 +273,7 @@ export class DiskManifest {
       diskSize as number,
       chunkSizeBytes as number,
       new Uint8Array(buffer.subarray(start, end)),
+      hashAlgorithm,
     );
     manifest.complete = header.complete === true;
     manifest.pendingFrom = manifest.complete

@@ -2,6 +2,7 @@ import { spawnSync } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import { fileURLToPath } from 'node:url';
 import { describe, expect, it } from 'vitest';
+import { chooseChunkHashAlgorithm, digestChunk } from '../../src/transfer/chunk-hash-algorithm.js';
 import { ChunkHasher } from '../../src/transfer/chunk-hasher.js';
 
 const sha = (data: Uint8Array) => createHash('sha256').update(data).digest('hex');
@@ -45,5 +46,49 @@ describe('ChunkHasher', () => {
     expect(child.signal).toBeNull();
     expect(child.status).toBe(0);
     expect(child.stdout.trim()).toBe('late 32');
+  });
+
+  it('hashes BLAKE3 on its workers (the native binding loaded there) exactly as on the calling thread', async () => {
+    const hasher = new ChunkHasher({ algorithm: 'blake3' });
+    const shared = new Uint8Array(new SharedArrayBuffer(4 << 20));
+    for (let i = 0; i < shared.length; i++) shared[i] = (i * 2654435761) >>> 24;
+    const views = [shared, shared.subarray(5, 3 << 20)];
+    const digests = await Promise.all(views.map((v) => hasher.hash(v)));
+    expect(digests).toEqual(views.map((v) => digestChunk('blake3', v.slice())));
+    expect(hasher.hashHere(shared)).toEqual(digests[0]);
+    expect(digests[0]).not.toEqual(new Uint8Array(createHash('sha256').update(shared).digest()));
+    await hasher.close();
+  });
+});
+
+describe('chooseChunkHashAlgorithm', () => {
+  it('chooses BLAKE3 where the binding loads', () => {
+    expect(chooseChunkHashAlgorithm()).toEqual({ algorithm: 'blake3' });
+  });
+
+  it('falls back to SHA-256 with a hash-fallback warning when the binding does not load or hashes wrong', () => {
+    const missing = chooseChunkHashAlgorithm(() => {
+      throw new Error("Cannot find module '@napi-rs/blake-hash-linux-x64-gnu'");
+    });
+    expect(missing.algorithm).toBe('sha256');
+    expect(missing.warning?.code).toBe('hash-fallback');
+    expect(missing.warning?.message).toMatch(
+      /Cannot find module '@napi-rs\/blake-hash-linux-x64-gnu'.*SHA-256/,
+    );
+    const wrong = chooseChunkHashAlgorithm(() => ({
+      path: '/nowhere',
+      binding: {
+        blake3: (input: Uint8Array) => new Uint8Array(createHash('sha256').update(input).digest()),
+        Blake3Hasher: class {
+          update() {}
+          digestBuffer() {
+            return new Uint8Array(32);
+          }
+        },
+      },
+    }));
+    expect(wrong).toMatchObject({ algorithm: 'sha256', warning: { code: 'hash-fallback' } });
+    // The real binding is still the one used afterwards.
+    expect(chooseChunkHashAlgorithm()).toEqual({ algorithm: 'blake3' });
   });
 });

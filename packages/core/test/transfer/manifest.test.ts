@@ -22,7 +22,11 @@ describe('DiskManifest', () => {
     expect(manifest.chunkLength(2)).toBe(1808);
     manifest.set(0, sha('a'));
     manifest.set(1, 'zero');
-    expect(manifest.entry(0)).toEqual({ state: 'hash', sha256: sha('a').toString('hex') });
+    expect(manifest.entry(0)).toEqual({
+      state: 'hash',
+      algorithm: 'sha256',
+      digest: sha('a').toString('hex'),
+    });
     expect(manifest.entry(1)).toEqual({ state: 'zero' });
     expect(manifest.entry(2)).toEqual({ state: 'unknown' });
     expect(manifest.matches(0, sha('a'))).toBe(true);
@@ -77,7 +81,7 @@ describe('DiskManifest', () => {
     const text = (await readFile(store.path)).toString('latin1');
     expect(
       text.startsWith(
-        'SYNCPROXY-MANIFEST/1\n{"diskSize":20481,"chunkSizeBytes":4096,"chunkCount":6,"complete":true,"pendingFrom":6,"transferId":"snap-7","updatedAt":"',
+        'SYNCPROXY-MANIFEST/2\n{"diskSize":20481,"chunkSizeBytes":4096,"chunkCount":6,"hashAlgorithm":"sha256","complete":true,"pendingFrom":6,"transferId":"snap-7","updatedAt":"',
       ),
     ).toBe(true);
   });
