@@ -137,7 +137,8 @@ export class ExportDiffParser {
 
   async next(): Promise<ExportDiffHeader> {
     const input = this.#input;
-    if (this.#ended) throw new SyncproxyError('rbd export-diff: read past the end record', { code: 'internal' });
+    if (this.#ended)
+      throw new SyncproxyError('rbd export-diff: read past the end record', { code: 'internal' });
     if (this.dataLeft > 0) await this.skipData(this.dataLeft);
     if (this.#version === undefined) {
       const banner = await input.take(BANNER_BYTES, 'the banner');

@@ -220,8 +220,11 @@ export class RbdCli {
     try {
       // Node has no mkfifo(3); coreutils' mkfifo is wherever ceph-common is.
       await new Promise<void>((resolve, reject) =>
-        execFile('mkfifo', ['-m', '600', path], { env: { PATH: process.env.PATH ?? '/usr/bin:/bin' } }, (e) =>
-          e ? reject(e) : resolve(),
+        execFile(
+          'mkfifo',
+          ['-m', '600', path],
+          { env: { PATH: process.env.PATH ?? '/usr/bin:/bin' } },
+          (e) => (e ? reject(e) : resolve()),
         ),
       );
       // O_RDWR on a FIFO never blocks (Linux), and with a writer open the
@@ -304,7 +307,9 @@ export class RbdCli {
           );
         }
         if (status === 0) return resolve();
-        if (stoppedByUs) {
+        // A process that exited with a status ended by itself, even when a stop
+        // came after (a FIFO's reader can see the end before Node reaps the child).
+        if (stoppedByUs && status === null) {
           return reject(new SyncproxyError(`${what} was stopped`, { code: 'aborted', retryable: false }));
         }
         reject(this.exitError(what, status, killedBy, stderr));

@@ -9,7 +9,7 @@ import {
   zeroFill,
 } from '@syncproxy/core';
 import type { RbdCli } from './rbd-cli.js';
-import { type RbdImageRef, RbdExportDiffStream, rbdDiffExtents, rbdImageInfo } from './rbd-image.js';
+import { RbdExportDiffStream, type RbdImageRef, rbdDiffExtents, rbdImageInfo } from './rbd-image.js';
 
 export interface OpenRbdReaderOptions extends RbdImageRef {
   cli: RbdCli;
