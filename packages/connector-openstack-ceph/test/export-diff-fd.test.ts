@@ -2,7 +2,7 @@ import type { FileHandle } from 'node:fs/promises';
 import { chmod, mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { parseExportDiff, RbdCli } from '@syncproxy/connector-openstack-ceph';
+import { openRbdReader, parseExportDiff, RbdCli } from '@syncproxy/connector-openstack-ceph';
 import fc from 'fast-check';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { ExportDiffParser, FileHandleByteQueue } from '../src/ceph/export-diff.js';
@@ -220,5 +220,64 @@ describe('RbdExportDiffStream', () => {
     const diff = await RbdExportDiffStream.open(cli, { pool: 'pool', image: 'missing', snapshot: 's1' });
     await expect(diff.next()).rejects.toMatchObject({ code: 'not-found' });
     await diff.close();
+  });
+});
+
+describe('openRbdReader', () => {
+  let dir: string;
+  let cli: RbdCli;
+  const sizeBytes = 8 << 20;
+  const data = new Uint8Array(4 << 20).map((_, i) => (i * 5 + (i >> 10)) & 0xff);
+
+  beforeAll(async () => {
+    dir = await mkdtemp(join(tmpdir(), 'syncproxy-reader-test-'));
+    const stream: FixtureStream = {
+      version: 1,
+      toSnap: 's1',
+      sizeBytes,
+      records: [{ tag: 'w', offset: 0, data }],
+    };
+    await writeFile(join(dir, 'stream.bin'), encodeExportDiff(stream));
+    // A stand-in for rbd whose diff (the listing) completes only once export-diff has started
+    // (bounded: 5 s), so a reader that starts export-diff after the listing fails it.
+    const rbd = join(dir, 'rbd');
+    await writeFile(
+      rbd,
+      [
+        '#!/bin/sh',
+        'for a in "$@"; do case "$a" in',
+        `  info) echo '{"size":${sizeBytes},"object_size":4194304}'; exit 0;;`,
+        `  diff) i=0; while [ ! -e ${join(dir, 'export-diff-started')} ] && [ $i -lt 500 ]; do sleep 0.01; i=$((i+1)); done`,
+        `    [ -e ${join(dir, 'export-diff-started')} ] || { echo 'rbd: export-diff never started' >&2; exit 5; }`,
+        `    echo '[{"offset":0,"length":4194304,"exists":"true"}]'; exit 0;;`,
+        `  export-diff) touch ${join(dir, 'export-diff-started')}; exec cat ${join(dir, 'stream.bin')};;`,
+        'esac; done',
+        'exit 22',
+        '',
+      ].join('\n'),
+    );
+    await chmod(rbd, 0o755);
+    cli = await RbdCli.create({
+      monitors: '127.0.0.1',
+      cephx: false,
+      user: 'admin',
+      rbdPath: rbd,
+      tmpRoot: dir,
+    });
+  });
+
+  afterAll(async () => {
+    await cli.close();
+    await rm(dir, { recursive: true, force: true });
+  });
+
+  it('starts rbd export-diff while the extents are listed, before the first read', async () => {
+    const reader = await openRbdReader({ cli, pool: 'pool', image: 'img', snapshot: 's1' });
+    const extents = [];
+    for await (const extent of reader.extents()) extents.push(extent);
+    expect(extents).toEqual([{ offset: 0, length: 4 << 20, kind: 'data' }]);
+    const bytes = await reader.read(0, 4 << 20);
+    expect(Buffer.from(bytes).equals(Buffer.from(data))).toBe(true);
+    await reader.close();
   });
 });

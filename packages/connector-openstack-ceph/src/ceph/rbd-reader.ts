@@ -15,6 +15,12 @@ export interface OpenRbdReaderOptions extends RbdImageRef {
   cli: RbdCli;
   logger?: Logger;
   signal?: AbortSignal;
+  /**
+   * @internal Read rbd's output from a FIFO straight into the engine's buffers
+   * (default true) or from Node's socket pipe: for benchmarks. Where no FIFO
+   * can be made the reader uses the pipe anyway.
+   */
+  useFifo?: boolean;
 }
 
 /**
@@ -45,6 +51,7 @@ export async function openRbdReader(options: OpenRbdReaderOptions): Promise<Chan
     info.sizeBytes,
     info.objectSizeBytes,
     options.logger ?? silentLogger,
+    options.useFifo ?? true,
   );
 }
 
@@ -65,6 +72,8 @@ class RbdReader implements ChangedBlockReader {
   readonly granularity: number;
   private pending: PendingRead[] = [];
   private stream: RbdExportDiffStream | undefined;
+  /** The stream started ahead of the first read (see {@link extents}). */
+  private opening: Promise<RbdExportDiffStream> | undefined;
   /** Every byte below this has gone by in the current stream. */
   private position = 0;
   /** The end of the `z` record the stream is in, from `position` on. */
@@ -81,6 +90,7 @@ class RbdReader implements ChangedBlockReader {
     readonly diskSize: number,
     objectSize: number,
     private readonly logger: Logger,
+    private readonly useFifo: boolean,
   ) {
     // `rbd diff` reports byte ranges (an unaligned write shows as exactly its
     // bytes); only whole-object mode aligns extents, to the RADOS object.
@@ -90,6 +100,12 @@ class RbdReader implements ChangedBlockReader {
   extents(options: ReadOptions = {}): AsyncIterable<Extent> {
     this.assertOpen();
     const signal = options.signal ? AbortSignal.any([options.signal, this.stop.signal]) : this.stop.signal;
+    // Reads follow the listing: rbd export-diff connects to the cluster and
+    // fills its pipe meanwhile, instead of after the engine's one or two listings.
+    if (this.stream === undefined && this.opening === undefined && this.position === 0) {
+      this.opening = this.openStream();
+      this.opening.catch(() => {});
+    }
     return rbdDiffExtents(this.cli, this.ref, this.diskSize, { signal });
   }
 
@@ -166,6 +182,16 @@ class RbdReader implements ChangedBlockReader {
     }
     await this.stream?.close();
     this.stream = undefined;
+    const opening = this.opening;
+    this.opening = undefined;
+    await opening?.then((stream) => stream.close()).catch(() => {});
+  }
+
+  private openStream(): Promise<RbdExportDiffStream> {
+    return RbdExportDiffStream.open(this.cli, this.ref, {
+      signal: this.stop.signal,
+      useFifo: this.useFifo,
+    });
   }
 
   private assertOpen(): void {
@@ -261,7 +287,9 @@ class RbdReader implements ChangedBlockReader {
     if (this.zeroEnd !== undefined) return this.zeroEnd;
     if (this.stream !== undefined && this.stream.dataLeft > 0) return this.position + this.stream.dataLeft;
     if (this.stream === undefined) {
-      const stream = await RbdExportDiffStream.open(this.cli, this.ref, { signal: this.stop.signal });
+      const opening = this.opening ?? this.openStream();
+      this.opening = undefined;
+      const stream = await opening;
       if (this.closed) {
         await stream.close();
         throw new SyncproxyError('the rbd reader was closed', { code: 'aborted', retryable: false });
