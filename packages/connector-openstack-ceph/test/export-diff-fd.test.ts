@@ -198,8 +198,15 @@ describe('RbdExportDiffStream', () => {
     await rm(dir, { recursive: true, force: true });
   });
 
-  it('reads rbd export-diff through a FIFO into the caller buffer, byte-exact', async () => {
-    const diff = await RbdExportDiffStream.open(cli, { pool: 'pool', image: 'img', snapshot: 's1' });
+  it.each([
+    ['a FIFO', true],
+    ["Node's socket pipe (the fallback)", false],
+  ])('reads rbd export-diff through %s into the caller buffer, byte-exact', async (_, useFifo) => {
+    const diff = await RbdExportDiffStream.open(
+      cli,
+      { pool: 'pool', image: 'img', snapshot: 's1' },
+      { useFifo },
+    );
     const records: Seen[] = [];
     while (true) {
       const r = await diff.next();
