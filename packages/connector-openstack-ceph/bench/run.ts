@@ -2,10 +2,14 @@
 // 1. parseExportDiff throughput on a synthetic v1 stream (BENCH_STREAM_MIB, default 1024) fed in
 //    64 KiB chunks, against merely iterating the same chunks.
 // 2. On a single-node Ceph brought up by scripts/ceph/up.sh (skipped when Ceph is not installed):
-//    a full sync of a BENCH_IMAGE_MIB (default 256) image through the RBD reader and transferDisk
-//    into a FileSink, against `rbd export` of the same snapshot to a file followed by `sync FILE`
-//    (an fsync, as the FileSink does before it reports done).
-// Figures are medians of BENCH_REPS runs (default 5); ratios are taken within this one run.
+//    a full sync of an image through the RBD reader and transferDisk (the engine's defaults; no
+//    checkpoint nor manifest, which `rbd export` has no counterpart of) into a FileSink, against
+//    `rbd export` of the same snapshot to a file followed by `sync FILE` (an fsync, as the FileSink
+//    does before it reports done). Both write the same file system (<repo>/.tmp). Rows ceph-full-1g
+//    and ceph-full-2g of `pnpm bench`'s table, for images of BENCH_CEPH_SIZES_MIB (default
+//    "1024,2048", one row id per size in that order).
+// Runs are interleaved (the anchor first on even reps, second on odd ones); figures are medians of
+// BENCH_REPS runs (default 5); ratios are taken within this one run.
 
 import { spawnSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
@@ -14,21 +18,17 @@ import { mkdir, rm } from 'node:fs/promises';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { FileSink, transferDisk } from '@syncproxy/core';
+import { median, recordRow } from '../../../scripts/bench/record.mjs';
 import { openRbdReader, parseExportDiff, RbdCli } from '../src/index.js';
 import { adminRbd, encodeExportDiff } from '../src/mock/index.js';
 
 const MiB = 1024 * 1024;
 const reps = Number(process.env.BENCH_REPS ?? 5);
 const streamMiB = Number(process.env.BENCH_STREAM_MIB ?? 1024);
-const imageMiB = Number(process.env.BENCH_IMAGE_MIB ?? 256);
+const imageSizesMiB = (process.env.BENCH_CEPH_SIZES_MIB ?? '1024,2048').split(',').map(Number);
+const ROW_IDS = ['ceph-full-1g', 'ceph-full-2g'];
 const root = fileURLToPath(new URL('../../../', import.meta.url));
 const work = join(root, '.tmp', `bench-ceph-${process.pid}`);
-
-function median(values: number[]): number {
-  const sorted = [...values].sort((a, b) => a - b);
-  const mid = Math.floor(sorted.length / 2);
-  return sorted.length % 2 === 1 ? sorted[mid]! : (sorted[mid - 1]! + sorted[mid]!) / 2;
-}
 
 async function timed(run: () => Promise<unknown>): Promise<number> {
   const started = performance.now();
@@ -90,8 +90,9 @@ async function benchCeph(): Promise<void> {
     return;
   }
   const dir = join(work, 'ceph');
-  // The memstore OSD keeps every object in RAM: room for the image twice over (a full OSD stalls writes).
-  const memstoreBytes = Math.max(1024 * MiB, 2 * imageMiB * MiB);
+  // The memstore OSD keeps every object in RAM: room for the largest image twice over (a full OSD
+  // stalls writes); each image is removed before the next is made.
+  const memstoreBytes = Math.max(1024 * MiB, 2 * Math.max(...imageSizesMiB) * MiB);
   const up = spawnSync('bash', [join(root, 'scripts/ceph/up.sh'), dir], {
     encoding: 'utf8',
     env: { ...process.env, SYNCPROXY_CEPH_MEMSTORE_BYTES: String(memstoreBytes) },
@@ -105,8 +106,25 @@ async function benchCeph(): Promise<void> {
     keyring: cluster.key,
   });
   try {
-    const spec = `${cluster.pool}/bench`;
-    await adminRbd(cluster, ['create', '--size', `${imageMiB}M`, spec]);
+    for (const [index, imageMiB] of imageSizesMiB.entries()) {
+      await benchFullSync(cluster, cli, imageMiB, ROW_IDS[index] ?? `ceph-full-${imageMiB}m`);
+    }
+  } finally {
+    await cli.close();
+    spawnSync('bash', [join(root, 'scripts/ceph/down.sh'), dir]);
+  }
+}
+
+async function benchFullSync(
+  cluster: { pool: string; conf: string; monHost: string; user: string; key: string },
+  cli: RbdCli,
+  imageMiB: number,
+  rowId: string,
+): Promise<void> {
+  const image = `bench-${imageMiB}`;
+  const spec = `${cluster.pool}/${image}`;
+  await adminRbd(cluster, ['create', '--size', `${imageMiB}M`, spec]);
+  try {
     await adminRbd(cluster, [
       'bench',
       '--io-type',
@@ -124,7 +142,7 @@ async function benchCeph(): Promise<void> {
     const target = join(work, 'target.raw');
     const viaExport: number[] = [];
     const viaReader: number[] = [];
-    for (let r = 0; r < reps; r++) {
+    const anchor = async (): Promise<void> => {
       await rm(exported, { force: true });
       // The FileSink fsyncs the image before it reports done; the export is made durable the same way.
       viaExport.push(
@@ -133,24 +151,52 @@ async function benchCeph(): Promise<void> {
           spawnSync('sync', [exported]);
         }),
       );
+      await rm(exported, { force: true });
+    };
+    const project = async (): Promise<void> => {
       await rm(target, { force: true });
       viaReader.push(
         await timed(async () => {
-          const reader = await openRbdReader({ cli, pool: cluster.pool, image: 'bench', snapshot: 's1' });
+          const reader = await openRbdReader({ cli, pool: cluster.pool, image, snapshot: 's1' });
           await transferDisk({ reader, sink: new FileSink(target), checkpoint: false, manifest: false });
           await reader.close();
         }),
       );
+      await rm(target, { force: true });
+    };
+    for (let r = 0; r < reps; r++) {
+      if (r % 2 === 0) {
+        await anchor();
+        await project();
+      } else {
+        await project();
+        await anchor();
+      }
     }
     const e = median(viaExport);
     const t = median(viaReader);
+    const ratio = e / t;
     console.log(`ceph full sync of a ${imageMiB} MiB image (memstore OSD, loopback)`);
     console.log(`  rbd export + sync      median ${e.toFixed(3)} s  ${(imageMiB / e).toFixed(0)} MiB/s`);
     console.log(`  reader + transferDisk  median ${t.toFixed(3)} s  ${(imageMiB / t).toFixed(0)} MiB/s`);
-    console.log(`  reader / rbd export time ratio: ${(t / e).toFixed(2)}`);
+    recordRow({
+      id: rowId,
+      path: `OpenStack-Ceph full sync, ${imageMiB} MiB image`,
+      project: 'openRbdReader + transferDisk -> FileSink, engine defaults (no checkpoint, no manifest)',
+      anchor: 'rbd export SNAP FILE + sync FILE',
+      projectRuns: viaReader,
+      anchorRuns: viaExport,
+      unit: 's',
+      ratio,
+      ratioMeaning: 'rbd export time / ours (higher is better)',
+      required: '>= 0.9',
+      aim: '>= 1.0',
+      pass: ratio >= 0.9,
+      note: `${imageMiB} MiB, memstore OSD on loopback, BENCH_REPS=${reps}, interleaved`,
+    });
   } finally {
-    await cli.close();
-    spawnSync('bash', [join(root, 'scripts/ceph/down.sh'), dir]);
+    await adminRbd(cluster, ['snap', 'purge', '--no-progress', spec]).catch(() => {});
+    await adminRbd(cluster, ['rm', '--no-progress', spec]).catch(() => {});
   }
 }
 

@@ -1,3 +1,4 @@
+import type { FileHandle } from 'node:fs/promises';
 import { abortError, SyncproxyError } from '@syncproxy/core';
 
 /**
@@ -50,20 +51,104 @@ export async function* parseExportDiff(
   options: ParseExportDiffOptions = {},
 ): AsyncGenerator<ExportDiffRecord, void, undefined> {
   const maxPiece = Math.max(1, options.maxPieceBytes ?? 1024 * 1024);
-  const maxName = options.maxNameBytes ?? 4096;
-  const input = new ByteQueue(source, options.signal);
+  const parser = new ExportDiffParser(new IterableByteQueue(source, options.signal), options);
   try {
-    const banner = await input.take(BANNER_BYTES, 'the banner');
-    const text = Buffer.from(banner.buffer, banner.byteOffset, banner.byteLength).toString('latin1');
-    let version: 1 | 2;
-    if (text === BANNER_V1) version = 1;
-    else if (text === BANNER_V2) version = 2;
-    else throw protocolError(`not an rbd diff stream (banner ${JSON.stringify(text)})`, 0);
-    yield { type: 'header', version };
+    while (true) {
+      const record = await parser.next();
+      yield record;
+      if (record.type === 'end') return;
+      if (record.type !== 'write') continue;
+      while (parser.dataLeft > 0) {
+        const offset = parser.dataOffset;
+        yield { type: 'data', offset, bytes: await parser.dataView(maxPiece) };
+      }
+    }
+  } finally {
+    await parser.close();
+  }
+}
 
-    let sizeBytes: number | undefined;
-    // Everything below this offset has been described; records must ascend.
-    let described = 0;
+/** A record of the stream without its data: what {@link ExportDiffParser.next} returns. */
+export type ExportDiffHeader = Exclude<ExportDiffRecord, { type: 'data' }>;
+
+/**
+ * The pull side of {@link parseExportDiff}: `next()` returns the next record
+ * (never `data`); after a `write`, its bytes are taken with {@link readData}
+ * (into the caller's buffer) or {@link dataView}, or skipped by the next
+ * `next()`. Same checks, same errors as parseExportDiff; `write` and `zero`
+ * records of length 0 are left out.
+ */
+export class ExportDiffParser {
+  readonly #input: ByteQueue;
+  readonly #maxName: number;
+  #version: 1 | 2 | undefined;
+  #sizeBytes: number | undefined;
+  /** Everything below this offset has been described; records must ascend. */
+  #described = 0;
+  #ended = false;
+  /** Bytes of the current `write` record not taken yet, and the image offset of the first. */
+  dataLeft = 0;
+  dataOffset = 0;
+
+  constructor(input: ByteQueue, options: Pick<ParseExportDiffOptions, 'maxNameBytes'> = {}) {
+    this.#input = input;
+    this.#maxName = options.maxNameBytes ?? 4096;
+  }
+
+  /** Copies the next `length` data bytes of the current `write` into `target` at `at`. */
+  async readData(target: Uint8Array, at: number, length: number): Promise<void> {
+    this.#assertData(length);
+    await this.#input.readInto(target, at, length, "the data of a 'w' record", this.dataLeft);
+    this.#took(length);
+  }
+
+  /** Between 1 and `max` next data bytes of the current `write`, as a view valid until the next call. */
+  async dataView(max: number): Promise<Uint8Array> {
+    this.#assertData(1);
+    const bytes = await this.#input.takeUpTo(
+      Math.min(max, this.dataLeft),
+      "the data of a 'w' record",
+      this.dataLeft,
+    );
+    this.#took(bytes.byteLength);
+    return bytes;
+  }
+
+  /** Passes over the next `length` data bytes of the current `write`. */
+  async skipData(length: number): Promise<void> {
+    this.#assertData(length);
+    await this.#input.skip(length, "the data of a 'w' record", this.dataLeft);
+    this.#took(length);
+  }
+
+  #assertData(length: number): void {
+    if (!Number.isSafeInteger(length) || length <= 0 || length > this.dataLeft) {
+      throw new SyncproxyError(`rbd export-diff: ${length} data bytes asked, ${this.dataLeft} left`, {
+        code: 'internal',
+        retryable: false,
+      });
+    }
+  }
+
+  #took(length: number): void {
+    this.dataLeft -= length;
+    this.dataOffset += length;
+  }
+
+  async next(): Promise<ExportDiffHeader> {
+    const input = this.#input;
+    if (this.#ended)
+      throw new SyncproxyError('rbd export-diff: read past the end record', { code: 'internal' });
+    if (this.dataLeft > 0) await this.skipData(this.dataLeft);
+    if (this.#version === undefined) {
+      const banner = await input.take(BANNER_BYTES, 'the banner');
+      const text = Buffer.from(banner.buffer, banner.byteOffset, banner.byteLength).toString('latin1');
+      if (text === BANNER_V1) this.#version = 1;
+      else if (text === BANNER_V2) this.#version = 2;
+      else throw protocolError(`not an rbd diff stream (banner ${JSON.stringify(text)})`, 0);
+      return { type: 'header', version: this.#version };
+    }
+    const version = this.#version;
     while (true) {
       const at = input.position;
       const tag = String.fromCharCode((await input.take(1, 'a record tag'))[0]!);
@@ -71,8 +156,8 @@ export async function* parseExportDiff(
         if (await input.hasMore()) {
           throw protocolError('bytes follow the end record', input.position);
         }
-        yield { type: 'end' };
-        return;
+        this.#ended = true;
+        return { type: 'end' };
       }
       // v2 frames every record but `e` with its payload length.
       const payload = version === 2 ? await input.u64(`the length of a '${tag}' record`) : undefined;
@@ -88,9 +173,9 @@ export async function* parseExportDiff(
         case 'f':
         case 't': {
           const nameLength = await input.u32(`the name length of a '${tag}' record`);
-          if (nameLength > maxName) {
+          if (nameLength > this.#maxName) {
             throw protocolError(
-              `'${tag}' record names a snapshot of ${nameLength} bytes (limit ${maxName})`,
+              `'${tag}' record names a snapshot of ${nameLength} bytes (limit ${this.#maxName})`,
               at,
             );
           }
@@ -98,27 +183,25 @@ export async function* parseExportDiff(
           const name = Buffer.from(await input.take(nameLength, `the name of a '${tag}' record`)).toString(
             'utf8',
           );
-          yield tag === 'f' ? { type: 'from-snap', name } : { type: 'to-snap', name };
-          break;
+          return tag === 'f' ? { type: 'from-snap', name } : { type: 'to-snap', name };
         }
         case 's': {
           expect(8);
-          sizeBytes = await input.u64("the image size of an 's' record");
-          if (described > sizeBytes) {
+          const sizeBytes = await input.u64("the image size of an 's' record");
+          if (this.#described > sizeBytes) {
             throw protocolError(
-              `image size ${sizeBytes} is below data already described up to ${described}`,
+              `image size ${sizeBytes} is below data already described up to ${this.#described}`,
               at,
             );
           }
-          yield { type: 'size', sizeBytes };
-          break;
+          this.#sizeBytes = sizeBytes;
+          return { type: 'size', sizeBytes };
         }
         case 'p': {
           if (version === 1) throw protocolError("unknown record tag 'p' in a v1 stream", at);
           expect(1);
           const flag = (await input.take(1, "the flag of a 'p' record"))[0]!;
-          yield { type: 'protected', isProtected: flag !== 0 };
-          break;
+          return { type: 'protected', isProtected: flag !== 0 };
         }
         case 'w':
         case 'z': {
@@ -131,47 +214,38 @@ export async function* parseExportDiff(
           if (offset + length > Number.MAX_SAFE_INTEGER) {
             throw protocolError(`'${tag}' record range ${offset}+${length} is out of range`, at);
           }
-          if (offset < described) {
+          if (offset < this.#described) {
             throw protocolError(
-              `'${tag}' record at offset ${offset} overlaps or precedes data already described up to ${described}`,
+              `'${tag}' record at offset ${offset} overlaps or precedes data already described up to ${this.#described}`,
               at,
             );
           }
-          if (sizeBytes !== undefined && offset + length > sizeBytes) {
+          if (this.#sizeBytes !== undefined && offset + length > this.#sizeBytes) {
             throw protocolError(
-              `'${tag}' record ${offset}+${length} ends beyond the image size ${sizeBytes}`,
+              `'${tag}' record ${offset}+${length} ends beyond the image size ${this.#sizeBytes}`,
               at,
             );
           }
-          described = offset + length;
-          if (tag === 'z') {
-            if (length > 0) yield { type: 'zero', offset, length };
-            break;
-          }
-          if (length > 0) yield { type: 'write', offset, length };
-          let done = 0;
-          while (done < length) {
-            const bytes = await input.takeUpTo(
-              Math.min(maxPiece, length - done),
-              "the data of a 'w' record",
-              length - done,
-            );
-            yield { type: 'data', offset: offset + done, bytes };
-            done += bytes.byteLength;
-          }
-          break;
+          this.#described = offset + length;
+          if (length === 0) continue;
+          if (tag === 'z') return { type: 'zero', offset, length };
+          this.dataLeft = length;
+          this.dataOffset = offset;
+          return { type: 'write', offset, length };
         }
         default: {
           if (payload === undefined) {
             throw protocolError(`unknown record tag ${JSON.stringify(tag)} in a v1 stream`, at);
           }
           await input.skip(payload, `the payload of an unknown '${tag}' record`);
-          yield { type: 'skipped', tag, length: payload };
+          return { type: 'skipped', tag, length: payload };
         }
       }
     }
-  } finally {
-    await input.close();
+  }
+
+  close(): Promise<void> {
+    return this.#input.close();
   }
 }
 
@@ -183,38 +257,56 @@ function protocolError(what: string, position: number): SyncproxyError {
   });
 }
 
-/** The unread bytes of an async byte source, pulled only when needed. */
-class ByteQueue {
-  private readonly iterator: AsyncIterator<Uint8Array>;
-  private chunk: Uint8Array = new Uint8Array(0);
-  private at = 0;
-  private ended = false;
+/**
+ * The unread bytes of a byte source, pulled only when needed. Views it returns
+ * are valid until its next call (a file-descriptor source reuses its buffer).
+ */
+export abstract class ByteQueue {
+  protected chunk: Uint8Array = new Uint8Array(0);
+  protected at = 0;
+  protected ended = false;
   /** Bytes consumed so far: positions in error messages. */
   position = 0;
 
-  constructor(
-    source: AsyncIterable<Uint8Array> | Iterable<Uint8Array>,
-    private readonly signal: AbortSignal | undefined,
-  ) {
-    this.iterator =
-      Symbol.asyncIterator in source ? source[Symbol.asyncIterator]() : toAsync(source[Symbol.iterator]());
+  constructor(protected readonly signal: AbortSignal | undefined) {}
+
+  /** Replaces the consumed chunk with the next bytes of the source; false at its end. */
+  protected abstract nextChunk(): Promise<Uint8Array | undefined>;
+
+  /**
+   * Reads up to `length` bytes straight into `target` at `at`, bypassing the
+   * chunk; 0 at the end of the source. Sources that cannot return undefined
+   * and the bytes go through the chunk.
+   */
+  protected readDirect(_target: Uint8Array, _at: number, _length: number): Promise<number> | undefined {
+    return undefined;
   }
+
+  /** Smallest read worth sending straight into a caller's buffer instead of through the chunk. */
+  protected readonly directMinBytes: number = Number.POSITIVE_INFINITY;
+
+  /** Frees the source; `exhausted`: it was read to its end. Called once or more. */
+  protected abstract release(exhausted: boolean): Promise<void>;
 
   private get available(): number {
     return this.chunk.byteLength - this.at;
+  }
+
+  private checkAborted(): void {
+    if (this.signal?.aborted) throw abortError(this.signal, 'parsing an rbd export-diff stream');
   }
 
   /** Makes at least one byte available; false at the end of the source. */
   private async pull(): Promise<boolean> {
     while (this.available === 0) {
       if (this.ended) return false;
-      if (this.signal?.aborted) throw abortError(this.signal, 'parsing an rbd export-diff stream');
-      const next = await this.iterator.next();
-      if (next.done) {
+      this.checkAborted();
+      const next = await this.nextChunk();
+      if (next === undefined) {
         this.ended = true;
         return false;
       }
-      this.chunk = next.value;
+      this.chunk = next;
       this.at = 0;
     }
     return true;
@@ -234,15 +326,7 @@ class ByteQueue {
       return view;
     }
     const out = new Uint8Array(n);
-    let filled = 0;
-    while (filled < n) {
-      if (!(await this.pull())) throw this.truncated(what, n - filled);
-      const count = Math.min(n - filled, this.available);
-      out.set(this.chunk.subarray(this.at, this.at + count), filled);
-      this.at += count;
-      this.position += count;
-      filled += count;
-    }
+    await this.readInto(out, 0, n, what);
     return out;
   }
 
@@ -256,10 +340,34 @@ class ByteQueue {
     return view;
   }
 
-  async skip(n: number, what: string): Promise<void> {
+  /** Exactly `n` bytes into `target` at `at`: what the chunk holds, then large reads straight from the source. */
+  async readInto(target: Uint8Array, at: number, n: number, what: string, missing = n): Promise<void> {
+    let filled = 0;
+    while (filled < n) {
+      const left = n - filled;
+      if (this.available === 0 && left >= this.directMinBytes && !this.ended) {
+        this.checkAborted();
+        const count = await this.readDirect(target, at + filled, left);
+        if (count === 0) this.ended = true;
+        if (count !== undefined && count > 0) {
+          this.position += count;
+          filled += count;
+          continue;
+        }
+      }
+      if (!(await this.pull())) throw this.truncated(what, missing - filled);
+      const count = Math.min(left, this.available);
+      target.set(this.chunk.subarray(this.at, this.at + count), at + filled);
+      this.at += count;
+      this.position += count;
+      filled += count;
+    }
+  }
+
+  async skip(n: number, what: string, missing = n): Promise<void> {
     let left = n;
     while (left > 0) {
-      if (!(await this.pull())) throw this.truncated(what, left);
+      if (!(await this.pull())) throw this.truncated(what, missing - (n - left));
       const count = Math.min(left, this.available);
       this.at += count;
       this.position += count;
@@ -286,11 +394,72 @@ class ByteQueue {
     return protocolError(`truncated in ${what} (${missing} more bytes expected)`, this.position);
   }
 
+  /** Ends the source early (or after its end: then only its resources go). Idempotent. */
   async close(): Promise<void> {
-    if (!this.ended) {
-      this.ended = true;
-      await this.iterator.return?.();
-    }
+    const exhausted = this.ended;
+    this.ended = true;
+    this.chunk = new Uint8Array(0);
+    this.at = 0;
+    await this.release(exhausted);
+  }
+}
+
+/** A {@link ByteQueue} over an async iterable of chunks (a stream's data events). */
+export class IterableByteQueue extends ByteQueue {
+  private readonly iterator: AsyncIterator<Uint8Array>;
+
+  constructor(source: AsyncIterable<Uint8Array> | Iterable<Uint8Array>, signal: AbortSignal | undefined) {
+    super(signal);
+    this.iterator =
+      Symbol.asyncIterator in source ? source[Symbol.asyncIterator]() : toAsync(source[Symbol.iterator]());
+  }
+
+  protected async nextChunk(): Promise<Uint8Array | undefined> {
+    const next = await this.iterator.next();
+    return next.done ? undefined : next.value;
+  }
+
+  protected async release(exhausted: boolean): Promise<void> {
+    if (!exhausted) await this.iterator.return?.();
+  }
+}
+
+/**
+ * A {@link ByteQueue} over a file descriptor, e.g. the read end of a FIFO a
+ * child writes to: data lands in the caller's buffer in large reads, with no
+ * stream chunks to allocate nor to copy; only record headers pass through a
+ * small buffer. Reads block a libuv pool thread only while the pipe is empty.
+ */
+export class FileHandleByteQueue extends ByteQueue {
+  readonly #handle: FileHandle;
+  /** A pipe holds 64 KiB by default: larger gains nothing for headers and small records. */
+  readonly #scratch = new Uint8Array(64 * 1024);
+  #released = false;
+  protected override readonly directMinBytes = 4096;
+
+  constructor(handle: FileHandle, signal: AbortSignal | undefined) {
+    super(signal);
+    this.#handle = handle;
+  }
+
+  protected async nextChunk(): Promise<Uint8Array | undefined> {
+    const count = await this.#read(this.#scratch, 0, this.#scratch.byteLength);
+    return count === 0 ? undefined : this.#scratch.subarray(0, count);
+  }
+
+  protected override readDirect(target: Uint8Array, at: number, length: number): Promise<number> {
+    return this.#read(target, at, length);
+  }
+
+  async #read(target: Uint8Array, at: number, length: number): Promise<number> {
+    const { bytesRead } = await this.#handle.read(target, at, length, null);
+    return bytesRead;
+  }
+
+  protected async release(): Promise<void> {
+    if (this.#released) return;
+    this.#released = true;
+    await this.#handle.close();
   }
 }
 

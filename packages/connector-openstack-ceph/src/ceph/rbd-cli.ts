@@ -1,5 +1,7 @@
-import { type ChildProcessByStdio, spawn } from 'node:child_process';
-import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { type ChildProcess, execFile, spawn } from 'node:child_process';
+import { randomUUID } from 'node:crypto';
+import { constants } from 'node:fs';
+import { type FileHandle, mkdtemp, open, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { Readable } from 'node:stream';
@@ -58,6 +60,12 @@ export interface RbdProcess {
   stop(): Promise<void>;
 }
 
+/** A running `rbd` command whose stdout is a FIFO, read through `output` with positional-less reads. */
+export interface RbdFifoProcess extends Omit<RbdProcess, 'stdout'> {
+  /** The FIFO's read end, opened blocking: the caller reads it (into its own buffers) and closes it. */
+  readonly output: FileHandle;
+}
+
 const NAME = /^[A-Za-z0-9_.-]{1,128}$/;
 const KEY = /^[A-Za-z0-9+/]{16,}={0,2}$/;
 const STDERR_TAIL_BYTES = 8192;
@@ -87,7 +95,7 @@ export function keyOfKeyring(keyring: string): string {
  * shell; every error is a SyncproxyError with the key redacted.
  */
 export class RbdCli {
-  private readonly children = new Set<ChildProcessByStdio<null, Readable, Readable>>();
+  private readonly children = new Set<ChildProcess>();
   private closed = false;
 
   private constructor(
@@ -189,6 +197,68 @@ export class RbdCli {
 
   /** Starts a command whose stdout the caller streams (diff, export-diff). */
   spawn(args: readonly string[], options: { signal?: AbortSignal; what?: string } = {}): RbdProcess {
+    const { child, exited, stop } = this.start(args, 'pipe', options);
+    return { stdout: child.stdout as Readable, exited, stop };
+  }
+
+  /**
+   * Starts a command whose stdout is a FIFO instead of Node's socket pipe:
+   * the caller reads it with `FileHandle.read` straight into its own buffers
+   * (a large export's data then takes no stream chunks nor copies). The FIFO
+   * lives in the private directory only until both ends are open.
+   */
+  async spawnToFifo(
+    args: readonly string[],
+    options: { signal?: AbortSignal; what?: string } = {},
+  ): Promise<RbdFifoProcess> {
+    if (this.closed) {
+      throw new SyncproxyError('the rbd client is closed', { code: 'internal', retryable: false });
+    }
+    const path = join(this.dir, `out-${randomUUID()}`);
+    let writeEnd: FileHandle | undefined;
+    let readEnd: FileHandle | undefined;
+    try {
+      // Node has no mkfifo(3); coreutils' mkfifo is wherever ceph-common is.
+      await new Promise<void>((resolve, reject) =>
+        execFile(
+          'mkfifo',
+          ['-m', '600', path],
+          { env: { PATH: process.env.PATH ?? '/usr/bin:/bin' } },
+          (e) => (e ? reject(e) : resolve()),
+        ),
+      );
+      // O_RDWR on a FIFO never blocks (Linux), and with a writer open the
+      // blocking O_RDONLY open returns at once.
+      writeEnd = await open(path, constants.O_RDWR);
+      readEnd = await open(path, constants.O_RDONLY);
+    } catch (error) {
+      await writeEnd?.close();
+      await readEnd?.close();
+      throw new SyncproxyError(`could not make a FIFO for ${describeCommand(args, options.what)}`, {
+        code: 'unsupported',
+        retryable: false,
+        cause: error,
+      });
+    } finally {
+      await rm(path, { force: true });
+    }
+    try {
+      const { exited, stop } = this.start(args, writeEnd.fd, options);
+      return { output: readEnd, exited, stop };
+    } catch (error) {
+      await readEnd.close();
+      throw error;
+    } finally {
+      // The child holds its own copy: the reader sees the end when rbd exits.
+      await writeEnd.close();
+    }
+  }
+
+  private start(
+    args: readonly string[],
+    stdout: 'pipe' | number,
+    options: { signal?: AbortSignal; what?: string },
+  ): { child: ChildProcess; exited: Promise<void>; stop(): Promise<void> } {
     if (this.closed) {
       throw new SyncproxyError('the rbd client is closed', { code: 'internal', retryable: false });
     }
@@ -198,15 +268,16 @@ export class RbdCli {
     this.logger.debug({ args: [...args] }, 'running rbd');
     const child = spawn(this.rbdPath, [...this.baseArgs, ...args], {
       shell: false,
-      stdio: ['ignore', 'pipe', 'pipe'],
+      stdio: ['ignore', stdout, 'pipe'],
       // Only what the CLI needs: CEPH_ARGS or CEPH_CONF from the proxy's
       // environment must not change which cluster or key is used.
       env: { PATH: process.env.PATH ?? '/usr/bin:/bin', LC_ALL: 'C' },
     });
     this.children.add(child);
     let stderr = '';
-    child.stderr.setEncoding('utf8');
-    child.stderr.on('data', (text: string) => {
+    const stderrStream = child.stderr as Readable;
+    stderrStream.setEncoding('utf8');
+    stderrStream.on('data', (text: string) => {
       stderr = (stderr + text).slice(-STDERR_TAIL_BYTES);
     });
     let stoppedByUs = false;
@@ -236,7 +307,9 @@ export class RbdCli {
           );
         }
         if (status === 0) return resolve();
-        if (stoppedByUs) {
+        // A process that exited with a status ended by itself, even when a stop
+        // came after (a FIFO's reader can see the end before Node reaps the child).
+        if (stoppedByUs && status === null) {
           return reject(new SyncproxyError(`${what} was stopped`, { code: 'aborted', retryable: false }));
         }
         reject(this.exitError(what, status, killedBy, stderr));
@@ -245,7 +318,7 @@ export class RbdCli {
     // The caller may never await `exited` (it stopped early); a rejection then is expected.
     exited.catch(() => {});
     return {
-      stdout: child.stdout,
+      child,
       exited,
       stop: async () => {
         if (child.exitCode === null && child.signalCode === null) {

@@ -1,6 +1,14 @@
 import { type Extent, type ReadOptions, SyncproxyError } from '@syncproxy/core';
 import { parseRbdDiffJson } from './diff-json.js';
-import { type ExportDiffRecord, parseExportDiff } from './export-diff.js';
+import {
+  type ByteQueue,
+  type ExportDiffHeader,
+  ExportDiffParser,
+  type ExportDiffRecord,
+  FileHandleByteQueue,
+  IterableByteQueue,
+  parseExportDiff,
+} from './export-diff.js';
 import { preferExitError, type RbdCli, type RbdProcess } from './rbd-cli.js';
 
 /** `exact` is `rbd diff` (byte ranges); `whole-object` is the form's "rbd du" (whole RADOS objects, fast-diff). */
@@ -128,7 +136,7 @@ export async function* rbdDiffExtents(
 }
 
 /** Stops `proc`, then the error to throw: rbd's own exit error when it failed (it says why), else `error`. */
-async function stopAndExplain(proc: RbdProcess, error: unknown): Promise<unknown> {
+async function stopAndExplain(proc: Pick<RbdProcess, 'stop' | 'exited'>, error: unknown): Promise<unknown> {
   await proc.stop();
   return preferExitError(
     await proc.exited.then(
@@ -161,5 +169,89 @@ export async function* rbdExportDiff(
     throw await stopAndExplain(proc, error);
   } finally {
     await proc.stop();
+  }
+}
+
+/**
+ * `rbd export-diff` of the snapshot as a pull parser whose data lands in the
+ * caller's buffers: rbd writes to a FIFO read with large `FileHandle` reads
+ * (Node's socket pipe would hand it over in 64 KiB chunks, each allocated and
+ * then copied). Where no FIFO can be made it falls back to that pipe. `next()`
+ * returns `end` only after rbd exited with status 0; any failure is rbd's own
+ * exit error when it has one.
+ */
+export class RbdExportDiffStream {
+  readonly #parser: ExportDiffParser;
+  readonly #proc: Pick<RbdProcess, 'stop' | 'exited'>;
+
+  private constructor(parser: ExportDiffParser, proc: Pick<RbdProcess, 'stop' | 'exited'>) {
+    this.#parser = parser;
+    this.#proc = proc;
+  }
+
+  static async open(
+    cli: RbdCli,
+    ref: RbdImageRef,
+    options: ReadOptions & { useFifo?: boolean } = {},
+  ): Promise<RbdExportDiffStream> {
+    const args = ['export-diff', '--no-progress', ...diffArgs(ref), spec(ref), '-'];
+    const how = { signal: options.signal, what: `rbd export-diff ${spec(ref)}` };
+    let queue: ByteQueue;
+    let proc: Pick<RbdProcess, 'stop' | 'exited'>;
+    const fifo =
+      options.useFifo === false
+        ? undefined
+        : await cli.spawnToFifo(args, how).catch((error: unknown) => {
+            if (SyncproxyError.isInstance(error) && error.code === 'unsupported') return undefined;
+            throw error;
+          });
+    if (fifo) {
+      queue = new FileHandleByteQueue(fifo.output, options.signal);
+      proc = fifo;
+    } else {
+      const piped = cli.spawn(args, how);
+      queue = new IterableByteQueue(piped.stdout, options.signal);
+      proc = piped;
+    }
+    return new RbdExportDiffStream(new ExportDiffParser(queue), proc);
+  }
+
+  /** Data bytes of the current `write` record not taken yet, and the image offset of the first. */
+  get dataLeft(): number {
+    return this.#parser.dataLeft;
+  }
+
+  get dataOffset(): number {
+    return this.#parser.dataOffset;
+  }
+
+  async next(): Promise<ExportDiffHeader> {
+    const record = await this.#guard(() => this.#parser.next());
+    if (record.type === 'end') await this.#guard(() => this.#proc.exited);
+    return record;
+  }
+
+  readData(target: Uint8Array, at: number, length: number): Promise<void> {
+    return this.#guard(() => this.#parser.readData(target, at, length));
+  }
+
+  skipData(length: number): Promise<void> {
+    return this.#guard(() => this.#parser.skipData(length));
+  }
+
+  /** Stops rbd (when still running) and frees the stream; waits for a read in progress. */
+  async close(): Promise<void> {
+    await this.#proc.stop();
+    await this.#parser.close();
+  }
+
+  async #guard<T>(step: () => Promise<T>): Promise<T> {
+    try {
+      return await step();
+    } catch (error) {
+      const explained = await stopAndExplain(this.#proc, error);
+      await this.#parser.close().catch(() => {});
+      throw explained;
+    }
   }
 }

@@ -8,14 +8,19 @@ import {
   silentLogger,
   zeroFill,
 } from '@syncproxy/core';
-import type { ExportDiffRecord } from './export-diff.js';
 import type { RbdCli } from './rbd-cli.js';
-import { type RbdImageRef, rbdDiffExtents, rbdExportDiff, rbdImageInfo } from './rbd-image.js';
+import { RbdExportDiffStream, type RbdImageRef, rbdDiffExtents, rbdImageInfo } from './rbd-image.js';
 
 export interface OpenRbdReaderOptions extends RbdImageRef {
   cli: RbdCli;
   logger?: Logger;
   signal?: AbortSignal;
+  /**
+   * @internal Read rbd's output from a FIFO straight into the engine's buffers
+   * (default true) or from Node's socket pipe: for benchmarks. Where no FIFO
+   * can be made the reader uses the pipe anyway.
+   */
+  useFifo?: boolean;
 }
 
 /**
@@ -46,6 +51,7 @@ export async function openRbdReader(options: OpenRbdReaderOptions): Promise<Chan
     info.sizeBytes,
     info.objectSizeBytes,
     options.logger ?? silentLogger,
+    options.useFifo ?? true,
   );
 }
 
@@ -62,20 +68,16 @@ interface PendingRead {
   signal: AbortSignal | undefined;
 }
 
-/** A range of the stream not yet used: a data piece (bytes) or a zero record. */
-interface Span {
-  offset: number;
-  length: number;
-  bytes?: Uint8Array;
-}
-
 class RbdReader implements ChangedBlockReader {
   readonly granularity: number;
   private pending: PendingRead[] = [];
-  private records: AsyncGenerator<ExportDiffRecord, void, undefined> | undefined;
+  private stream: RbdExportDiffStream | undefined;
+  /** The stream started ahead of the first read (see {@link extents}). */
+  private opening: Promise<RbdExportDiffStream> | undefined;
   /** Every byte below this has gone by in the current stream. */
   private position = 0;
-  private leftover: Span | undefined;
+  /** The end of the `z` record the stream is in, from `position` on. */
+  private zeroEnd: number | undefined;
   private pumping = false;
   private closed = false;
   private restarts = 0;
@@ -88,6 +90,7 @@ class RbdReader implements ChangedBlockReader {
     readonly diskSize: number,
     objectSize: number,
     private readonly logger: Logger,
+    private readonly useFifo: boolean,
   ) {
     // `rbd diff` reports byte ranges (an unaligned write shows as exactly its
     // bytes); only whole-object mode aligns extents, to the RADOS object.
@@ -97,6 +100,12 @@ class RbdReader implements ChangedBlockReader {
   extents(options: ReadOptions = {}): AsyncIterable<Extent> {
     this.assertOpen();
     const signal = options.signal ? AbortSignal.any([options.signal, this.stop.signal]) : this.stop.signal;
+    // Reads follow the listing: rbd export-diff connects to the cluster and
+    // fills its pipe meanwhile, instead of after the engine's one or two listings.
+    if (this.stream === undefined && this.opening === undefined && this.position === 0) {
+      this.opening = this.openStream();
+      this.opening.catch(() => {});
+    }
     return rbdDiffExtents(this.cli, this.ref, this.diskSize, { signal });
   }
 
@@ -171,8 +180,18 @@ class RbdReader implements ChangedBlockReader {
         new SyncproxyError('the rbd reader was closed', { code: 'aborted', retryable: false }),
       );
     }
-    await this.records?.return(undefined);
-    this.records = undefined;
+    await this.stream?.close();
+    this.stream = undefined;
+    const opening = this.opening;
+    this.opening = undefined;
+    await opening?.then((stream) => stream.close()).catch(() => {});
+  }
+
+  private openStream(): Promise<RbdExportDiffStream> {
+    return RbdExportDiffStream.open(this.cli, this.ref, {
+      signal: this.stop.signal,
+      useFifo: this.useFifo,
+    });
   }
 
   private assertOpen(): void {
@@ -216,25 +235,31 @@ class RbdReader implements ChangedBlockReader {
     this.pumping = true;
     try {
       while (this.pending.length > 0 && !this.closed) {
-        const low = Math.min(...this.pending.map((p) => p.next));
-        if (low < this.position) await this.restart();
-        const span = await this.nextSpan();
-        if (span === undefined) {
+        if (this.lowestNext() < this.position) await this.restart();
+        const spanEnd = await this.enterRecord();
+        if (spanEnd === undefined) {
           for (const request of [...this.pending])
             this.settle(request, this.notInDiff(request.next, request.end));
           break;
         }
-        this.consume(span);
+        if (this.pending.length === 0) break;
+        await this.serve(spanEnd);
       }
     } catch (error) {
       for (const request of [...this.pending]) this.settle(request, error);
-      await this.records?.return(undefined).catch(() => {});
-      this.records = undefined;
+      await this.stream?.close().catch(() => {});
+      this.stream = undefined;
       this.position = 0;
-      this.leftover = undefined;
+      this.zeroEnd = undefined;
     } finally {
       this.pumping = false;
     }
+  }
+
+  private lowestNext(): number {
+    let low = Number.POSITIVE_INFINITY;
+    for (const request of this.pending) low = Math.min(low, request.next);
+    return low;
   }
 
   private async restart(): Promise<void> {
@@ -246,78 +271,95 @@ class RbdReader implements ChangedBlockReader {
       },
       'restarting rbd export-diff for a read behind the stream',
     );
-    await this.records?.return(undefined);
-    this.records = undefined;
+    await this.stream?.close();
+    this.stream = undefined;
     this.position = 0;
-    this.leftover = undefined;
+    this.zeroEnd = undefined;
   }
 
-  /** The next range of the stream: the unused part of the last one, else the next record. */
-  private async nextSpan(): Promise<Span | undefined> {
-    if (this.leftover) {
-      const span = this.leftover;
-      this.leftover = undefined;
-      return span;
+  /**
+   * Puts the stream inside a `w` or `z` record (the one it is in, else the
+   * next) and returns where that record ends; undefined at the stream's end.
+   * Reads that need bytes of a gap before the next record fail: records ascend,
+   * so those bytes will never come.
+   */
+  private async enterRecord(): Promise<number | undefined> {
+    if (this.zeroEnd !== undefined) return this.zeroEnd;
+    if (this.stream !== undefined && this.stream.dataLeft > 0) return this.position + this.stream.dataLeft;
+    if (this.stream === undefined) {
+      const opening = this.opening ?? this.openStream();
+      this.opening = undefined;
+      const stream = await opening;
+      if (this.closed) {
+        await stream.close();
+        throw new SyncproxyError('the rbd reader was closed', { code: 'aborted', retryable: false });
+      }
+      this.stream = stream;
     }
-    this.records ??= rbdExportDiff(this.cli, this.ref, { signal: this.stop.signal });
     while (true) {
-      const next = await this.records.next();
-      if (next.done) return undefined;
-      const record = next.value;
+      const record = await this.stream.next();
       if (record.type === 'size' && record.sizeBytes !== this.diskSize) {
         throw new SyncproxyError(
           `rbd export-diff of ${this.ref.image}@${this.ref.snapshot} reports size ${record.sizeBytes}, rbd info ${this.diskSize}`,
           { code: 'integrity', retryable: false },
         );
       }
-      if (record.type === 'data')
-        return { offset: record.offset, length: record.bytes.byteLength, bytes: record.bytes };
-      if (record.type === 'zero') return { offset: record.offset, length: record.length };
       if (record.type === 'end') return undefined;
+      if (record.type !== 'write' && record.type !== 'zero') continue;
+      for (const request of [...this.pending]) {
+        if (request.next < record.offset) {
+          this.settle(request, this.notInDiff(request.next, Math.min(record.offset, request.end)));
+        }
+      }
+      this.position = record.offset;
+      if (record.type === 'zero') this.zeroEnd = record.offset + record.length;
+      return record.offset + record.length;
     }
   }
 
   /**
-   * Copies a span into every read it overlaps and fails reads it proves to lie
-   * outside the diff. What is left of it beyond the reads stays for the next
-   * read, which usually follows right after (the engine reads in order).
+   * Serves the waiting read lowest in the disk from the record the stream is
+   * in, up to `spanEnd`: data goes straight from rbd into that read's buffer,
+   * then to any other read overlapping the same bytes. Bytes no read waits
+   * for are passed over (the engine reads in order; a read behind restarts).
    */
-  private consume(span: Span): void {
-    const spanEnd = span.offset + span.length;
-    let used = span.offset;
+  private async serve(spanEnd: number): Promise<void> {
+    const stream = this.stream!;
+    const isZero = this.zeroEnd !== undefined;
+    let first = this.pending[0]!;
+    for (const request of this.pending) if (request.next < first.next) first = request;
+    const from = Math.min(first.next, spanEnd);
+    if (from > this.position) {
+      if (!isZero) await stream.skipData(from - this.position);
+      this.advance(from, spanEnd);
+      if (from === spanEnd) return;
+    }
+    const to = Math.min(first.end, spanEnd);
+    if (isZero) {
+      if (!first.isZeroed) zeroFill(first.buffer, from - first.offset, to - from);
+    } else {
+      await stream.readData(first.buffer, from - first.offset, to - from);
+    }
     for (const request of [...this.pending]) {
-      if (request.next >= spanEnd) continue;
-      if (request.next < span.offset) {
-        // Records ascend: bytes below this span that this read still needs will never come.
-        this.settle(request, this.notInDiff(request.next, Math.min(span.offset, request.end)));
-        continue;
+      if (request === first || request.next >= to) continue;
+      const at = request.next;
+      const end = Math.min(request.end, to);
+      if (isZero) {
+        if (!request.isZeroed) zeroFill(request.buffer, at - request.offset, end - at);
+      } else {
+        request.buffer.set(first.buffer.subarray(at - first.offset, end - first.offset), at - request.offset);
       }
-      const to = Math.min(request.end, spanEnd);
-      if (span.bytes) {
-        request.buffer.set(
-          span.bytes.subarray(request.next - span.offset, to - span.offset),
-          request.next - request.offset,
-        );
-      } else if (!request.isZeroed) {
-        zeroFill(request.buffer, request.next - request.offset, to - request.next);
-      }
-      request.next = to;
-      used = Math.max(used, to);
+      request.next = end;
       if (request.next === request.end) this.settle(request);
     }
-    if (used === span.offset && this.pending.length > 0) {
-      // Every read still waiting lies beyond this span.
-      this.position = spanEnd;
-      return;
-    }
-    if (used < spanEnd) {
-      this.leftover = {
-        offset: used,
-        length: spanEnd - used,
-        ...(span.bytes ? { bytes: span.bytes.subarray(used - span.offset) } : {}),
-      };
-    }
-    this.position = used;
+    first.next = to;
+    if (first.next === first.end) this.settle(first);
+    this.advance(to, spanEnd);
+  }
+
+  private advance(to: number, spanEnd: number): void {
+    this.position = to;
+    if (to === spanEnd) this.zeroEnd = undefined;
   }
 
   private notInDiff(offset: number, end: number): SyncproxyError {

@@ -1,0 +1,290 @@
+import type { FileHandle } from 'node:fs/promises';
+import { chmod, mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { openRbdReader, parseExportDiff, RbdCli } from '@syncproxy/connector-openstack-ceph';
+import fc from 'fast-check';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { ExportDiffParser, FileHandleByteQueue } from '../src/ceph/export-diff.js';
+import { RbdExportDiffStream } from '../src/ceph/rbd-image.js';
+import { encodeExportDiff, type FixtureRecord, type FixtureStream } from './fixtures/export-diff-stream.js';
+
+/**
+ * A FileHandle over `bytes` whose reads stop short at every cut (a pipe hands
+ * a reader what is there, however large the read): records and their data
+ * then arrive split at any boundary, in the scratch buffer or straight in the
+ * caller's buffer.
+ */
+function shortReads(bytes: Uint8Array, cuts: number[]): FileHandle & { closed: boolean } {
+  const points = [...new Set(cuts)].sort((a, b) => a - b);
+  let at = 0;
+  const handle = {
+    closed: false,
+    async read(target: Uint8Array, offset: number, length: number) {
+      const cut = points.find((p) => p > at) ?? bytes.byteLength;
+      const count = Math.min(length, cut - at, bytes.byteLength - at);
+      target.set(bytes.subarray(at, at + count), offset);
+      at += count;
+      return { bytesRead: count, buffer: target };
+    },
+    async close() {
+      handle.closed = true;
+    },
+  };
+  return handle as unknown as FileHandle & { closed: boolean };
+}
+
+type Seen = { type: string; offset?: number; length?: number; data?: string };
+
+/** Every record of `parser`, each write's data read into a fresh buffer at `slack` in pieces cut at `splits`. */
+async function readAll(parser: ExportDiffParser, splits: number[], slack: number): Promise<Seen[]> {
+  const seen: Seen[] = [];
+  while (true) {
+    const r = await parser.next();
+    if (r.type === 'write') {
+      const target = new Uint8Array(slack + r.length);
+      const cuts = [...new Set(splits.map((s) => s % r.length).filter((s) => s > 0))].sort((a, b) => a - b);
+      let at = 0;
+      for (const end of [...cuts, r.length]) {
+        await parser.readData(target, slack + at, end - at);
+        at = end;
+      }
+      seen.push({ type: 'w', offset: r.offset, data: Buffer.from(target.subarray(slack)).toString('hex') });
+    } else if (r.type === 'zero') seen.push({ type: 'z', offset: r.offset, length: r.length });
+    else seen.push({ type: r.type });
+    if (r.type === 'end') return seen;
+  }
+}
+
+/** The same records by the streaming parser: the reference. */
+async function reference(bytes: Uint8Array): Promise<Seen[]> {
+  const seen: Seen[] = [];
+  let data: Buffer[] = [];
+  let write: { offset: number } | undefined;
+  const flush = (): void => {
+    if (write) seen.push({ type: 'w', offset: write.offset, data: Buffer.concat(data).toString('hex') });
+    write = undefined;
+    data = [];
+  };
+  for await (const r of parseExportDiff([bytes])) {
+    if (r.type !== 'data') flush();
+    if (r.type === 'write') write = { offset: r.offset };
+    else if (r.type === 'data') data.push(Buffer.from(r.bytes));
+    else if (r.type === 'zero') seen.push({ type: 'z', offset: r.offset, length: r.length });
+    else seen.push({ type: r.type });
+  }
+  return seen;
+}
+
+/** Sorted w/z records, the writes large enough to pass the 64 KiB scratch buffer and be read directly. */
+const streamArb: fc.Arbitrary<FixtureStream> = fc
+  .record({
+    version: fc.constantFrom(1 as const, 2 as const),
+    items: fc.array(
+      fc.record({
+        gap: fc.nat({ max: 3000 }),
+        isZero: fc.boolean(),
+        length: fc.oneof(fc.integer({ min: 1, max: 300 }), fc.integer({ min: 4000, max: 150_000 })),
+        fill: fc.nat({ max: 255 }),
+      }),
+      { maxLength: 8 },
+    ),
+  })
+  .map(({ version, items }) => {
+    let at = 0;
+    const records: FixtureRecord[] = [];
+    for (const item of items) {
+      const offset = at + item.gap;
+      if (item.isZero) records.push({ tag: 'z', offset, length: item.length });
+      else {
+        const data = new Uint8Array(item.length);
+        for (let i = 0; i < data.length; i++) data[i] = (item.fill + i * 7 + (i >> 9)) & 0xff;
+        records.push({ tag: 'w', offset, data });
+      }
+      at = offset + item.length;
+    }
+    return { version, toSnap: 's1', sizeBytes: at + 10, records };
+  });
+
+describe('ExportDiffParser over a file descriptor', () => {
+  it('lands every write record byte-exact in the caller buffer, whatever the short reads and read splits', async () => {
+    await fc.assert(
+      fc.asyncProperty(
+        streamArb,
+        fc.array(fc.nat({ max: 400_000 }), { maxLength: 30 }),
+        fc.array(fc.nat({ max: 200_000 }), { maxLength: 6 }),
+        fc.nat({ max: 5 }),
+        async (stream, cuts, splits, slack) => {
+          const bytes = encodeExportDiff(stream);
+          const handle = shortReads(bytes, cuts);
+          const parser = new ExportDiffParser(new FileHandleByteQueue(handle, undefined));
+          expect(await readAll(parser, splits, slack)).toEqual(await reference(bytes));
+          await parser.close();
+          expect(handle.closed).toBe(true);
+        },
+      ),
+      { numRuns: 150 },
+    );
+  });
+
+  it('reads split at every byte of a record header and of its first data bytes', async () => {
+    const data = new Uint8Array(70_000).map((_, i) => (i * 31) & 0xff);
+    const stream: FixtureStream = {
+      version: 2,
+      sizeBytes: 1 << 20,
+      records: [
+        { tag: 'z', offset: 0, length: 4096 },
+        { tag: 'w', offset: 4096, data },
+      ],
+    };
+    const bytes = encodeExportDiff(stream);
+    const expected = await reference(bytes);
+    const writeAt = bytes.byteLength - 1 - data.byteLength - 16 - 8 - 1;
+    for (let cut = 0; cut < bytes.byteLength - data.byteLength + 40; cut++) {
+      const parser = new ExportDiffParser(
+        new FileHandleByteQueue(shortReads(bytes, [cut, writeAt + cut]), undefined),
+      );
+      expect(await readAll(parser, [cut * 37], cut % 3)).toEqual(expected);
+    }
+  });
+
+  it('fails a stream cut short inside the data of a write with a protocol error', async () => {
+    const stream: FixtureStream = {
+      version: 1,
+      sizeBytes: 1 << 20,
+      records: [{ tag: 'w', offset: 0, data: new Uint8Array(100_000).fill(7) }],
+    };
+    const bytes = encodeExportDiff(stream).subarray(0, 60_000);
+    const parser = new ExportDiffParser(new FileHandleByteQueue(shortReads(bytes, [5000]), undefined));
+    await expect(readAll(parser, [], 0)).rejects.toMatchObject({ code: 'protocol' });
+  });
+});
+
+describe('RbdExportDiffStream', () => {
+  let dir: string;
+  let cli: RbdCli;
+  const data = new Uint8Array(3 << 20).map((_, i) => (i * 13 + (i >> 12)) & 0xff);
+  const stream: FixtureStream = {
+    version: 1,
+    toSnap: 's1',
+    sizeBytes: 8 << 20,
+    records: [
+      { tag: 'w', offset: 1 << 20, data },
+      { tag: 'z', offset: 5 << 20, length: 1 << 20 },
+    ],
+  };
+
+  beforeAll(async () => {
+    dir = await mkdtemp(join(tmpdir(), 'syncproxy-fifo-test-'));
+    await writeFile(join(dir, 'stream.bin'), encodeExportDiff(stream));
+    // A stand-in for rbd: prints the stream (on stdout, the FIFO), or fails like rbd does.
+    const rbd = join(dir, 'rbd');
+    await writeFile(
+      rbd,
+      `#!/bin/sh\nfor a in "$@"; do [ "$a" = pool/missing@s1 ] && { echo "rbd: error opening image missing: (2) No such file or directory" >&2; exit 2; }; done\nexec cat ${join(dir, 'stream.bin')}\n`,
+    );
+    await chmod(rbd, 0o755);
+    cli = await RbdCli.create({
+      monitors: '127.0.0.1',
+      cephx: false,
+      user: 'admin',
+      rbdPath: rbd,
+      tmpRoot: dir,
+    });
+  });
+
+  afterAll(async () => {
+    await cli.close();
+    await rm(dir, { recursive: true, force: true });
+  });
+
+  it.each([
+    ['a FIFO', true],
+    ["Node's socket pipe (the fallback)", false],
+  ])('reads rbd export-diff through %s into the caller buffer, byte-exact', async (_, useFifo) => {
+    const diff = await RbdExportDiffStream.open(
+      cli,
+      { pool: 'pool', image: 'img', snapshot: 's1' },
+      { useFifo },
+    );
+    const records: Seen[] = [];
+    while (true) {
+      const r = await diff.next();
+      if (r.type === 'write') {
+        const target = new Uint8Array(r.length);
+        await diff.readData(target, 0, 1000);
+        await diff.readData(target, 1000, r.length - 1000);
+        expect(Buffer.from(target).equals(Buffer.from(data))).toBe(true);
+      }
+      records.push({ type: r.type });
+      if (r.type === 'end') break;
+    }
+    expect(records.map((r) => r.type)).toEqual(['header', 'to-snap', 'size', 'write', 'zero', 'end']);
+    await diff.close();
+  });
+
+  it("fails with rbd's own error when rbd exits before writing", async () => {
+    const diff = await RbdExportDiffStream.open(cli, { pool: 'pool', image: 'missing', snapshot: 's1' });
+    await expect(diff.next()).rejects.toMatchObject({ code: 'not-found' });
+    await diff.close();
+  });
+});
+
+describe('openRbdReader', () => {
+  let dir: string;
+  let cli: RbdCli;
+  const sizeBytes = 8 << 20;
+  const data = new Uint8Array(4 << 20).map((_, i) => (i * 5 + (i >> 10)) & 0xff);
+
+  beforeAll(async () => {
+    dir = await mkdtemp(join(tmpdir(), 'syncproxy-reader-test-'));
+    const stream: FixtureStream = {
+      version: 1,
+      toSnap: 's1',
+      sizeBytes,
+      records: [{ tag: 'w', offset: 0, data }],
+    };
+    await writeFile(join(dir, 'stream.bin'), encodeExportDiff(stream));
+    // A stand-in for rbd whose diff (the listing) completes only once export-diff has started
+    // (bounded: 5 s), so a reader that starts export-diff after the listing fails it.
+    const rbd = join(dir, 'rbd');
+    await writeFile(
+      rbd,
+      [
+        '#!/bin/sh',
+        'for a in "$@"; do case "$a" in',
+        `  info) echo '{"size":${sizeBytes},"object_size":4194304}'; exit 0;;`,
+        `  diff) i=0; while [ ! -e ${join(dir, 'export-diff-started')} ] && [ $i -lt 500 ]; do sleep 0.01; i=$((i+1)); done`,
+        `    [ -e ${join(dir, 'export-diff-started')} ] || { echo 'rbd: export-diff never started' >&2; exit 5; }`,
+        `    echo '[{"offset":0,"length":4194304,"exists":"true"}]'; exit 0;;`,
+        `  export-diff) touch ${join(dir, 'export-diff-started')}; exec cat ${join(dir, 'stream.bin')};;`,
+        'esac; done',
+        'exit 22',
+        '',
+      ].join('\n'),
+    );
+    await chmod(rbd, 0o755);
+    cli = await RbdCli.create({
+      monitors: '127.0.0.1',
+      cephx: false,
+      user: 'admin',
+      rbdPath: rbd,
+      tmpRoot: dir,
+    });
+  });
+
+  afterAll(async () => {
+    await cli.close();
+    await rm(dir, { recursive: true, force: true });
+  });
+
+  it('starts rbd export-diff while the extents are listed, before the first read', async () => {
+    const reader = await openRbdReader({ cli, pool: 'pool', image: 'img', snapshot: 's1' });
+    const extents = [];
+    for await (const extent of reader.extents()) extents.push(extent);
+    expect(extents).toEqual([{ offset: 0, length: 4 << 20, kind: 'data' }]);
+    const bytes = await reader.read(0, 4 << 20);
+    expect(Buffer.from(bytes).equals(Buffer.from(data))).toBe(true);
+    await reader.close();
+  });
+});
