@@ -14,7 +14,7 @@ const IN_FLIGHT = (process.env.BENCH_IN_FLIGHT ?? '1,16,64').split(',').map(Numb
 
 const child = spawn(
   process.execPath,
-  ['--import', 'tsx', fileURLToPath(new URL('./mock-process.ts', import.meta.url)), String(BLOCKS)],
+  [...(process.env.BENCH_MOCK_NODE_ARGS ?? '').split(' ').filter(Boolean), '--import', 'tsx', fileURLToPath(new URL('./mock-process.ts', import.meta.url)), String(BLOCKS)],
   { stdio: ['pipe', 'pipe', 'inherit'] },
 );
 const lines = createInterface({ input: child.stdout! })[Symbol.asyncIterator]();
