@@ -1,0 +1,163 @@
+import type { Clock } from '../clock.js';
+import { SyncproxyError } from '../errors/syncproxy-error.js';
+
+export interface AdaptiveConcurrencyOptions {
+  /** The limit to start from (default: `minLimit`... `maxLimit`, 8 where it fits). */
+  initialLimit?: number;
+  /** Default 1. */
+  minLimit?: number;
+  /** The most reads in flight the memory budget allows. */
+  maxLimit: number;
+  clock: Pick<Clock, 'now'>;
+  /**
+   * A measuring window lasts at least this long and until `limit` reads (or refusals) came back, so
+   * it spans about one round trip of every read in flight (default 50 ms).
+   */
+  minWindowMs?: number;
+  /** Called with each new limit. */
+  onLimitChange?: (limit: number) => void;
+}
+
+/** A window's throughput must beat the best one by this share to count as growth (noise is below it). */
+const GROWTH = 0.05;
+/** The multiplicative decrease of AIMD. */
+const DECREASE = 0.7;
+/** Windows held at a plateau before one step up is tried again (conditions change over a transfer). */
+const PROBE_AFTER_WINDOWS = 8;
+
+/**
+ * How many reads a transfer keeps in flight, tuned from what it observes instead of set by hand:
+ * the throughput of each measuring window, and the platform's `throttled` refusals.
+ *
+ * - The limit doubles while throughput grows (a slow start), then grows additively.
+ * - When a step bought no throughput, it goes back to the smallest limit that gave the best
+ *   throughput and holds there, trying one step up now and then.
+ * - When the share of throttled requests rises above what it was at the last good limit, the
+ *   platform is refusing load: the limit is cut multiplicatively (AIMD). Refusals whose share does
+ *   not rise with load (a platform that throttles a fixed share whatever the rate) are left to the
+ *   retries: cutting for them would only lose throughput.
+ *
+ * The first window after each change is not judged: it mixes reads started under both limits.
+ * The controller only counts; it never retries anything (the retry owner reports to it).
+ */
+export class AdaptiveConcurrency {
+  readonly #minLimit: number;
+  readonly #maxLimit: number;
+  readonly #minWindowMs: number;
+  readonly #clock: Pick<Clock, 'now'>;
+  readonly #onLimitChange: ((limit: number) => void) | undefined;
+  #limit: number;
+  #windowStartMs: number;
+  #bytes = 0;
+  #reads = 0;
+  #throttles = 0;
+  #settling = true;
+  #slowStart = true;
+  /** The best throughput seen (bytes/ms) and the smallest limit that gave it. */
+  #bestRate = 0;
+  #bestLimit: number;
+  /** The throttled share at the last limit where throughput grew: the platform's calm level. */
+  #calmShare: number | undefined;
+  #heldWindows = 0;
+
+  constructor(options: AdaptiveConcurrencyOptions) {
+    const minLimit = options.minLimit ?? 1;
+    const { maxLimit } = options;
+    if (!Number.isInteger(maxLimit) || maxLimit < 1) {
+      throw new SyncproxyError(`adaptive concurrency: maxLimit must be an integer >= 1 (got ${maxLimit})`, {
+        code: 'config',
+        retryable: false,
+      });
+    }
+    if (!Number.isInteger(minLimit) || minLimit < 1 || minLimit > maxLimit) {
+      throw new SyncproxyError(
+        `adaptive concurrency: minLimit must be an integer in [1, maxLimit ${maxLimit}] (got ${minLimit})`,
+        { code: 'config', retryable: false },
+      );
+    }
+    this.#minLimit = minLimit;
+    this.#maxLimit = maxLimit;
+    this.#minWindowMs = options.minWindowMs ?? 50;
+    this.#clock = options.clock;
+    this.#onLimitChange = options.onLimitChange;
+    this.#limit = Math.min(maxLimit, Math.max(minLimit, Math.floor(options.initialLimit ?? 8)));
+    this.#bestLimit = this.#limit;
+    this.#windowStartMs = this.#clock.now();
+  }
+
+  /** Reads the transfer may keep in flight now. */
+  get limit(): number {
+    return this.#limit;
+  }
+
+  /** A read of `bytes` completed. */
+  readDone(bytes: number): void {
+    this.#bytes += bytes;
+    this.#reads++;
+    this.#closeWindowIfDue();
+  }
+
+  /** The platform refused a request for its rate (a retry follows elsewhere). */
+  throttled(): void {
+    this.#throttles++;
+    this.#closeWindowIfDue();
+  }
+
+  #closeWindowIfDue(): void {
+    const now = this.#clock.now();
+    const elapsedMs = now - this.#windowStartMs;
+    if (elapsedMs < this.#minWindowMs || this.#reads + this.#throttles < this.#limit) return;
+    const rate = this.#bytes / elapsedMs;
+    const throttledShare = this.#throttles / (this.#reads + this.#throttles);
+    this.#windowStartMs = now;
+    this.#bytes = 0;
+    this.#reads = 0;
+    this.#throttles = 0;
+    if (this.#settling) {
+      this.#settling = false;
+      return;
+    }
+    this.#judge(rate, throttledShare);
+  }
+
+  #judge(rate: number, throttledShare: number): void {
+    const calm = this.#calmShare;
+    // More refused than served is overload whatever the calm level was.
+    if (throttledShare >= 0.5 || (calm !== undefined && throttledShare > calm * 1.5 + 0.05)) {
+      this.#slowStart = false;
+      // Throughput is learnt again at the lower limit: the platform's capacity just changed.
+      this.#bestRate = 0;
+      this.#set(Math.min(this.#limit - 1, Math.floor(this.#limit * DECREASE)));
+      return;
+    }
+    if (rate > this.#bestRate * (1 + GROWTH)) {
+      this.#bestRate = rate;
+      this.#bestLimit = this.#limit;
+      this.#calmShare = throttledShare;
+      this.#heldWindows = 0;
+      const step = this.#slowStart ? this.#limit : Math.max(1, Math.ceil(this.#limit / 8));
+      this.#set(this.#limit + step);
+      return;
+    }
+    // The last step bought nothing: back to the smallest limit that gave the best throughput.
+    this.#slowStart = false;
+    if (this.#limit > this.#bestLimit) {
+      this.#set(this.#bestLimit);
+      return;
+    }
+    if (++this.#heldWindows >= PROBE_AFTER_WINDOWS && this.#limit < this.#maxLimit) {
+      // The probe is judged against what this limit gives now, not against an old best.
+      this.#heldWindows = 0;
+      this.#bestRate = rate;
+      this.#set(this.#limit + 1);
+    }
+  }
+
+  #set(limit: number): void {
+    const bounded = Math.min(this.#maxLimit, Math.max(this.#minLimit, limit));
+    if (bounded === this.#limit) return;
+    this.#limit = bounded;
+    this.#settling = true;
+    this.#onLimitChange?.(bounded);
+  }
+}

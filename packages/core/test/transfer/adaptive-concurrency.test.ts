@@ -1,0 +1,111 @@
+import { describe, expect, it } from 'vitest';
+import { createManualClock } from '../../src/clock.js';
+import { AdaptiveConcurrency } from '../../src/transfer/adaptive-concurrency.js';
+
+const MiB = 1024 * 1024;
+
+/**
+ * Drives a controller through windows on a manual clock: each window lasts `windowMs` and completes
+ * `limit` reads (at least one round of the current limit) of `bytesPerRead`, with `throttles`
+ * throttling events, as `rateFor(limit)` says.
+ */
+function drive(
+  controller: AdaptiveConcurrency,
+  clock: ReturnType<typeof createManualClock>,
+  windows: number,
+  world: (limit: number) => { bytesPerMs: number; throttleShare?: number },
+): number[] {
+  const limits: number[] = [];
+  for (let w = 0; w < windows; w++) {
+    const limit = controller.limit;
+    const { bytesPerMs, throttleShare = 0 } = world(limit);
+    const reads = limit;
+    const windowMs = 100;
+    const bytesPerRead = (bytesPerMs * windowMs) / reads;
+    const throttles = Math.round((reads * throttleShare) / (1 - throttleShare));
+    for (let t = 0; t < throttles; t++) controller.throttled();
+    for (let r = 0; r < reads; r++) {
+      // Time passes as reads complete; the last read closes the window.
+      void clock.advance(windowMs / reads);
+      controller.readDone(bytesPerRead);
+    }
+    limits.push(controller.limit);
+  }
+  return limits;
+}
+
+describe('AdaptiveConcurrency', () => {
+  it('doubles the limit while throughput grows, up to the ceiling', () => {
+    const clock = createManualClock();
+    const controller = new AdaptiveConcurrency({ initialLimit: 4, maxLimit: 64, clock });
+    // Throughput proportional to the reads in flight: every step pays off.
+    const limits = drive(controller, clock, 12, (limit) => ({ bytesPerMs: limit * MiB }));
+    expect(limits).toContain(8);
+    expect(limits).toContain(16);
+    expect(controller.limit).toBe(64);
+    expect(Math.max(...limits)).toBe(64);
+  });
+
+  it('stops growing when throughput stops growing, and returns to the smallest limit that gave it', () => {
+    const clock = createManualClock();
+    const controller = new AdaptiveConcurrency({ initialLimit: 4, maxLimit: 256, clock });
+    // The platform serves at most 16 reads at once: more buys nothing.
+    const limits = drive(controller, clock, 16, (limit) => ({ bytesPerMs: Math.min(limit, 16) * MiB }));
+    expect(Math.max(...limits)).toBe(32);
+    expect(limits.slice(-4)).toEqual([16, 16, 16, 16]);
+  });
+
+  it('cuts the limit multiplicatively when throttling rises with load (AIMD), then grows back additively', () => {
+    const clock = createManualClock();
+    const controller = new AdaptiveConcurrency({ initialLimit: 8, maxLimit: 128, clock });
+    // A rate limit at 20 reads in flight: beyond it, half the requests are throttled and throughput falls.
+    const world = (limit: number) =>
+      limit <= 20 ? { bytesPerMs: limit * MiB } : { bytesPerMs: 10 * MiB, throttleShare: 0.5 };
+    const limits = drive(controller, clock, 30, world);
+    const firstCut = limits.findIndex((limit, i) => i > 0 && limit < limits[i - 1]!);
+    expect(firstCut).toBeGreaterThan(0);
+    // Multiplicative: from 32 to 22 (x0.7), not one step down.
+    expect(limits[firstCut - 1]).toBe(32);
+    expect(limits[firstCut]).toBe(22);
+    // It settles around the knee, never again at 32.
+    expect(Math.max(...limits.slice(firstCut + 1))).toBeLessThan(32);
+    expect(Math.min(...limits.slice(firstCut + 1))).toBeGreaterThanOrEqual(10);
+  });
+
+  it('does not cut for throttling that does not rise with load (random refusals the retries absorb)', () => {
+    const clock = createManualClock();
+    const controller = new AdaptiveConcurrency({ initialLimit: 8, maxLimit: 64, clock });
+    const limits = drive(controller, clock, 12, (limit) => ({ bytesPerMs: limit * MiB, throttleShare: 0.2 }));
+    expect(controller.limit).toBe(64);
+    for (let i = 1; i < limits.length; i++) expect(limits[i]).toBeGreaterThanOrEqual(limits[i - 1]!);
+  });
+
+  it('stays within its bounds whatever it observes', () => {
+    const clock = createManualClock();
+    const controller = new AdaptiveConcurrency({ initialLimit: 3, minLimit: 2, maxLimit: 5, clock });
+    const up = drive(controller, clock, 8, (limit) => ({ bytesPerMs: limit * MiB }));
+    expect(Math.max(...up)).toBe(5);
+    const down = drive(controller, clock, 12, () => ({ bytesPerMs: MiB, throttleShare: 0.9 }));
+    expect(Math.min(...down)).toBe(2);
+    for (const limit of [...up, ...down]) expect(limit).toBeGreaterThanOrEqual(2);
+  });
+
+  it('tells its listener each new limit, once per change', () => {
+    const clock = createManualClock();
+    const seen: number[] = [];
+    const controller = new AdaptiveConcurrency({
+      initialLimit: 2,
+      maxLimit: 8,
+      clock,
+      onLimitChange: (limit) => seen.push(limit),
+    });
+    drive(controller, clock, 10, (limit) => ({ bytesPerMs: limit * MiB }));
+    expect(seen).toEqual([4, 8]);
+  });
+
+  it('refuses bounds that make no sense', () => {
+    const clock = createManualClock();
+    expect(() => new AdaptiveConcurrency({ maxLimit: 0, clock })).toThrow(/maxLimit/);
+    expect(() => new AdaptiveConcurrency({ minLimit: 4, maxLimit: 2, clock })).toThrow(/minLimit/);
+  });
+});
