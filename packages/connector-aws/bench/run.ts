@@ -24,7 +24,7 @@ const ANCHOR_BLOCKS = Number(process.env.BENCH_AWS_ANCHOR_BLOCKS ?? 128);
 const REPS = Number(process.env.BENCH_REPS ?? process.env.BENCH_REPEATS ?? 5);
 const LATENCY_MS = Number(process.env.BENCH_LATENCY_MS ?? 10);
 const THROTTLE_RATIO = Number(process.env.BENCH_AWS_THROTTLE ?? 0.2);
-const FIXED = (process.env.BENCH_AWS_FIXED ?? '2,4,8,16').split(',').map(Number);
+const FIXED = (process.env.BENCH_AWS_FIXED ?? '8,16,32,64').split(',').map(Number);
 const ROWS = (process.env.BENCH_AWS_ROWS ?? 'aws-inflight,aws-adaptive').split(',');
 
 /** A sink that keeps nothing: the bench measures the source side. */

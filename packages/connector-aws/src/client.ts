@@ -1,4 +1,5 @@
 import { Agent as HttpAgent } from 'node:http';
+import { createHash, type Hash } from 'node:crypto';
 import { Agent as HttpsAgent } from 'node:https';
 import {
   EBSClient,
@@ -24,7 +25,6 @@ import {
 } from '@aws-sdk/client-ec2';
 import { NodeHttpHandler } from '@smithy/node-http-handler';
 import {
-  ChunkHasher,
   type Clock,
   type ErrorCode,
   type Logger,
@@ -98,11 +98,12 @@ export interface GetBlockInput {
   blockIndex: number;
   blockToken: string;
   /**
-   * Where the block's bytes go, as they arrive (no buffer of its own, no copy):
-   * at least the block's length. On a SharedArrayBuffer its checksum is taken
-   * off the event loop. After a failed read it holds whatever had arrived.
+   * Where the block's bytes go, as they arrive (no buffer of its own): at least
+   * the block's length. After a failed read it holds whatever had arrived.
    */
   into?: Uint8Array;
+  /** Told of each retry this client makes of the block (the caller adapts; it does not retry). */
+  onRetry?: (error: SyncproxyError) => void;
   signal?: AbortSignal;
 }
 
@@ -123,9 +124,7 @@ export class AwsClient {
   readonly #retry: ReturnType<typeof resolveRetryPolicy>;
   readonly #clock: Clock;
   readonly #logger: Logger | undefined;
-  /** Checksums of blocks that land on a SharedArrayBuffer are taken on a worker thread. */
-  readonly #hasher = new ChunkHasher({ workers: 1 });
-  #ebsEndpointUrl: URL | undefined;
+  readonly #ebsEndpointUrl: URL;
   #ebsSigner: ReturnType<EBSClient['config']['signer']> | undefined;
   #retries = 0;
 
@@ -134,6 +133,7 @@ export class AwsClient {
     this.region = config.region;
     this.ec2Endpoint = endpointFor(config, 'ec2');
     this.ebsEndpoint = endpointFor(config, 'ebs');
+    this.#ebsEndpointUrl = new URL(this.ebsEndpoint);
     this.#retry = resolveRetryPolicy(options.retry, AWS_RETRY_DEFAULTS);
     this.#clock = options.clock ?? systemClock;
     this.#logger = options.logger;
@@ -384,15 +384,16 @@ export class AwsClient {
         'ebs',
         async () => {
           const answer = await this.#sendBlockRequest(path, input);
+          const hash = createHash('sha256');
           const data =
             input.into !== undefined
-              ? await readBodyInto(answer.body, input.into, input)
-              : await readBody(answer.body);
-          await verifyBlock(input, data, answer, this.#hasher);
+              ? await readBodyInto(answer.body, input.into, input, hash)
+              : await readBody(answer.body, hash);
+          verifyBlock(input, data, answer, hash.digest('base64'));
           return data;
         },
         input.signal,
-        { path },
+        { path, ...(input.onRetry !== undefined ? { onRetry: input.onRetry } : {}) },
       );
     } catch (error) {
       // The retry loop gave up on a block that kept failing its checksum: say so.
@@ -418,8 +419,9 @@ export class AwsClient {
    * throws it, so {@link mapAwsError} maps it alike.
    */
   async #sendBlockRequest(path: string, input: GetBlockInput): Promise<BlockAnswer> {
-    const endpoint = (this.#ebsEndpointUrl ??= new URL(this.ebsEndpoint));
-    const signer = await (this.#ebsSigner ??= this.#ebs.config.signer());
+    const endpoint = this.#ebsEndpointUrl;
+    this.#ebsSigner ??= this.#ebs.config.signer();
+    const signer = await this.#ebsSigner;
     const request = {
       method: 'GET',
       protocol: endpoint.protocol,
@@ -452,7 +454,6 @@ export class AwsClient {
 
   /** Releases sockets. */
   close(): void {
-    void this.#hasher.close();
     this.#ec2.destroy();
     this.#ebs.destroy();
     for (const agent of this.#agents) agent.destroy();
@@ -486,7 +487,11 @@ export class AwsClient {
     service: 'ec2' | 'ebs',
     run: () => Promise<T>,
     signal: AbortSignal | undefined,
-    options: { path?: string; retryOnlyWhenRefused?: boolean } = {},
+    options: {
+      path?: string;
+      retryOnlyWhenRefused?: boolean;
+      onRetry?: (error: SyncproxyError) => void;
+    } = {},
   ): Promise<T> {
     const endpoint = service === 'ec2' ? this.ec2Endpoint : this.ebsEndpoint;
     const call = {
@@ -515,6 +520,7 @@ export class AwsClient {
       onRetry: (error, retry) => {
         this.#retries++;
         this.#logger?.debug({ code: error.code, message: error.message }, `${operation} retry ${retry}`);
+        options.onRetry?.(error);
       },
     });
   }
@@ -655,13 +661,17 @@ export function mapAwsError(
 }
 
 /**
- * The body as it arrives, copied into `target`. A body longer than the target
- * is refused (the checksum could not be taken over what was dropped).
+ * The body as it arrives, copied into `target` and hashed piece by piece while
+ * each piece is in cache: on this thread, the SHA-256 costs less than handing the
+ * block to a worker (the wake-up and the copy across), and nothing waits for it
+ * after the last byte. A body longer than the target is refused (the checksum
+ * could not be taken over what was dropped).
  */
 async function readBodyInto(
   body: AsyncIterable<Uint8Array>,
   target: Uint8Array,
   input: GetBlockInput,
+  hash: Hash,
 ): Promise<Uint8Array> {
   let at = 0;
   for await (const chunk of body) {
@@ -669,14 +679,18 @@ async function readBodyInto(
       throw integrityError(input, `the body has more than the ${target.length} bytes asked for`);
     }
     target.set(chunk, at);
+    hash.update(chunk);
     at += chunk.length;
   }
   return target.subarray(0, at);
 }
 
-async function readBody(body: AsyncIterable<Uint8Array>): Promise<Uint8Array> {
+async function readBody(body: AsyncIterable<Uint8Array>, hash?: Hash): Promise<Uint8Array> {
   const chunks: Uint8Array[] = [];
-  for await (const chunk of body) chunks.push(chunk);
+  for await (const chunk of body) {
+    hash?.update(chunk);
+    chunks.push(chunk);
+  }
   return chunks.length === 1 ? chunks[0]! : Buffer.concat(chunks);
 }
 
@@ -724,12 +738,12 @@ async function errorAnswer(
   });
 }
 
-async function verifyBlock(
+function verifyBlock(
   input: GetBlockInput,
   data: Uint8Array,
   out: Pick<GetSnapshotBlockCommandOutput, 'DataLength' | 'Checksum' | 'ChecksumAlgorithm'>,
-  hasher: ChunkHasher,
-): Promise<void> {
+  actual: string,
+): void {
   const { DataLength: dataLength, Checksum: checksum, ChecksumAlgorithm: algorithm } = out;
   if (algorithm !== undefined && algorithm !== 'SHA256') {
     throw new SyncproxyError(
@@ -744,8 +758,6 @@ async function verifyBlock(
     );
   }
   if (checksum === undefined) throw integrityError(input, 'the answer has no x-amz-Checksum');
-  const digest = await hasher.hash(data);
-  const actual = Buffer.from(digest.buffer, digest.byteOffset, digest.byteLength).toString('base64');
   if (actual !== checksum) {
     throw integrityError(input, `SHA-256 of the body is ${actual}, x-amz-Checksum says ${checksum}`);
   }

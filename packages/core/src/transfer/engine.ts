@@ -9,6 +9,7 @@ import type { BlockSink } from '../contracts/sink.js';
 import { SyncproxyError } from '../errors/syncproxy-error.js';
 import { abortError, toSyncproxyError } from '../errors/to-syncproxy-error.js';
 import { type RetryContext, type RetryOptions, resolveRetryPolicy, withRetry } from '../retry.js';
+import { AdaptiveConcurrency } from './adaptive-concurrency.js';
 import {
   type CheckpointStore,
   ChunkLedger,
@@ -37,7 +38,11 @@ export interface TransferOptions {
    * transfers of one target, or the manifest starts over.
    */
   chunkSizeBytes?: number;
-  /** Reads in flight (default 8). */
+  /**
+   * Reads in flight. Default: adaptive ({@link AdaptiveConcurrency}): from 8, grown while
+   * throughput grows and cut when the platform's throttling rises with load, within the memory
+   * budget (at most 4 reads per chunk `maxInFlightBytes` holds). A number fixes it.
+   */
   concurrency?: number;
   /** Bytes of chunk buffers held at once, reads and writes together (default 64 MiB). */
   maxInFlightBytes?: number;
@@ -140,6 +145,8 @@ interface Settings {
   chunkSizeBytes: number;
   chunkCount: number;
   concurrency: number;
+  /** The most reads in flight the adaptive limit may reach; undefined when `concurrency` was given. */
+  adaptiveMaxConcurrency: number | undefined;
   maxInFlightBytes: number;
   checkpointChunks: number;
   checkpointMs: number;
@@ -198,6 +205,10 @@ function resolveSettings(options: TransferOptions): Settings {
     chunkSizeBytes,
     chunkCount: Math.ceil(diskSize / chunkSizeBytes),
     concurrency,
+    adaptiveMaxConcurrency:
+      options.concurrency === undefined
+        ? Math.max(concurrency, 4 * Math.max(1, Math.floor(maxInFlightBytes / chunkSizeBytes)))
+        : undefined,
     maxInFlightBytes,
     checkpointChunks,
     checkpointMs,
@@ -497,6 +508,12 @@ class TransferRun {
   /** Data and zeroed bytes of each chunk this run wrote, kept for `verify`: a chunk found wrong is not done. */
   private readonly split: Map<number, [number, number]> | undefined;
   private readonly readLimit: ReturnType<typeof pLimit>;
+  /** Tunes `readLimit` from throughput and throttling, unless the caller fixed `concurrency`. */
+  private readonly adaptive: AdaptiveConcurrency | undefined;
+  /** Told of every retry, the engine's and those a reader makes itself: throttling feeds the adaptive limit. */
+  private readonly observeRetry = (error: SyncproxyError): void => {
+    if (error.code === 'throttled') this.adaptive?.throttled();
+  };
   /**
    * Chunks are hashed only when the hashes go somewhere: a manifest store, or
    * `verify`. With neither (`manifest: false`, a sink with no default store)
@@ -520,6 +537,17 @@ class TransferRun {
     this.written = new Uint8Array(Math.ceil(settings.chunkCount / 8));
     this.split = options.verify === true ? new Map() : undefined;
     this.readLimit = pLimit(settings.concurrency);
+    this.adaptive =
+      settings.adaptiveMaxConcurrency === undefined
+        ? undefined
+        : new AdaptiveConcurrency({
+            initialLimit: settings.concurrency,
+            maxLimit: settings.adaptiveMaxConcurrency,
+            clock: context.clock,
+            onLimitChange: (limit) => {
+              this.readLimit.concurrency = limit;
+            },
+          });
     this.hashes = context.stores.manifest !== undefined || options.verify === true;
     this.buffers =
       typeof options.reader.readInto === 'function'
@@ -536,6 +564,7 @@ class TransferRun {
       signal: context.signal,
       onRetry: (error, attempt) => {
         this.retries++;
+        this.observeRetry(error);
         options.logger?.debug(
           {
             code: error.code,
@@ -697,9 +726,15 @@ class TransferRun {
               let data: Uint8Array;
               if (chunk !== undefined) {
                 data = chunk.subarray(piece.offset - job.offset, piece.offset - job.offset + piece.length);
-                await raceAbort(reader.readInto!(data, piece.offset, { signal }), signal);
+                await raceAbort(
+                  reader.readInto!(data, piece.offset, { signal, onRetry: this.observeRetry }),
+                  signal,
+                );
               } else {
-                data = await raceAbort(reader.read(piece.offset, piece.length, { signal }), signal);
+                data = await raceAbort(
+                  reader.read(piece.offset, piece.length, { signal, onRetry: this.observeRetry }),
+                  signal,
+                );
               }
               if (data.length !== piece.length) {
                 throw new SyncproxyError(
@@ -708,6 +743,7 @@ class TransferRun {
                 );
               }
               this.bytesRead += data.length;
+              this.adaptive?.readDone(data.length);
               return data;
             }),
           this.retry,
