@@ -27,6 +27,15 @@ const THROTTLE_RATIO = Number(process.env.BENCH_AWS_THROTTLE ?? 0.2);
 const FIXED = (process.env.BENCH_AWS_FIXED ?? '8,16,32,64').split(',').map(Number);
 const ROWS = (process.env.BENCH_AWS_ROWS ?? 'aws-inflight,aws-adaptive').split(',');
 
+/** BENCH_AWS_DEBUG=1: the engine's debug lines (the adaptive limit's changes), with their time. */
+const debugLogger = {
+  debug: (fields: object, message: string) =>
+    console.log(performance.now().toFixed(0), message, JSON.stringify(fields)),
+  info() {},
+  warn() {},
+  error() {},
+} as unknown as NonNullable<TransferOptions['logger']>;
+
 /** A sink that keeps nothing: the bench measures the source side. */
 class NullSink implements BlockSink {
   async write(): Promise<void> {}
@@ -74,7 +83,12 @@ try {
     const mockCpu = Number(await ask('cpu'));
     const cpu = process.cpuUsage();
     const started = performance.now();
-    const result = await transferDisk({ reader, sink: new NullSink(), ...options });
+    const result = await transferDisk({
+      reader,
+      sink: new NullSink(),
+      ...options,
+      ...(process.env.BENCH_AWS_DEBUG ? { logger: debugLogger } : {}),
+    });
     const seconds = (performance.now() - started) / 1000;
     const used = process.cpuUsage(cpu);
     const blocks = result.bytesRead / BLOCK;

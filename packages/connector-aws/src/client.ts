@@ -1,5 +1,5 @@
-import { Agent as HttpAgent } from 'node:http';
 import { createHash, type Hash } from 'node:crypto';
+import { Agent as HttpAgent } from 'node:http';
 import { Agent as HttpsAgent } from 'node:https';
 import {
   EBSClient,

@@ -14,6 +14,8 @@ export interface AdaptiveConcurrencyOptions {
    * it spans about one round trip of every read in flight (default 50 ms).
    */
   minWindowMs?: number;
+  /** ...and until this many reads and refusals, so its throttled share means something (default 32). */
+  minWindowEvents?: number;
   /** Called with each new limit. */
   onLimitChange?: (limit: number) => void;
 }
@@ -44,6 +46,7 @@ export class AdaptiveConcurrency {
   readonly #minLimit: number;
   readonly #maxLimit: number;
   readonly #minWindowMs: number;
+  readonly #minWindowEvents: number;
   readonly #clock: Pick<Clock, 'now'>;
   readonly #onLimitChange: ((limit: number) => void) | undefined;
   #limit: number;
@@ -56,7 +59,7 @@ export class AdaptiveConcurrency {
   /** The best throughput seen (bytes/ms) and the smallest limit that gave it. */
   #bestRate = 0;
   #bestLimit: number;
-  /** The throttled share at the last limit where throughput grew: the platform's calm level. */
+  /** The throttled share while throughput grew (averaged): the platform's calm level. */
   #calmShare: number | undefined;
   #heldWindows = 0;
 
@@ -78,6 +81,7 @@ export class AdaptiveConcurrency {
     this.#minLimit = minLimit;
     this.#maxLimit = maxLimit;
     this.#minWindowMs = options.minWindowMs ?? 50;
+    this.#minWindowEvents = options.minWindowEvents ?? 32;
     this.#clock = options.clock;
     this.#onLimitChange = options.onLimitChange;
     this.#limit = Math.min(maxLimit, Math.max(minLimit, Math.floor(options.initialLimit ?? 8)));
@@ -106,9 +110,10 @@ export class AdaptiveConcurrency {
   #closeWindowIfDue(): void {
     const now = this.#clock.now();
     const elapsedMs = now - this.#windowStartMs;
-    if (elapsedMs < this.#minWindowMs || this.#reads + this.#throttles < this.#limit) return;
+    const events = this.#reads + this.#throttles;
+    if (elapsedMs < this.#minWindowMs || events < Math.max(this.#limit, this.#minWindowEvents)) return;
     const rate = this.#bytes / elapsedMs;
-    const throttledShare = this.#throttles / (this.#reads + this.#throttles);
+    const throttledShare = this.#throttles / events;
     this.#windowStartMs = now;
     this.#bytes = 0;
     this.#reads = 0;
@@ -123,7 +128,9 @@ export class AdaptiveConcurrency {
   #judge(rate: number, throttledShare: number): void {
     const calm = this.#calmShare;
     // More refused than served is overload whatever the calm level was.
-    if (throttledShare >= 0.5 || (calm !== undefined && throttledShare > calm * 1.5 + 0.05)) {
+    // The margin is wide enough that a window of 32 events at a steady 20% share crosses it by chance
+    // about once in 300 windows.
+    if (throttledShare >= 0.5 || (calm !== undefined && throttledShare > calm * 1.5 + 0.1)) {
       this.#slowStart = false;
       // Throughput is learnt again at the lower limit: the platform's capacity just changed.
       this.#bestRate = 0;
@@ -133,7 +140,8 @@ export class AdaptiveConcurrency {
     if (rate > this.#bestRate * (1 + GROWTH)) {
       this.#bestRate = rate;
       this.#bestLimit = this.#limit;
-      this.#calmShare = throttledShare;
+      // Averaged over the windows that grew: one window's share is noisy.
+      this.#calmShare = calm === undefined ? throttledShare : 0.7 * calm + 0.3 * throttledShare;
       this.#heldWindows = 0;
       const step = this.#slowStart ? this.#limit : Math.max(1, Math.ceil(this.#limit / 8));
       this.#set(this.#limit + step);

@@ -546,6 +546,7 @@ class TransferRun {
             clock: context.clock,
             onLimitChange: (limit) => {
               this.readLimit.concurrency = limit;
+              options.logger?.debug({ readsInFlight: limit }, 'adaptive concurrency: new limit');
             },
           });
     this.hashes = context.stores.manifest !== undefined || options.verify === true;

@@ -5,9 +5,8 @@ import { AdaptiveConcurrency } from '../../src/transfer/adaptive-concurrency.js'
 const MiB = 1024 * 1024;
 
 /**
- * Drives a controller through windows on a manual clock: each window lasts `windowMs` and completes
- * `limit` reads (at least one round of the current limit) of `bytesPerRead`, with `throttles`
- * throttling events, as `rateFor(limit)` says.
+ * Drives a controller through windows on a manual clock: each window lasts 100 ms and completes
+ * `limit` reads (at least 32), with the throughput and the throttled share `world(limit)` gives.
  */
 function drive(
   controller: AdaptiveConcurrency,
@@ -19,7 +18,7 @@ function drive(
   for (let w = 0; w < windows; w++) {
     const limit = controller.limit;
     const { bytesPerMs, throttleShare = 0 } = world(limit);
-    const reads = limit;
+    const reads = Math.max(limit, 32);
     const windowMs = 100;
     const bytesPerRead = (bytesPerMs * windowMs) / reads;
     const throttles = Math.round((reads * throttleShare) / (1 - throttleShare));
