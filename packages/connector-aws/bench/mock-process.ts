@@ -5,7 +5,10 @@
 //   delay <ms>        adds latency to every GetSnapshotBlock
 //   throttle <ratio>  refuses that share of GetSnapshotBlock calls as AWS throttles them (0: none)
 //   cpu               this process's CPU time so far, ms
+//   warm              takes the checksum of every block of every snapshot now: AWS stores them with
+//                     the snapshot, while the mock takes each on its first GetSnapshotBlock
 // Arguments: the blocks of the measured volume, then those of the 1-in-flight volume.
+import { createHash } from 'node:crypto';
 import { createInterface } from 'node:readline';
 import { seededBytes, VirtualDisk } from '@syncproxy/testkit/mock';
 import { startMockAws } from '../src/mock/index.js';
@@ -36,6 +39,15 @@ for await (const line of createInterface({ input: process.stdin })) {
     throttle?.remove();
     throttle =
       Number(value) > 0 ? aws.throttle({ ratio: Number(value), operation: 'GetSnapshotBlock' }) : undefined;
+    process.stdout.write('ok\n');
+  } else if (command === 'warm') {
+    for (const snapshot of aws.state.snapshots.values()) {
+      for (const index of snapshot.view.writtenBlocks()) {
+        if (snapshot.checksums.has(index)) continue;
+        const data = snapshot.view.read(index * BLOCK, BLOCK);
+        snapshot.checksums.set(index, createHash('sha256').update(data).digest('base64'));
+      }
+    }
     process.stdout.write('ok\n');
   } else if (command === 'cpu') {
     const used = process.cpuUsage();

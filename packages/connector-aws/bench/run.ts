@@ -74,6 +74,7 @@ try {
     [measured, await session.createSnapshot(measured)],
     [anchor, await session.createSnapshot(anchor)],
   ]);
+  await ask('warm');
   await ask(`delay ${LATENCY_MS}`);
 
   type Host = typeof measured;

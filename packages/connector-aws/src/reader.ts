@@ -175,8 +175,8 @@ export class EbsSnapshotReader implements ChangedBlockReader {
 
   /**
    * Reads `target.length` bytes at `offset` into `target`. Whole blocks are
-   * streamed straight into it, and on a SharedArrayBuffer (the engine's chunk
-   * buffers) their checksums are taken off the event loop.
+   * streamed straight into it and hashed on the way. `options.onRetry` hears of
+   * every retry the client makes of a block (throttling included).
    */
   async readInto(target: Uint8Array, offset: number, options: ReadOptions = {}): Promise<void> {
     this.#assertOpen();
