@@ -44,9 +44,11 @@ import { type AwsConfig, endpointFor } from './config.js';
 /**
  * AWS asks clients to back off longer than the engine's default (API_GetSnapshotBlock, "retry").
  * This client owns the retries of its calls: 6 attempts in all, after which the error is no longer
- * retryable, so the engine does not retry a block again. A block is requested at most 6 times.
+ * retryable, so the engine does not retry a block again. A block is requested at most 6 times,
+ * or 12 while AWS only throttles it: a refusal did no work, and at 20% throttled a run of 6
+ * refusals comes once in 16 000 blocks (8 GiB), which would fail a long transfer.
  */
-const AWS_RETRY_DEFAULTS = { attempts: 6, baseDelayMs: 200, maxDelayMs: 20_000 };
+const AWS_RETRY_DEFAULTS = { attempts: 6, throttledAttempts: 12, baseDelayMs: 200, maxDelayMs: 20_000 };
 
 export const EBS_BLOCK_SIZE = 524_288;
 const GIB = 1024 ** 3;
