@@ -32,12 +32,12 @@ const PROBE_AFTER_WINDOWS = 8;
  * the throughput of each measuring window, and the platform's `throttled` refusals.
  *
  * - The limit doubles while throughput grows (a slow start), then grows additively.
- * - When a step bought no throughput, it goes back to the smallest limit that gave the best
- *   throughput and holds there, trying one step up now and then.
- * - When the share of throttled requests rises above what it was at the last good limit, the
- *   platform is refusing load: the limit is cut multiplicatively (AIMD). Refusals whose share does
- *   not rise with load (a platform that throttles a fixed share whatever the rate) are left to the
- *   retries: cutting for them would only lose throughput.
+ * - When a step bought no throughput in two windows, it goes back to the smallest limit that gave
+ *   the best throughput and holds there, trying one step up now and then.
+ * - When the share of throttled requests rises clearly above its calm level, or half the requests
+ *   are refused, the platform is refusing load: the limit is cut multiplicatively (AIMD).
+ *   Refusals whose share does not rise with load (a platform that throttles a fixed share whatever
+ *   the rate) are left to the retries: cutting for them would only lose throughput.
  *
  * The first window after each change is not judged: it mixes reads started under both limits.
  * The controller only counts; it never retries anything (the retry owner reports to it).
@@ -59,9 +59,11 @@ export class AdaptiveConcurrency {
   /** The best throughput seen (bytes/ms) and the smallest limit that gave it. */
   #bestRate = 0;
   #bestLimit: number;
-  /** The throttled share while throughput grew (averaged): the platform's calm level. */
+  /** The throttled share of the windows not cut (averaged): the platform's calm level. */
   #calmShare: number | undefined;
   #heldWindows = 0;
+  /** Windows in a row above the best limit that bought no throughput. */
+  #misses = 0;
 
   constructor(options: AdaptiveConcurrencyOptions) {
     const minLimit = options.minLimit ?? 1;
@@ -122,42 +124,50 @@ export class AdaptiveConcurrency {
       this.#settling = false;
       return;
     }
-    this.#judge(rate, throttledShare);
+    this.#judge(rate, throttledShare, events);
   }
 
-  #judge(rate: number, throttledShare: number): void {
+  #judge(rate: number, throttledShare: number, events: number): void {
     const calm = this.#calmShare;
-    // More refused than served is overload whatever the calm level was.
-    // The margin is wide enough that a window of 32 events at a steady 20% share crosses it by chance
-    // about once in 300 windows.
-    if (throttledShare >= 0.5 || (calm !== undefined && throttledShare > calm * 1.5 + 0.1)) {
+    // More refused than served is overload whatever the calm level was. Otherwise the share must
+    // rise clearly above the calm level: by 15 points and three standard deviations of a window
+    // this size, so that a platform refusing a steady share does not cut the limit by chance.
+    const rising =
+      calm !== undefined && throttledShare > calm + 0.15 + 3 * Math.sqrt((calm * (1 - calm)) / events);
+    if (throttledShare >= 0.5 || rising) {
       this.#slowStart = false;
       // Throughput is learnt again at the lower limit: the platform's capacity just changed.
       this.#bestRate = 0;
+      this.#misses = 0;
       this.#set(Math.min(this.#limit - 1, Math.floor(this.#limit * DECREASE)));
       return;
     }
+    // Averaged over every window that was not cut: one window's share is noisy.
+    this.#calmShare = calm === undefined ? throttledShare : 0.8 * calm + 0.2 * throttledShare;
     if (rate > this.#bestRate * (1 + GROWTH)) {
       this.#bestRate = rate;
       this.#bestLimit = this.#limit;
-      // Averaged over the windows that grew: one window's share is noisy.
-      this.#calmShare = calm === undefined ? throttledShare : 0.7 * calm + 0.3 * throttledShare;
       this.#heldWindows = 0;
+      this.#misses = 0;
       const step = this.#slowStart ? this.#limit : Math.max(1, Math.ceil(this.#limit / 8));
       this.#set(this.#limit + step);
       return;
     }
-    // The last step bought nothing: back to the smallest limit that gave the best throughput.
-    this.#slowStart = false;
+    // A step that bought nothing twice running goes back to the smallest limit that gave the best
+    // throughput (one window alone may just have been unlucky).
     if (this.#limit > this.#bestLimit) {
+      if (++this.#misses < 2) return;
+      this.#slowStart = false;
+      this.#misses = 0;
       this.#set(this.#bestLimit);
       return;
     }
+    this.#slowStart = false;
     if (++this.#heldWindows >= PROBE_AFTER_WINDOWS && this.#limit < this.#maxLimit) {
       // The probe is judged against what this limit gives now, not against an old best.
       this.#heldWindows = 0;
       this.#bestRate = rate;
-      this.#set(this.#limit + 1);
+      this.#set(this.#limit + Math.max(1, Math.ceil(this.#limit / 8)));
     }
   }
 

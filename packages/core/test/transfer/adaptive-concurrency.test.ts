@@ -4,6 +4,18 @@ import { AdaptiveConcurrency } from '../../src/transfer/adaptive-concurrency.js'
 
 const MiB = 1024 * 1024;
 
+/** A deterministic uniform [0, 1) source. */
+function mulberry32(seed: number): () => number {
+  let a = seed >>> 0;
+  return () => {
+    a = (a + 0x6d2b79f5) >>> 0;
+    let t = a;
+    t = Math.imul(t ^ (t >>> 15), t | 1);
+    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
+    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
+  };
+}
+
 /**
  * Drives a controller through windows on a manual clock: each window lasts 100 ms and completes
  * `limit` reads (at least 32), with the throughput and the throttled share `world(limit)` gives.
@@ -22,12 +34,14 @@ function drive(
     const windowMs = 100;
     const bytesPerRead = (bytesPerMs * windowMs) / reads;
     const throttles = Math.round((reads * throttleShare) / (1 - throttleShare));
-    for (let t = 0; t < throttles; t++) controller.throttled();
+    let throttled = 0;
     for (let r = 0; r < reads; r++) {
-      // Time passes as reads complete; the last read closes the window.
+      // Time passes as reads complete, refusals spread among them; the last read closes the window.
       void clock.advance(windowMs / reads);
+      for (; throttled < Math.round((throttles * r) / reads); throttled++) controller.throttled();
       controller.readDone(bytesPerRead);
     }
+    for (; throttled < throttles; throttled++) controller.throttled();
     limits.push(controller.limit);
   }
   return limits;
@@ -77,6 +91,29 @@ describe('AdaptiveConcurrency', () => {
     const limits = drive(controller, clock, 12, (limit) => ({ bytesPerMs: limit * MiB, throttleShare: 0.2 }));
     expect(controller.limit).toBe(64);
     for (let i = 1; i < limits.length; i++) expect(limits[i]).toBeGreaterThanOrEqual(limits[i - 1]!);
+  });
+
+  it('does not cut for a steady share of refusals that varies from window to window (10% to 30%)', () => {
+    const clock = createManualClock();
+    const controller = new AdaptiveConcurrency({ initialLimit: 8, maxLimit: 64, clock });
+    const random = mulberry32(5);
+    const limits = drive(controller, clock, 40, (limit) => ({
+      bytesPerMs: limit * MiB,
+      throttleShare: 0.1 + 0.2 * random(),
+    }));
+    expect(Math.min(...limits.slice(8))).toBe(64);
+  });
+
+  it('does not go back for one window that bought nothing, only for two in a row', () => {
+    const clock = createManualClock();
+    const controller = new AdaptiveConcurrency({ initialLimit: 8, maxLimit: 64, clock });
+    let unlucky = 0;
+    // At 16 and above, the first window is unlucky (half the throughput), later ones are not.
+    const limits = drive(controller, clock, 10, (limit) => ({
+      bytesPerMs: limit >= 16 && unlucky++ === 1 ? 8 * MiB : limit * MiB,
+    }));
+    expect(limits).toContain(32);
+    expect(controller.limit).toBe(64);
   });
 
   it('stays within its bounds whatever it observes', () => {
