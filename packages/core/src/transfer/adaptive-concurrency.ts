@@ -39,7 +39,8 @@ const PROBE_AFTER_WINDOWS = 8;
  *   Refusals whose share does not rise with load (a platform that throttles a fixed share whatever
  *   the rate) are left to the retries: cutting for them would only lose throughput.
  *
- * The first window after each change is not judged: it mixes reads started under both limits.
+ * The first window after each change is not judged, and lasts one round of reads: it mixes reads
+ * started under both limits.
  * The controller only counts; it never retries anything (the retry owner reports to it).
  */
 export class AdaptiveConcurrency {
@@ -113,7 +114,13 @@ export class AdaptiveConcurrency {
     const now = this.#clock.now();
     const elapsedMs = now - this.#windowStartMs;
     const events = this.#reads + this.#throttles;
-    if (elapsedMs < this.#minWindowMs || events < Math.max(this.#limit, this.#minWindowEvents)) return;
+    // The window after a change only lets the reads started under the old limit drain: one round.
+    if (
+      this.#settling
+        ? events < this.#limit
+        : elapsedMs < this.#minWindowMs || events < Math.max(this.#limit, this.#minWindowEvents)
+    )
+      return;
     const rate = this.#bytes / elapsedMs;
     const throttledShare = this.#throttles / events;
     this.#windowStartMs = now;

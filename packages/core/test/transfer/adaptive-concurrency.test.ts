@@ -17,31 +17,28 @@ function mulberry32(seed: number): () => number {
 }
 
 /**
- * Drives a controller through windows on a manual clock: each window lasts 100 ms and completes
- * `limit` reads (at least 32), with the throughput and the throttled share `world(limit)` gives.
+ * Drives a controller on a manual clock as a transfer would: reads complete every 2 ms, each with the
+ * bytes and the refusals `world(limit)` gives for the limit in force when it completes. Returns the
+ * limit after each step of 64 reads.
  */
 function drive(
   controller: AdaptiveConcurrency,
   clock: ReturnType<typeof createManualClock>,
-  windows: number,
+  steps: number,
   world: (limit: number) => { bytesPerMs: number; throttleShare?: number },
 ): number[] {
   const limits: number[] = [];
-  for (let w = 0; w < windows; w++) {
-    const limit = controller.limit;
-    const { bytesPerMs, throttleShare = 0 } = world(limit);
-    const reads = Math.max(limit, 32);
-    const windowMs = 100;
-    const bytesPerRead = (bytesPerMs * windowMs) / reads;
-    const throttles = Math.round((reads * throttleShare) / (1 - throttleShare));
-    let throttled = 0;
-    for (let r = 0; r < reads; r++) {
-      // Time passes as reads complete, refusals spread among them; the last read closes the window.
-      void clock.advance(windowMs / reads);
-      for (; throttled < Math.round((throttles * r) / reads); throttled++) controller.throttled();
-      controller.readDone(bytesPerRead);
+  const readMs = 2;
+  let owed = 0;
+  for (let step = 0; step < steps; step++) {
+    for (let r = 0; r < 64; r++) {
+      const { bytesPerMs, throttleShare = 0 } = world(controller.limit);
+      void clock.advance(readMs);
+      // Refusals per read at this share: share / (1 - share).
+      owed += throttleShare / (1 - throttleShare);
+      for (; owed >= 1; owed--) controller.throttled();
+      controller.readDone(bytesPerMs * readMs);
     }
-    for (; throttled < throttles; throttled++) controller.throttled();
     limits.push(controller.limit);
   }
   return limits;
@@ -50,39 +47,58 @@ function drive(
 describe('AdaptiveConcurrency', () => {
   it('doubles the limit while throughput grows, up to the ceiling', () => {
     const clock = createManualClock();
-    const controller = new AdaptiveConcurrency({ initialLimit: 4, maxLimit: 64, clock });
+    const changes: number[] = [];
+    const controller = new AdaptiveConcurrency({
+      initialLimit: 4,
+      maxLimit: 64,
+      clock,
+      onLimitChange: (limit) => changes.push(limit),
+    });
     // Throughput proportional to the reads in flight: every step pays off.
-    const limits = drive(controller, clock, 12, (limit) => ({ bytesPerMs: limit * MiB }));
-    expect(limits).toContain(8);
-    expect(limits).toContain(16);
-    expect(controller.limit).toBe(64);
-    expect(Math.max(...limits)).toBe(64);
+    drive(controller, clock, 12, (limit) => ({ bytesPerMs: limit * MiB }));
+    expect(changes).toEqual([8, 16, 32, 64]);
   });
 
   it('stops growing when throughput stops growing, and returns to the smallest limit that gave it', () => {
     const clock = createManualClock();
-    const controller = new AdaptiveConcurrency({ initialLimit: 4, maxLimit: 256, clock });
+    const changes: number[] = [];
+    const controller = new AdaptiveConcurrency({
+      initialLimit: 4,
+      maxLimit: 256,
+      clock,
+      onLimitChange: (limit) => changes.push(limit),
+    });
     // The platform serves at most 16 reads at once: more buys nothing.
-    const limits = drive(controller, clock, 16, (limit) => ({ bytesPerMs: Math.min(limit, 16) * MiB }));
-    expect(Math.max(...limits)).toBe(32);
-    expect(limits.slice(-4)).toEqual([16, 16, 16, 16]);
+    drive(controller, clock, 40, (limit) => ({ bytesPerMs: Math.min(limit, 16) * MiB }));
+    expect(changes.slice(0, 4)).toEqual([8, 16, 32, 16]);
+    // Afterwards only probes one step up (16 -> 18), each given up again.
+    expect(Math.max(...changes.slice(4))).toBe(18);
+    expect(changes.length).toBeGreaterThan(5);
+    expect(controller.limit === 16 || controller.limit === 18).toBe(true);
   });
 
   it('cuts the limit multiplicatively when throttling rises with load (AIMD), then grows back additively', () => {
     const clock = createManualClock();
-    const controller = new AdaptiveConcurrency({ initialLimit: 8, maxLimit: 128, clock });
+    const changes: number[] = [];
+    const controller = new AdaptiveConcurrency({
+      initialLimit: 8,
+      maxLimit: 128,
+      clock,
+      onLimitChange: (limit) => changes.push(limit),
+    });
     // A rate limit at 20 reads in flight: beyond it, half the requests are throttled and throughput falls.
     const world = (limit: number) =>
       limit <= 20 ? { bytesPerMs: limit * MiB } : { bytesPerMs: 10 * MiB, throttleShare: 0.5 };
-    const limits = drive(controller, clock, 30, world);
-    const firstCut = limits.findIndex((limit, i) => i > 0 && limit < limits[i - 1]!);
-    expect(firstCut).toBeGreaterThan(0);
+    drive(controller, clock, 40, world);
     // Multiplicative: from 32 to 22 (x0.7), not one step down.
-    expect(limits[firstCut - 1]).toBe(32);
-    expect(limits[firstCut]).toBe(22);
-    // It settles around the knee, never again at 32.
-    expect(Math.max(...limits.slice(firstCut + 1))).toBeLessThan(32);
-    expect(Math.min(...limits.slice(firstCut + 1))).toBeGreaterThanOrEqual(10);
+    expect(changes.slice(0, 3)).toEqual([16, 32, 22]);
+    const afterCut = changes.slice(3);
+    // It settles around the knee, never again at 32, growing back by small steps.
+    expect(Math.max(...afterCut)).toBeLessThan(32);
+    expect(Math.min(...afterCut)).toBeGreaterThanOrEqual(10);
+    expect(
+      afterCut.some((limit, i) => i > 0 && limit - afterCut[i - 1]! > 0 && limit - afterCut[i - 1]! <= 3),
+    ).toBe(true);
   });
 
   it('does not cut for throttling that does not rise with load (random refusals the retries absorb)', () => {
@@ -106,14 +122,19 @@ describe('AdaptiveConcurrency', () => {
 
   it('does not go back for one window that bought nothing, only for two in a row', () => {
     const clock = createManualClock();
-    const controller = new AdaptiveConcurrency({ initialLimit: 8, maxLimit: 64, clock });
-    let unlucky = 0;
-    // At 16 and above, the first window is unlucky (half the throughput), later ones are not.
-    const limits = drive(controller, clock, 10, (limit) => ({
-      bytesPerMs: limit >= 16 && unlucky++ === 1 ? 8 * MiB : limit * MiB,
+    const changes: number[] = [];
+    const controller = new AdaptiveConcurrency({
+      initialLimit: 8,
+      maxLimit: 64,
+      clock,
+      onLimitChange: (limit) => changes.push(limit),
+    });
+    // The first window judged at 16 is unlucky (as slow as 8), later ones are not.
+    let readsAtSixteen = 0;
+    drive(controller, clock, 10, (limit) => ({
+      bytesPerMs: limit >= 16 && readsAtSixteen++ < 48 ? 8 * MiB : limit * MiB,
     }));
-    expect(limits).toContain(32);
-    expect(controller.limit).toBe(64);
+    expect(changes).toEqual([16, 32, 64]);
   });
 
   it('stays within its bounds whatever it observes', () => {
