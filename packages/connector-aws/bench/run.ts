@@ -7,7 +7,7 @@
 //  aws-adaptive  with 20% of GetSnapshotBlock calls throttled: transferDisk with its defaults
 //                (adaptive reads in flight) against each fixed `concurrency` in BENCH_AWS_FIXED;
 //                ratio: adaptive median / the best fixed median.
-// Sizes: BENCH_AWS_BLOCKS (default 1024: 512 MiB) blocks of 512 KiB for the measured volume,
+// Sizes: BENCH_AWS_BLOCKS (default 2048: 1 GiB) blocks of 512 KiB for the measured volume,
 // BENCH_AWS_ANCHOR_BLOCKS (default 128) for the 1-in-flight one (its rate is per request, so a
 // smaller volume measures it as well in less time). BENCH_REPS runs each (default 5).
 // BENCH_MOCK_NODE_ARGS passes node flags to the mock process (e.g. --cpu-prof).
@@ -19,7 +19,7 @@ import { median, recordRow } from '../../../scripts/bench/record.mjs';
 import { createAwsConnector } from '../src/index.js';
 
 const BLOCK = 524_288;
-const BLOCKS = Number(process.env.BENCH_AWS_BLOCKS ?? process.env.BENCH_BLOCKS ?? 1024);
+const BLOCKS = Number(process.env.BENCH_AWS_BLOCKS ?? process.env.BENCH_BLOCKS ?? 2048);
 const ANCHOR_BLOCKS = Number(process.env.BENCH_AWS_ANCHOR_BLOCKS ?? 128);
 const REPS = Number(process.env.BENCH_REPS ?? process.env.BENCH_REPEATS ?? 5);
 const LATENCY_MS = Number(process.env.BENCH_LATENCY_MS ?? 10);
