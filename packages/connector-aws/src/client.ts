@@ -433,8 +433,9 @@ export class AwsClient {
       query: { blockToken: input.blockToken },
       headers: { host: endpoint.host },
     };
-    // The SDK's clock-skew correction (learnt from earlier answers) applies here too.
-    const signingDate = new Date(this.#clock.now() + (this.#ebs.config.systemClockOffset ?? 0));
+    // Wall time, as the SDK signs (an injected clock only paces retries), with the SDK's
+    // clock-skew correction learnt from earlier answers.
+    const signingDate = new Date(Date.now() + (this.#ebs.config.systemClockOffset ?? 0));
     const signed = (await signer.sign(request, { signingDate })) as BlockRequest;
     const { response } = await this.#ebs.config.requestHandler.handle(signed, {
       ...(input.signal !== undefined ? { abortSignal: input.signal } : {}),
