@@ -115,10 +115,13 @@ export class AdaptiveConcurrency {
     const elapsedMs = now - this.#windowStartMs;
     const events = this.#reads + this.#throttles;
     // The window after a change only lets the reads started under the old limit drain: one round.
+    // While the limit doubles, half the events decide (growth is judged on throughput; only half
+    // the requests refused cuts then, which 16 events at a steady 20% reach about once in 400).
+    const minEvents = this.#slowStart ? this.#minWindowEvents / 2 : this.#minWindowEvents;
     if (
       this.#settling
         ? events < this.#limit
-        : elapsedMs < this.#minWindowMs || events < Math.max(this.#limit, this.#minWindowEvents)
+        : elapsedMs < this.#minWindowMs || events < Math.max(this.#limit, minEvents)
     )
       return;
     const rate = this.#bytes / elapsedMs;
