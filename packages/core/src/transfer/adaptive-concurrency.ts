@@ -32,8 +32,8 @@ const PROBE_AFTER_WINDOWS = 8;
  * the throughput of each measuring window, and the platform's `throttled` refusals.
  *
  * - The limit doubles while throughput grows (a slow start), then grows additively.
- * - When a step bought no throughput in two windows, it goes back to the smallest limit that gave
- *   the best throughput and holds there, trying one step up now and then.
+ * - When throughput stops growing, so does the limit; now and then it probes one step up, and
+ *   undoes a probe that bought nothing in two windows.
  * - When the share of throttled requests rises clearly above its calm level, or half the requests
  *   are refused, the platform is refusing load: the limit is cut multiplicatively (AIMD).
  *   Refusals whose share does not rise with load (a platform that throttles a fixed share whatever
@@ -57,13 +57,14 @@ export class AdaptiveConcurrency {
   #throttles = 0;
   #settling = true;
   #slowStart = true;
-  /** The best throughput seen (bytes/ms) and the smallest limit that gave it. */
+  /** The best throughput seen, bytes/ms. */
   #bestRate = 0;
-  #bestLimit: number;
+  /** The limit a probe started from, while the probe is judged. */
+  #probedFrom: number | undefined;
   /** The throttled share of the windows not cut (averaged): the platform's calm level. */
   #calmShare: number | undefined;
   #heldWindows = 0;
-  /** Windows in a row above the best limit that bought no throughput. */
+  /** Windows in a row of a probe that bought no throughput. */
   #misses = 0;
 
   constructor(options: AdaptiveConcurrencyOptions) {
@@ -88,7 +89,6 @@ export class AdaptiveConcurrency {
     this.#clock = options.clock;
     this.#onLimitChange = options.onLimitChange;
     this.#limit = Math.min(maxLimit, Math.max(minLimit, Math.floor(options.initialLimit ?? 8)));
-    this.#bestLimit = this.#limit;
     this.#windowStartMs = this.#clock.now();
   }
 
@@ -149,6 +149,7 @@ export class AdaptiveConcurrency {
       // Throughput is learnt again at the lower limit: the platform's capacity just changed.
       this.#bestRate = 0;
       this.#misses = 0;
+      this.#probedFrom = undefined;
       this.#set(Math.min(this.#limit - 1, Math.floor(this.#limit * DECREASE)));
       return;
     }
@@ -156,27 +157,30 @@ export class AdaptiveConcurrency {
     this.#calmShare = calm === undefined ? throttledShare : 0.8 * calm + 0.2 * throttledShare;
     if (rate > this.#bestRate * (1 + GROWTH)) {
       this.#bestRate = rate;
-      this.#bestLimit = this.#limit;
       this.#heldWindows = 0;
       this.#misses = 0;
+      this.#probedFrom = undefined;
       const step = this.#slowStart ? this.#limit : Math.max(1, Math.ceil(this.#limit / 8));
       this.#set(this.#limit + step);
       return;
     }
-    // A step that bought nothing twice running goes back to the smallest limit that gave the best
-    // throughput (one window alone may just have been unlucky).
-    if (this.#limit > this.#bestLimit) {
+    // Throughput stopped growing: so does the limit (what is in flight stays within the memory
+    // budget). A probe that bought nothing twice running is undone (one window alone may just
+    // have been unlucky).
+    this.#slowStart = false;
+    if (this.#probedFrom !== undefined) {
       if (++this.#misses < 2) return;
-      this.#slowStart = false;
+      const back = this.#probedFrom;
+      this.#probedFrom = undefined;
       this.#misses = 0;
-      this.#set(this.#bestLimit);
+      this.#set(back);
       return;
     }
-    this.#slowStart = false;
     if (++this.#heldWindows >= PROBE_AFTER_WINDOWS && this.#limit < this.#maxLimit) {
       // The probe is judged against what this limit gives now, not against an old best.
       this.#heldWindows = 0;
       this.#bestRate = rate;
+      this.#probedFrom = this.#limit;
       this.#set(this.#limit + Math.max(1, Math.ceil(this.#limit / 8)));
     }
   }
