@@ -175,8 +175,8 @@ export class EbsSnapshotReader implements ChangedBlockReader {
 
   /**
    * Reads `target.length` bytes at `offset` into `target`. Whole blocks are
-   * streamed straight into it, and on a SharedArrayBuffer (the engine's chunk
-   * buffers) their checksums are taken off the event loop.
+   * streamed straight into it and hashed on the way. `options.onRetry` hears of
+   * every retry the client makes of a block (throttling included).
    */
   async readInto(target: Uint8Array, offset: number, options: ReadOptions = {}): Promise<void> {
     this.#assertOpen();
@@ -206,7 +206,7 @@ export class EbsSnapshotReader implements ChangedBlockReader {
       // Only a whole 512 KiB block can land in place: a part of one is checked against its whole checksum.
       const inPlace = from === blockStart && to === blockStart + EBS_BLOCK_SIZE;
       reads.push(
-        this.#block(index, signal, inPlace ? piece : undefined).then((bytes) => {
+        this.#block(index, signal, inPlace ? piece : undefined, options.onRetry).then((bytes) => {
           if (bytes === undefined) piece.fill(0);
           else if (!inPlace) piece.set(bytes.subarray(from - blockStart, to - blockStart));
           this.#consume(index, to - from);
@@ -237,7 +237,12 @@ export class EbsSnapshotReader implements ChangedBlockReader {
   }
 
   /** One block's bytes within the disk; undefined for a block the snapshot does not hold (zeroes). */
-  async #block(index: number, signal: AbortSignal, into?: Uint8Array): Promise<Uint8Array | undefined> {
+  async #block(
+    index: number,
+    signal: AbortSignal,
+    into: Uint8Array | undefined,
+    onRetry: ReadOptions['onRetry'],
+  ): Promise<Uint8Array | undefined> {
     const blockLength = Math.min(EBS_BLOCK_SIZE, this.diskSize - index * EBS_BLOCK_SIZE);
     let refused = false;
     while (true) {
@@ -250,6 +255,7 @@ export class EbsSnapshotReader implements ChangedBlockReader {
             blockIndex: index,
             blockToken: token,
             ...(into !== undefined ? { into } : {}),
+            ...(onRetry !== undefined ? { onRetry } : {}),
             signal,
           }),
         );

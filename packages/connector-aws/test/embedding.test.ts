@@ -48,6 +48,34 @@ describe('credential providers', () => {
     expect(calls).toBeGreaterThan(0);
   });
 
+  test('blocks are read with the credentials a temporary-credentials provider supplies (session token signed)', async () => {
+    const aws = await mockAws();
+    const volume = [...aws.state.volumes.values()][0]!;
+    const data = new Uint8Array(524_288).fill(7);
+    volume.disk.write!(524_288, data);
+    let calls = 0;
+    const connector = createAwsConnector({
+      ...FAST,
+      credentials: async () => {
+        calls++;
+        return { ...aws.credentials, sessionToken: 'FQoGZXIvYXdzEXAMPLETOKEN' };
+      },
+    });
+    const session = await connector.connect(withoutKeys(aws));
+    open.push(session);
+    const [host] = await session.listHosts();
+    const reader = await session.openReader(host!.disks[0]!, {
+      snapshot: await session.createSnapshot(host!),
+    });
+    const bytes = await reader.read(524_288, 524_288);
+    await reader.close();
+    expect(Buffer.compare(bytes, data)).toBe(0);
+    expect(calls).toBeGreaterThan(0);
+    const block = aws.calls.find((c) => /\/blocks\/1$/.test(c.path));
+    expect(block?.headers['x-amz-security-token']).toBe('FQoGZXIvYXdzEXAMPLETOKEN');
+    expect(block?.status).toBe(200);
+  });
+
   test('keys in the form besides a provider are a config error naming the field', async () => {
     const aws = await mockAws();
     const connector = createAwsConnector({ credentials: async () => aws.credentials });

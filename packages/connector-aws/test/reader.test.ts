@@ -263,6 +263,22 @@ describe('faults', () => {
     expect(aws.calls.filter((c) => /\/blocks\/0$/.test(c.path))).toHaveLength(6);
   });
 
+  test('a block AWS throttles 8 times in a row is still read (a refusal did no work: 12 tries), byte for byte', async () => {
+    const { aws, session, host, disk } = await setup();
+    const reader = await session.openReader(host.disks[0]!, { snapshot: await session.createSnapshot(host) });
+    const fault = aws.faults.add({
+      kind: 'status',
+      status: 400,
+      path: /\/blocks\/0$/,
+      times: 8,
+      body: { Message: 'Rate exceeded', Reason: 'ACCOUNT_THROTTLED' },
+      headers: { 'x-amzn-errortype': 'RequestThrottledException' },
+    });
+    const image = await applyReader(reader);
+    expect(fault.hits).toBe(8);
+    expect(Buffer.compare(image, live(disk))).toBe(0);
+  });
+
   test('a 500 from GetSnapshotBlock is retried', async () => {
     const { aws, session, host, disk } = await setup();
     const reader = await session.openReader(host.disks[0]!, { snapshot: await session.createSnapshot(host) });

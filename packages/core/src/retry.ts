@@ -11,12 +11,20 @@ export interface RetryOptions {
   baseDelayMs?: number;
   /** Cap of any backoff (default 10 s). */
   maxDelayMs?: number;
+  /**
+   * Tries in all when the failure is a `throttled` refusal, which did no work: a platform that
+   * refuses a fixed share of calls would otherwise fail a long transfer on a rare run of refusals.
+   * Default: `attempts` when that is given, else the owner's default (the AWS client: 12).
+   */
+  throttledAttempts?: number;
 }
 
 export interface RetryPolicy {
   attempts: number;
   baseDelayMs: number;
   maxDelayMs: number;
+  /** Tries in all for `throttled` refusals (never fewer than `attempts`); absent: `attempts`. */
+  throttledAttempts?: number;
 }
 
 /** Fills defaults (5 attempts, 100 ms, 10 s, or `defaults`) and checks the values. */
@@ -24,15 +32,25 @@ export function resolveRetryPolicy(
   options: RetryOptions = {},
   defaults: Partial<RetryPolicy> = {},
 ): RetryPolicy {
+  const attempts = options.attempts ?? defaults.attempts ?? 5;
   const policy = {
-    attempts: options.attempts ?? defaults.attempts ?? 5,
+    attempts,
     baseDelayMs: options.baseDelayMs ?? defaults.baseDelayMs ?? 100,
     maxDelayMs: options.maxDelayMs ?? defaults.maxDelayMs ?? 10_000,
+    throttledAttempts:
+      options.throttledAttempts ??
+      (options.attempts !== undefined ? attempts : (defaults.throttledAttempts ?? attempts)),
   };
   if (!Number.isInteger(policy.attempts) || policy.attempts < 1) {
     throw new SyncproxyError(`retry.attempts must be an integer >= 1 (got ${options.attempts})`, {
       code: 'config',
     });
+  }
+  if (!Number.isInteger(policy.throttledAttempts) || policy.throttledAttempts < 1) {
+    throw new SyncproxyError(
+      `retry.throttledAttempts must be an integer >= 1 (got ${policy.throttledAttempts})`,
+      { code: 'config' },
+    );
   }
   if (!(policy.baseDelayMs >= 0) || !(policy.maxDelayMs >= 0)) {
     throw new SyncproxyError('retry.baseDelayMs and retry.maxDelayMs must be >= 0', { code: 'config' });
@@ -109,7 +127,9 @@ export async function withRetry<T>(
       if (context.signal?.aborted) throw abortError(context.signal, what);
       const error = mapError(thrown);
       if (!error.retryable || error.code === 'aborted') throw error;
-      if (attempt >= context.policy.attempts) throw exhausted(error, attempt);
+      const { attempts, throttledAttempts = attempts } = context.policy;
+      if (attempt >= (error.code === 'throttled' ? Math.max(attempts, throttledAttempts) : attempts))
+        throw exhausted(error, attempt);
       context.onRetry?.(error, attempt);
       await sleep(clock, backoffDelayMs(context.policy, attempt, random), context.signal, what);
     }

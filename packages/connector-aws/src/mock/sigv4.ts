@@ -122,15 +122,7 @@ export async function verifySignature(
     const values = request.query.getAll(key);
     query[key] = values.length === 1 ? (values[0] as string) : values;
   }
-  const { SignatureV4 } = await loadSigner();
-  const signer = new SignatureV4({
-    credentials: options.credentials,
-    region: options.region,
-    service: options.service,
-    sha256: Sha256,
-    uriEscapePath: true,
-    applyChecksum: false,
-  });
+  const signer = await signerFor(options);
   const host = headers.host ?? '127.0.0.1';
   const signed = await signer.sign(
     {
@@ -155,6 +147,40 @@ export async function verifySignature(
     };
   }
   return undefined;
+}
+
+type Signer = InstanceType<Awaited<ReturnType<typeof loadSigner>>['SignatureV4']>;
+
+/** One signer per credentials, region and service: it holds no per-request state, and making one costs. */
+const signers = new WeakMap<MockCredentials, Map<string, Promise<Signer>>>();
+
+function signerFor(options: {
+  credentials: MockCredentials;
+  region: string;
+  service: string;
+}): Promise<Signer> {
+  let byScope = signers.get(options.credentials);
+  if (byScope === undefined) {
+    byScope = new Map();
+    signers.set(options.credentials, byScope);
+  }
+  const scope = `${options.region}/${options.service}`;
+  let signer = byScope.get(scope);
+  if (signer === undefined) {
+    signer = loadSigner().then(
+      ({ SignatureV4 }) =>
+        new SignatureV4({
+          credentials: options.credentials,
+          region: options.region,
+          service: options.service,
+          sha256: Sha256,
+          uriEscapePath: true,
+          applyChecksum: false,
+        }),
+    );
+    byScope.set(scope, signer);
+  }
+  return signer;
 }
 
 function single(value: string | string[] | undefined): string | undefined {

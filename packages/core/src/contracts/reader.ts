@@ -1,3 +1,5 @@
+import type { SyncproxyError } from '../errors/syncproxy-error.js';
+
 /** What an extent holds: bytes to copy, or a range that reads as zeroes. */
 export type ExtentKind = 'data' | 'zero';
 
@@ -49,6 +51,13 @@ export interface ReaderHints {
 
 export interface ReadOptions {
   signal?: AbortSignal;
+  /**
+   * Told of each retry the reader makes itself, before its backoff (a reader whose client owns
+   * the retries of its platform calls, as the AWS one does). The engine's adaptive concurrency
+   * counts `throttled` errors here; the caller never retries on it, so the retry owner stays one.
+   * A reader that retries nothing itself never calls it; a wrapper passes it on.
+   */
+  onRetry?: (error: SyncproxyError) => void;
 }
 
 /**

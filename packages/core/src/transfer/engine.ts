@@ -8,6 +8,7 @@ import type { BlockSink } from '../contracts/sink.js';
 import { SyncproxyError } from '../errors/syncproxy-error.js';
 import { abortError, toSyncproxyError } from '../errors/to-syncproxy-error.js';
 import { type RetryContext, type RetryOptions, resolveRetryPolicy, withRetry } from '../retry.js';
+import { AdaptiveConcurrency } from './adaptive-concurrency.js';
 import {
   type CheckpointStore,
   ChunkLedger,
@@ -38,8 +39,10 @@ export interface TransferOptions {
    */
   chunkSizeBytes?: number;
   /**
-   * Reads in flight (default 8), within the reader's `hints.readBytesInFlight`
-   * when it declares one (else `concurrency` chunks' worth).
+   * Reads in flight. Default: adaptive ({@link AdaptiveConcurrency}): from 8, grown while
+   * throughput grows and cut when the platform's throttling rises with load, within the memory
+   * budget (at most 4 reads per chunk `maxInFlightBytes` holds) and within the reader's
+   * `hints.readBytesInFlight` when it declares one. A number fixes it.
    */
   concurrency?: number;
   /** Bytes of chunk buffers held at once, reads and writes together (default 64 MiB). */
@@ -145,10 +148,12 @@ interface Settings {
   chunkSizeBytes: number;
   chunkCount: number;
   concurrency: number;
-  /** Bytes of reads in flight at most: the reader's hint, else `concurrency` chunks. */
+  /** Bytes of reads in flight at most: the reader's hint, else `concurrency` chunks (the memory budget when adaptive). */
   readBytesInFlight: number;
   /** Bytes of one read into a chunk buffer at most: `readBytesInFlight / concurrency`, whole blocks, at most a chunk. */
   readBytes: number;
+  /** The most reads in flight the adaptive limit may reach; undefined when `concurrency` was given. */
+  adaptiveMaxConcurrency: number | undefined;
   maxInFlightBytes: number;
   checkpointChunks: number;
   checkpointMs: number;
@@ -199,7 +204,10 @@ function resolveSettings(options: TransferOptions): Settings {
   const readBytesInFlight =
     typeof readHint === 'number' && Number.isSafeInteger(readHint) && readHint > 0
       ? readHint
-      : concurrency * chunkSizeBytes;
+      : options.concurrency === undefined
+        ? // Adaptive: the count grows past 8, and the buffer budget bounds the bytes.
+          Math.max(concurrency * chunkSizeBytes, maxInFlightBytes)
+        : concurrency * chunkSizeBytes;
   const readBytes = Math.min(
     chunkSizeBytes,
     Math.max(granularity, Math.floor(readBytesInFlight / concurrency / granularity) * granularity),
@@ -218,6 +226,10 @@ function resolveSettings(options: TransferOptions): Settings {
     concurrency,
     readBytesInFlight,
     readBytes,
+    adaptiveMaxConcurrency:
+      options.concurrency === undefined
+        ? Math.max(concurrency, 4 * Math.max(1, Math.floor(maxInFlightBytes / chunkSizeBytes)))
+        : undefined,
     maxInFlightBytes,
     checkpointChunks,
     checkpointMs,
@@ -580,10 +592,17 @@ class TransferRun {
   /** Data and zeroed bytes of each chunk this run wrote, kept for `verify`: a chunk found wrong is not done. */
   private readonly split: Map<number, [number, number]> | undefined;
   /**
-   * Reads in flight: at most `concurrency` of them and `readBytesInFlight` bytes. The one place that
-   * decides how many reads run at once; every read of the source goes through {@link TransferRun.admitRead}.
+   * Reads in flight: at most `concurrency` of them (tuned by `adaptive`) and `readBytesInFlight`
+   * bytes. The one place that decides how many reads run at once; every read of the source goes
+   * through {@link TransferRun.admitRead}.
    */
   private readonly reads: InFlightBudget;
+  /** Tunes the count of `reads` from throughput and throttling, unless the caller fixed `concurrency`. */
+  private readonly adaptive: AdaptiveConcurrency | undefined;
+  /** Told of every retry, the engine's and those a reader makes itself: throttling feeds the adaptive limit. */
+  private readonly observeRetry = (error: SyncproxyError): void => {
+    if (error.code === 'throttled') this.adaptive?.throttled();
+  };
   /**
    * Chunks are hashed only when the hashes go somewhere: a manifest store, or
    * `verify`. With neither (`manifest: false`, a sink with no default store)
@@ -607,6 +626,18 @@ class TransferRun {
     this.written = new Uint8Array(Math.ceil(settings.chunkCount / 8));
     this.split = options.verify === true ? new Map() : undefined;
     this.reads = new InFlightBudget(settings.readBytesInFlight, settings.concurrency);
+    this.adaptive =
+      settings.adaptiveMaxConcurrency === undefined
+        ? undefined
+        : new AdaptiveConcurrency({
+            initialLimit: settings.concurrency,
+            maxLimit: settings.adaptiveMaxConcurrency,
+            clock: context.clock,
+            onLimitChange: (limit) => {
+              this.reads.setMaxJobs(limit);
+              options.logger?.debug({ readsInFlight: limit }, 'adaptive concurrency: new limit');
+            },
+          });
     this.hashes = context.stores.manifest !== undefined || options.verify === true;
     this.buffers =
       typeof options.reader.readInto === 'function'
@@ -623,6 +654,7 @@ class TransferRun {
       signal: context.signal,
       onRetry: (error, attempt) => {
         this.retries++;
+        this.observeRetry(error);
         options.logger?.debug(
           {
             code: error.code,
@@ -807,7 +839,10 @@ class TransferRun {
         this.admitRead(piece.length, async () => {
           if (signal.aborted) throw abortError(signal, 'transfer');
           await bandwidth?.take(piece.length, signal);
-          const data = await raceAbort(reader.read(piece.offset, piece.length, { signal }), signal);
+          const data = await raceAbort(
+            reader.read(piece.offset, piece.length, { signal, onRetry: this.observeRetry }),
+            signal,
+          );
           if (data.length !== piece.length) {
             throw new SyncproxyError(
               `reader returned ${data.length} bytes for [${piece.offset}, ${piece.offset + piece.length})`,
@@ -815,6 +850,7 @@ class TransferRun {
             );
           }
           this.bytesRead += data.length;
+          this.adaptive?.readDone(data.length);
           return data;
         }),
       this.retry,
@@ -846,12 +882,13 @@ class TransferRun {
               const read = () => {
                 // The buffer is taken here, by the first read let through (see runJob).
                 const part = buffer().subarray(at + done, at + done + length);
-                return reader.readInto!(part, offset, { signal });
+                return reader.readInto!(part, offset, { signal, onRetry: this.observeRetry });
               };
               return bandwidth === undefined ? read() : bandwidth.take(length, signal).then(read);
             });
             return raceAbort(reading, signal).then(() => {
               this.bytesRead += length;
+              this.adaptive?.readDone(length);
             });
           },
           this.retry,

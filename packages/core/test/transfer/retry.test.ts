@@ -65,4 +65,38 @@ describe('retry', () => {
     });
     expect(calls).toBe(1);
   });
+
+  it('gives throttled refusals their own number of tries, and other failures still stop at attempts', async () => {
+    const policy = resolveRetryPolicy({ attempts: 3, throttledAttempts: 8, baseDelayMs: 0 });
+    let calls = 0;
+    const throttled = await withRetry(
+      'read',
+      async () => {
+        calls++;
+        throw new SyncproxyError('Rate exceeded', { code: 'throttled' });
+      },
+      { policy, random: () => 0 },
+    ).catch((error: unknown) => error);
+    expect(calls).toBe(8);
+    expect(SyncproxyError.hasCode(throttled, 'throttled') && throttled.retryable).toBe(false);
+
+    calls = 0;
+    await withRetry(
+      'read',
+      async () => {
+        calls++;
+        throw new SyncproxyError('HTTP 503', { code: 'platform', retryable: true });
+      },
+      { policy, random: () => 0 },
+    ).catch(() => {});
+    expect(calls).toBe(3);
+  });
+
+  it('bounds throttled refusals by attempts when the caller set attempts and not throttledAttempts', () => {
+    expect(
+      resolveRetryPolicy({ attempts: 2 }, { attempts: 6, throttledAttempts: 12 }).throttledAttempts,
+    ).toBe(2);
+    expect(resolveRetryPolicy({}, { attempts: 6, throttledAttempts: 12 }).throttledAttempts).toBe(12);
+    expect(resolveRetryPolicy({}).throttledAttempts).toBe(5);
+  });
 });
