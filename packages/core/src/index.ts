@@ -1,6 +1,6 @@
 // Contracts (spec v1)
 
-export { raceAbort, sleep } from './abortable.js';
+export { listenForAbort, raceAbort, sleep } from './abortable.js';
 export {
   removeStaleTemporaries,
   syncDirectory,

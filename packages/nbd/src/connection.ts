@@ -1,5 +1,5 @@
 import { connect as connectSocket, type Socket } from 'node:net';
-import { abortError, SyncproxyError, toSyncproxyError } from '@syncproxy/core';
+import { abortError, listenForAbort, SyncproxyError, toSyncproxyError } from '@syncproxy/core';
 import { ByteQueue } from './byte-queue.js';
 import { type NegotiatedExport, negotiate, sanitize } from './handshake.js';
 import { nbdCommandError, protocolError } from './nbd-error.js';
@@ -777,31 +777,4 @@ function connectionLost(error: Error | undefined, serverName: string, inFlight: 
     `NBD connection to ${serverName} was lost${why}${inFlight > 0 ? ` with ${inFlight} requests in flight` : ''}`,
     { code: 'network', retryable: true, cause: error },
   );
-}
-
-/**
- * One 'abort' listener per signal, fanned out to every request waiting on it:
- * a transfer passes one signal to hundreds of requests, and EventTarget warns
- * past ten listeners.
- */
-const abortListeners = new WeakMap<AbortSignal, Set<() => void>>();
-
-function listenForAbort(signal: AbortSignal, callback: () => void): () => void {
-  let callbacks = abortListeners.get(signal);
-  if (!callbacks) {
-    const set = new Set<() => void>();
-    callbacks = set;
-    abortListeners.set(signal, set);
-    signal.addEventListener(
-      'abort',
-      () => {
-        abortListeners.delete(signal);
-        for (const cb of set) cb();
-      },
-      { once: true },
-    );
-  }
-  callbacks.add(callback);
-  const registered = callbacks;
-  return () => registered.delete(callback);
 }

@@ -1,20 +1,9 @@
 import { describe, expect, it } from 'vitest';
 import { createManualClock } from '../../src/clock.js';
 import { AdaptiveConcurrency } from '../../src/transfer/adaptive-concurrency.js';
+import { seededRandom } from './fixtures/readers.js';
 
 const MiB = 1024 * 1024;
-
-/** A deterministic uniform [0, 1) source. */
-function mulberry32(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 /**
  * Drives a controller on a manual clock as a transfer would: reads complete every 2 ms, each with the
@@ -113,7 +102,7 @@ describe('AdaptiveConcurrency', () => {
   it('does not cut for a steady share of refusals that varies from window to window (10% to 30%)', () => {
     const clock = createManualClock();
     const controller = new AdaptiveConcurrency({ initialLimit: 8, maxLimit: 64, clock });
-    const random = mulberry32(5);
+    const random = seededRandom(5);
     const limits = drive(controller, clock, 40, (limit) => ({
       bytesPerMs: limit * MiB,
       throttleShare: 0.1 + 0.2 * random(),
