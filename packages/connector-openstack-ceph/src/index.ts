@@ -7,6 +7,7 @@ export {
   keyOfKeyring,
   RbdCli,
   type RbdCliOptions,
+  type RbdFifoProcess,
   type RbdProcess,
   type RbdRunOptions,
 } from './ceph/rbd-cli.js';

@@ -39,7 +39,7 @@ export interface TransferOptions {
    */
   chunkSizeBytes?: number;
   /**
-   * Reads in flight. Default: adaptive ({@link AdaptiveConcurrency}): from 8, grown while
+   * Reads in flight. Default: adaptive (`AdaptiveConcurrency`, docs/transfer.md): from 8, grown while
    * throughput grows and cut when the platform's throttling rises with load, within the memory
    * budget (at most 4 reads per chunk `maxInFlightBytes` holds) and within the reader's
    * `hints.readBytesInFlight` when it declares one. A number fixes it.
