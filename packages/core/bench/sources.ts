@@ -52,9 +52,20 @@ export function dense(diskSize: number): () => Iterable<Extent> {
 }
 
 /** `chunkBytes` changed every `every` chunks: a spread-out incremental. */
-export function everyNth(diskSize: number, chunkBytes: number, every: number): () => Iterable<Extent> {
+export function everyNth(
+  diskSize: number,
+  chunkBytes: number,
+  every: number,
+  maxExtents = Number.POSITIVE_INFINITY,
+): () => Iterable<Extent> {
   return function* () {
-    for (let offset = 0; offset + chunkBytes <= diskSize; offset += chunkBytes * every) {
+    let count = 0;
+    for (
+      let offset = 0;
+      offset + chunkBytes <= diskSize && count < maxExtents;
+      offset += chunkBytes * every
+    ) {
+      count++;
       yield { offset, length: chunkBytes, kind: 'data' as const };
     }
   };
