@@ -190,6 +190,7 @@ export {
   type ManifestStore,
   readManifest,
 } from './transfer/manifest.js';
+export type { ManifestChanges } from './transfer/manifest-journal.js';
 export type { TransferProgress } from './transfer/progress.js';
 export { TokenBucket, type TokenBucketOptions } from './transfer/token-bucket.js';
 export { isAllZero, zeroFill } from './transfer/zero-detection.js';

@@ -21,7 +21,7 @@ import { ChunkHasher } from './chunk-hasher.js';
 import { type ChunkJob, type ChunkPiece, planChunks } from './chunk-plan.js';
 import { DEFAULT_CHUNK_SIZE_BYTES } from './hash-diff-reader.js';
 import { InFlightBudget } from './in-flight-budget.js';
-import { DiskManifest, FileManifestStore, type ManifestStore } from './manifest.js';
+import { DiskManifest, FileManifestStore, type ManifestStore, UNKNOWN_ENTRY } from './manifest.js';
 import { ProgressMeter, type TransferProgress } from './progress.js';
 import type { TokenBucket } from './token-bucket.js';
 import { isAllZero, ZERO_BLOCK, zeroFill } from './zero-detection.js';
@@ -588,6 +588,13 @@ class TransferRun {
 
   private failure: SyncproxyError | undefined;
   private readonly inFlight = new Map<number, Promise<void>>();
+  /**
+   * Chunks started and not yet finished, whose bytes on the target may be half written: a
+   * checkpoint's manifest marks them `unknown`. A chunk leaves it in the same step that records
+   * its entry and counts it done, so no save sees it done and unknown at once (`inFlight` keeps a
+   * finished chunk a few microtasks longer).
+   */
+  private readonly unfinished = new Set<number>();
   private readonly written: Uint8Array;
   /** Data and zeroed bytes of each chunk this run wrote, kept for `verify`: a chunk found wrong is not done. */
   private readonly split: Map<number, [number, number]> | undefined;
@@ -613,6 +620,12 @@ class TransferRun {
   private readonly buffers: ChunkBufferPool | undefined;
   private readonly retry: RetryContext;
   private doneSinceSave = 0;
+  /**
+   * Chunks whose manifest entry changed since the last checkpoint, once the whole manifest has been
+   * saved in this run (`undefined` before): later checkpoints save only these, through the store's
+   * `saveChanges`, so their cost follows the chunks written, not the size of the disk.
+   */
+  private changedSinceSave: number[] | undefined;
   private lastSaveAt: number;
   private saving: Promise<void> | undefined;
   private cursor = 0;
@@ -733,9 +746,21 @@ class TransferRun {
           budget.release(weight);
           break;
         }
+        // Before the first write, the stored manifest says the image is being written: a run killed before
+        // its first checkpoint must not leave a complete manifest whose digests a half-written chunk belies.
+        if (this.changedSinceSave === undefined && this.context.stores.manifest !== undefined) {
+          try {
+            await this.manifestSave()!();
+          } catch (error) {
+            budget.release(weight);
+            throw error;
+          }
+        }
+        this.unfinished.add(job.index);
         const done = this.runJob(job).then(
           ({ entry, written, zeroed }) => {
-            this.context.manifest.set(job.index, entry);
+            this.unfinished.delete(job.index);
+            this.setEntry(job.index, entry);
             this.written[job.index >> 3]! |= 1 << (job.index & 7);
             this.split?.set(job.index, [written, zeroed]);
             ledger.finish(
@@ -748,7 +773,12 @@ class TransferRun {
             this.doneSinceSave++;
             this.report();
           },
-          (error: unknown) => this.fail(error),
+          (error: unknown) => {
+            this.fail(error);
+            // Its bytes on the target may be half written: below pendingFrom every entry must be exact.
+            this.unfinished.delete(job.index);
+            this.setEntry(job.index, 'unknown');
+          },
         );
         this.inFlight.set(
           job.index,
@@ -1002,6 +1032,38 @@ class TransferRun {
     else await save;
   }
 
+  private setEntry(index: number, entry: Uint8Array | 'zero' | 'unknown'): void {
+    this.context.manifest.set(index, entry);
+    this.changedSinceSave?.push(index);
+  }
+
+  /**
+   * What a checkpoint saves of the manifest, taken now (the entries go on changing while it is
+   * written): the first time in a run, the whole manifest; after that, only the entries changed
+   * since, where the store can save changes. Chunks in flight are `unknown` either way: the target
+   * may hold them half written.
+   */
+  private manifestSave(): (() => Promise<void>) | undefined {
+    const { manifest, stores } = this.context;
+    const store = stores.manifest;
+    if (store === undefined) return undefined;
+    const changed = this.changedSinceSave;
+    if (changed !== undefined && store.saveChanges !== undefined) {
+      const entries: Array<readonly [number, Uint8Array]> = [];
+      for (const index of changed) entries.push([index, manifest.raw(index).slice()]);
+      for (const index of this.unfinished) entries.push([index, UNKNOWN_ENTRY]);
+      this.changedSinceSave = [];
+      const changes = { pendingFrom: this.cursor, entries };
+      return () => store.saveChanges!(changes);
+    }
+    const partial = manifest.clone();
+    partial.complete = false;
+    partial.pendingFrom = this.cursor;
+    for (const index of this.unfinished) partial.set(index, 'unknown');
+    this.changedSinceSave = [];
+    return () => store.save(partial);
+  }
+
   /** Flushes the sink, then saves the manifest, then the checkpoint: a checkpoint never names a chunk that is not durable. */
   private saveCheckpoint(): Promise<void> {
     if (!this.hasStores) return Promise.resolve();
@@ -1014,18 +1076,12 @@ class TransferRun {
       },
       new Date(),
     );
-    let partial: DiskManifest | undefined;
-    if (stores.manifest !== undefined) {
-      partial = manifest.clone();
-      partial.complete = false;
-      partial.pendingFrom = this.cursor;
-      for (const index of this.inFlight.keys()) partial.set(index, 'unknown');
-    }
+    const saveManifest = this.manifestSave();
     this.doneSinceSave = 0;
     this.lastSaveAt = clock.now();
     const save = (async () => {
       await this.flushSink();
-      if (partial !== undefined) await stores.manifest!.save(partial);
+      await saveManifest?.();
       await stores.checkpoint?.save(checkpoint);
     })();
     // `saving` only tells when the save is over; its error reaches the caller of this method (and so fail()).
@@ -1081,7 +1137,7 @@ class TransferRun {
       for (const index of mismatched) {
         const [written, zeroed] = this.split?.get(index) ?? [0, 0];
         ledger.forget(index, manifest.chunkLength(index), written, zeroed);
-        manifest.set(index, 'unknown');
+        this.setEntry(index, 'unknown');
       }
       this.cursor = this.settings.chunkCount;
       await this.saveCheckpoint();

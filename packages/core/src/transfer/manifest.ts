@@ -1,9 +1,16 @@
 import { createHash } from 'node:crypto';
-import { readFile } from 'node:fs/promises';
+import { readFile, rm } from 'node:fs/promises';
 import { writeFileAtomic } from '../atomic-file.js';
 import { SyncproxyError } from '../errors/syncproxy-error.js';
 import { toSyncproxyError } from '../errors/to-syncproxy-error.js';
 import { type ChunkHashAlgorithm, isChunkHashAlgorithm } from './chunk-hash-algorithm.js';
+import {
+  applyManifestJournal,
+  baseChecksumOf,
+  journalPathOf,
+  type ManifestChanges,
+  ManifestJournalWriter,
+} from './manifest-journal.js';
 
 /** Bytes of one entry: a SHA-256 or a BLAKE3 digest. */
 export const MANIFEST_ENTRY_BYTES = 32;
@@ -12,7 +19,8 @@ const MAGIC_V1 = 'SYNCPROXY-MANIFEST/1\n';
 /** Format 2: the header names the entries' `hashAlgorithm`. */
 const MAGIC_V2 = 'SYNCPROXY-MANIFEST/2\n';
 const ZERO_ENTRY = new Uint8Array(MANIFEST_ENTRY_BYTES);
-const UNKNOWN_ENTRY = new Uint8Array(MANIFEST_ENTRY_BYTES).fill(0xff);
+/** The stored bytes of an `unknown` entry. */
+export const UNKNOWN_ENTRY = new Uint8Array(MANIFEST_ENTRY_BYTES).fill(0xff);
 
 /**
  * What the manifest knows of one chunk: its digest (hex, with the manifest's
@@ -190,7 +198,12 @@ export class DiskManifest {
   /** Entries still `unknown`. */
   unknownCount(): number {
     let count = 0;
-    for (let i = 0; i < this.chunkCount; i++) if (equalBytes(this.raw(i), UNKNOWN_ENTRY)) count++;
+    const entries = this.entries;
+    for (let at = 0; at < entries.length; at += MANIFEST_ENTRY_BYTES) {
+      // A digest's first byte is 0xff once in 256 chunks: only those are compared whole.
+      if (entries[at] === 0xff && equalBytes(entries.subarray(at, at + MANIFEST_ENTRY_BYTES), UNKNOWN_ENTRY))
+        count++;
+    }
     return count;
   }
 
@@ -309,7 +322,11 @@ function equalBytes(a: Uint8Array, b: Uint8Array): boolean {
   return a.length === b.length && Buffer.compare(a, b) === 0;
 }
 
-/** Reads a manifest file; `not-found` when there is none, `integrity` when it is damaged. */
+/**
+ * Reads a manifest file, with the checkpoints' changes its journal
+ * (`<path>.journal`) holds applied; `not-found` when there is none,
+ * `integrity` when it is damaged.
+ */
 export async function readManifest(path: string): Promise<DiskManifest> {
   let bytes: Buffer;
   try {
@@ -317,7 +334,7 @@ export async function readManifest(path: string): Promise<DiskManifest> {
   } catch (error) {
     throw toSyncproxyError(error, { operation: `read manifest ${path}` });
   }
-  return DiskManifest.decode(bytes, path);
+  return applyManifestJournal(path, DiskManifest.decode(bytes, path), baseChecksumOf(bytes));
 }
 
 /** Where the engine keeps the manifest of a target between transfers. */
@@ -325,10 +342,24 @@ export interface ManifestStore {
   /** The stored manifest, or undefined when there is none yet. */
   load(): Promise<DiskManifest | undefined>;
   save(manifest: DiskManifest): Promise<void>;
+  /**
+   * Optional: records the changes of an incomplete manifest since this store's last `save` or
+   * `saveChanges`, at a cost that follows the changes rather than the disk. The engine calls it
+   * for checkpoints after it has saved the whole manifest once in the same transfer; a store
+   * without it gets a whole `save` at every checkpoint. `load` returns the manifest with the
+   * changes applied.
+   */
+  saveChanges?(changes: ManifestChanges): Promise<void>;
 }
 
-/** A manifest in one file, replaced atomically on each save. */
+/**
+ * A manifest in one file, replaced atomically on each save. Checkpoints'
+ * changes go to a journal beside it (`<path>.journal`), appended and fsynced,
+ * and {@link readManifest} applies them; the next whole save removes it.
+ */
 export class FileManifestStore implements ManifestStore {
+  #journal: ManifestJournalWriter | undefined;
+
   constructor(readonly path: string) {}
 
   async load(): Promise<DiskManifest | undefined> {
@@ -342,6 +373,21 @@ export class FileManifestStore implements ManifestStore {
 
   async save(manifest: DiskManifest): Promise<void> {
     manifest.updatedAt = new Date().toISOString();
-    await writeFileAtomic(this.path, manifest.encode());
+    const encoded = manifest.encode();
+    this.#journal = undefined;
+    await writeFileAtomic(this.path, encoded);
+    // The old journal names the old base's checksum, so a crash before this removal leaves it ignored.
+    await rm(journalPathOf(this.path), { force: true });
+    if (!manifest.complete) this.#journal = new ManifestJournalWriter(this.path, baseChecksumOf(encoded));
+  }
+
+  async saveChanges(changes: ManifestChanges): Promise<void> {
+    if (this.#journal === undefined) {
+      throw new SyncproxyError(
+        `manifest ${this.path}: saveChanges needs a save() of the incomplete manifest first`,
+        { code: 'internal', retryable: false },
+      );
+    }
+    await this.#journal.append(changes);
   }
 }
