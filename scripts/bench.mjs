@@ -56,6 +56,13 @@ const figure = (value, unit) => {
 };
 const runs = (values) => (values ?? []).map((v) => v.toFixed(Math.abs(v) >= 100 ? 0 : 2)).join(' ');
 
+/** CPU seconds the machine spent per run, both sides, and what the project's side needs at the least on these cores. */
+const cpu = (row) => {
+  if (!row.projectCpu?.length) return '';
+  const ours = median(row.projectCpu);
+  const anchor = row.anchorCpu?.length ? ` / anchor ${median(row.anchorCpu).toFixed(2)}` : '';
+  return `ours ${ours.toFixed(2)}${anchor} (ours >= ${(ours / cpus().length).toFixed(2)} s of wall time on ${cpus().length} cores)`;
+};
 const table = rows.map((row) => ({
   path: row.path,
   'this project (median)': `${row.project}: ${figure(median(row.projectRuns), row.unit)}`,
@@ -65,6 +72,7 @@ const table = rows.map((row) => ({
   aim: row.aim ?? '',
   result: row.pass ? 'pass' : 'FAIL',
   runs: `ours ${runs(row.projectRuns)}${row.anchorRuns ? ` / anchor ${runs(row.anchorRuns)}` : ''}`,
+  'machine CPU s (median)': cpu(row),
   load: row.loadAverage === undefined ? '' : row.loadAverage.toFixed(1),
   note: row.note ?? '',
 }));

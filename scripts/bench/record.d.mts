@@ -13,6 +13,12 @@ export interface BenchRow {
   aim?: string;
   pass: boolean;
   note?: string;
+  projectCpu?: number[];
+  anchorCpu?: number[];
 }
+export declare function machineCpuSeconds(): number | undefined;
+export declare function measure(
+  run: () => unknown,
+): Promise<{ seconds: number; cpuSeconds: number | undefined }>;
 export declare function median(values: number[]): number;
 export declare function recordRow(row: BenchRow): void;

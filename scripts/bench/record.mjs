@@ -2,7 +2,7 @@
 // measures; scripts/bench.mjs runs every package's bench with SYNCPROXY_BENCH_ROWS set to a
 // JSON-lines file and prints one table from it, in ROW_ORDER. Outside that runner (a package's
 // bench run alone) recordRow only prints the row.
-import { appendFileSync } from 'node:fs';
+import { appendFileSync, readFileSync } from 'node:fs';
 import { loadavg } from 'node:os';
 
 /**
@@ -40,7 +40,46 @@ export const ROW_ORDER = [
  * @property {string} [aim]           e.g. ">= 1.0"
  * @property {boolean} pass           whether `ratio` meets `required`
  * @property {string} [note]          sizes, settings, load average
+ * @property {number[]} [projectCpu]  CPU seconds the whole machine spent in each project run ({@link machineCpuSeconds})
+ * @property {number[]} [anchorCpu]   the same for each anchor run
  */
+
+/**
+ * CPU seconds the whole machine has spent busy since boot (all cores: user, system, interrupts,
+ * steal; /proc/stat), or undefined where there is no /proc/stat. The difference across a run counts
+ * every process and kernel thread that worked for it (a server, write-back, a child tool), so the
+ * two sides of a row compare on the same terms, and a side that needs more CPU seconds than cores
+ * times the other side's wall time cannot match it on this machine, however it is tuned.
+ * @returns {number | undefined}
+ */
+export function machineCpuSeconds() {
+  let line;
+  try {
+    line = readFileSync('/proc/stat', 'utf8').split('\n', 1)[0];
+  } catch {
+    return undefined;
+  }
+  // cpu user nice system idle iowait irq softirq steal ...: in USER_HZ ticks, 100 a second on Linux.
+  const [user, nice, system, , , irq, softirq, steal] = line.trim().split(/\s+/).slice(1).map(Number);
+  return (user + nice + system + irq + softirq + (steal ?? 0)) / 100;
+}
+
+/**
+ * Runs `run` and returns its wall time and the machine's CPU seconds across it.
+ * @param {() => unknown} run
+ * @returns {Promise<{ seconds: number, cpuSeconds: number | undefined }>}
+ */
+export async function measure(run) {
+  const cpuBefore = machineCpuSeconds();
+  const started = performance.now();
+  await run();
+  const seconds = (performance.now() - started) / 1000;
+  const cpuAfter = machineCpuSeconds();
+  return {
+    seconds,
+    cpuSeconds: cpuBefore === undefined || cpuAfter === undefined ? undefined : cpuAfter - cpuBefore,
+  };
+}
 
 /** @param {number[]} values */
 export function median(values) {

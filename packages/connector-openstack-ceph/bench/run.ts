@@ -18,7 +18,7 @@ import { mkdir, rm } from 'node:fs/promises';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { FileSink, transferDisk } from '@syncproxy/core';
-import { median, recordRow } from '../../../scripts/bench/record.mjs';
+import { measure, median, recordRow } from '../../../scripts/bench/record.mjs';
 import { openRbdReader, parseExportDiff, RbdCli } from '../src/index.js';
 import { adminRbd, encodeExportDiff } from '../src/mock/index.js';
 
@@ -142,27 +142,39 @@ async function benchFullSync(
     const target = join(work, 'target.raw');
     const viaExport: number[] = [];
     const viaReader: number[] = [];
+    const exportCpu: number[] = [];
+    const readerCpu: number[] = [];
+    const removeTarget = async () => {
+      for (const p of [
+        target,
+        `${target}.manifest`,
+        `${target}.manifest.journal`,
+        `${target}.checkpoint.json`,
+      ])
+        await rm(p, { force: true });
+    };
+    const measured = async (times: number[], cpu: number[], run: () => Promise<void>) => {
+      const { seconds, cpuSeconds } = await measure(run);
+      times.push(seconds);
+      if (cpuSeconds !== undefined) cpu.push(cpuSeconds);
+    };
     const anchor = async (): Promise<void> => {
       await rm(exported, { force: true });
       // The FileSink fsyncs the image before it reports done; the export is made durable the same way.
-      viaExport.push(
-        await timed(async () => {
-          await adminRbd(cluster, ['export', '--no-progress', `${spec}@s1`, exported]);
-          spawnSync('sync', [exported]);
-        }),
-      );
+      await measured(viaExport, exportCpu, async () => {
+        await adminRbd(cluster, ['export', '--no-progress', `${spec}@s1`, exported]);
+        spawnSync('sync', [exported]);
+      });
       await rm(exported, { force: true });
     };
     const project = async (): Promise<void> => {
-      await rm(target, { force: true });
-      viaReader.push(
-        await timed(async () => {
-          const reader = await openRbdReader({ cli, pool: cluster.pool, image, snapshot: 's1' });
-          await transferDisk({ reader, sink: new FileSink(target) });
-          await reader.close();
-        }),
-      );
-      await rm(target, { force: true });
+      await removeTarget();
+      await measured(viaReader, readerCpu, async () => {
+        const reader = await openRbdReader({ cli, pool: cluster.pool, image, snapshot: 's1' });
+        await transferDisk({ reader, sink: new FileSink(target) });
+        await reader.close();
+      });
+      await removeTarget();
     };
     for (let r = 0; r < reps; r++) {
       if (r % 2 === 0) {
@@ -186,6 +198,8 @@ async function benchFullSync(
       anchor: 'rbd export SNAP FILE + sync FILE',
       projectRuns: viaReader,
       anchorRuns: viaExport,
+      projectCpu: readerCpu,
+      anchorCpu: exportCpu,
       unit: 's',
       ratio,
       ratioMeaning: 'rbd export time / ours (higher is better)',

@@ -10,7 +10,7 @@ import { spawnSync } from 'node:child_process';
 import { mkdir, open, rm } from 'node:fs/promises';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { median, recordRow } from '../../../scripts/bench/record.mjs';
+import { measure, median, recordRow } from '../../../scripts/bench/record.mjs';
 import { FileSink, transferDisk } from '../src/index.js';
 import { FileReader } from '../test/transfer/fixtures/readers.js';
 import { benchHash } from './hash.js';
@@ -42,7 +42,8 @@ async function timed(run: () => Promise<unknown> | unknown): Promise<number> {
 }
 
 async function removeImage(path: string): Promise<void> {
-  for (const p of [path, `${path}.manifest`, `${path}.checkpoint.json`]) await rm(p, { force: true });
+  for (const p of [path, `${path}.manifest`, `${path}.manifest.journal`, `${path}.checkpoint.json`])
+    await rm(p, { force: true });
 }
 
 function dd(from: string, to: string, fsync: boolean): void {
@@ -77,6 +78,13 @@ async function benchDense(): Promise<void> {
   const ddPlain: number[] = [];
   const ddSync: number[] = [];
   const engine: number[] = [];
+  const ddSyncCpu: number[] = [];
+  const engineCpu: number[] = [];
+  const measured = async (times: number[], cpu: number[], run: () => unknown) => {
+    const { seconds, cpuSeconds } = await measure(run);
+    times.push(seconds);
+    if (cpuSeconds !== undefined) cpu.push(cpuSeconds);
+  };
   const runEngine = async () => {
     const reader = await FileReader.open(source);
     try {
@@ -96,8 +104,8 @@ async function benchDense(): Promise<void> {
     ddPlain.push(await timed(() => dd(source, target, false)));
     await fresh();
     const pair = [
-      async () => ddSync.push(await timed(() => dd(source, target, true))),
-      async () => engine.push(await timed(runEngine)),
+      () => measured(ddSync, ddSyncCpu, () => dd(source, target, true)),
+      () => measured(engine, engineCpu, runEngine),
     ];
     for (const run of i % 2 === 0 ? pair : pair.reverse()) {
       await run();
@@ -125,7 +133,7 @@ async function benchDense(): Promise<void> {
     case: `transferDisk file -> FileSink, ${gib} GiB`,
     median: `${e.toFixed(2)} s`,
     rate: rate(denseBytes, e),
-    note: `ratio vs dd conv=fsync ${(s / e).toFixed(2)}, vs plain dd ${(p / e).toFixed(2)} (SHA-256 + manifest + checkpoints included)`,
+    note: `ratio vs dd conv=fsync ${(s / e).toFixed(2)}, vs plain dd ${(p / e).toFixed(2)} (BLAKE3 manifest + checkpoints included)`,
   });
   console.error(
     `dense: dd ${ddPlain.map((x) => x.toFixed(2))} dd-fsync ${ddSync.map((x) => x.toFixed(2))} engine ${engine.map((x) => x.toFixed(2))}`,
@@ -137,6 +145,8 @@ async function benchDense(): Promise<void> {
     anchor: 'dd bs=4M conv=fsync',
     projectRuns: engine,
     anchorRuns: ddSync,
+    projectCpu: engineCpu,
+    anchorCpu: ddSyncCpu,
     unit: 's',
     ratio: s / e,
     ratioMeaning: 'dd time / ours (higher is better)',
@@ -221,9 +231,9 @@ async function benchIncremental(): Promise<void> {
     times: [] as number[],
     changed: 0,
   }));
-  // Interleaved: each repetition runs the large disk, then the small one.
+  // Interleaved, the order swapped every repetition.
   for (let i = 0; i < reps; i++) {
-    for (const c of cases) {
+    for (const c of i % 2 === 0 ? cases : [...cases].reverse()) {
       // The small disk changes exactly as many chunks as the large one: every 6th chunk, cut at the
       // large disk's count (every 6.25th cannot be had, and every 6th alone changes 4% more bytes).
       const largeCount = Math.ceil(cases[0]!.disk / chunk / cases[0]!.every);

@@ -12,7 +12,7 @@ import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { FileSink, transferDisk } from '@syncproxy/core';
-import { median, recordRow } from '../../../scripts/bench/record.mjs';
+import { measure, median, recordRow } from '../../../scripts/bench/record.mjs';
 import { connectNbd, NbdReader } from '../src/index.js';
 import { startNbdkit } from '../test/nbdkit.js';
 import { clientCopy, dataExtents, NullSink } from './copy.js';
@@ -104,7 +104,8 @@ const scenarios: Scenario[] = [
 
 /** The image and the state a FileSink keeps beside it: each run starts from nothing, as a first sync does. */
 async function removeImage(path: string): Promise<void> {
-  for (const p of [path, `${path}.manifest`, `${path}.checkpoint.json`]) await rm(p, { force: true });
+  for (const p of [path, `${path}.manifest`, `${path}.manifest.journal`, `${path}.checkpoint.json`])
+    await rm(p, { force: true });
 }
 
 const outputDir = process.env.OUTPUT_DIR ?? (existsSync('/dev/shm') ? '/dev/shm' : tmpdir());
@@ -127,15 +128,17 @@ try {
   for (const image of images) await removeImage(image);
 
   const times = new Map<string, number[]>(scenarios.map((s) => [s.name, []]));
+  const cpu = new Map<string, number[]>(scenarios.map((s) => [s.name, []]));
   for (let rep = 0; rep < REPS; rep++) {
-    for (const scenario of scenarios) {
+    // The order flips every repetition, so no scenario always follows the same one (and its freed memory).
+    for (const scenario of rep % 2 === 0 ? scenarios : [...scenarios].reverse()) {
       const output = join(dir, 'out.img');
       await removeImage(output);
       // Write-back of the previous run's file must not land in this run's time.
       execFileSync('sync');
-      const started = performance.now();
-      await scenario.run(server.uri, output);
-      times.get(scenario.name)!.push((performance.now() - started) / 1000);
+      const { seconds, cpuSeconds } = await measure(() => scenario.run(server.uri, output));
+      times.get(scenario.name)!.push(seconds);
+      if (cpuSeconds !== undefined) cpu.get(scenario.name)!.push(cpuSeconds);
     }
     process.stderr.write(`repetition ${rep + 1}/${REPS} done\n`);
   }
@@ -150,6 +153,7 @@ try {
         'median s': seconds.toFixed(3),
         'data MB/s': Math.round(dataBytes / seconds / 1e6),
         'vs nbdcopy': base === undefined ? '' : (base / seconds).toFixed(2),
+        'machine CPU s': cpu.get(s.name)!.length ? median(cpu.get(s.name)!).toFixed(2) : '',
         'runs s': times
           .get(s.name)!
           .map((t) => t.toFixed(3))
@@ -172,6 +176,8 @@ try {
       anchor: s.baseline,
       projectRuns,
       anchorRuns,
+      projectCpu: cpu.get(s.name),
+      anchorCpu: cpu.get(s.baseline),
       unit: 's',
       ratio,
       ratioMeaning: 'nbdcopy time / ours (higher is better)',

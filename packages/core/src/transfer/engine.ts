@@ -1067,7 +1067,7 @@ class TransferRun {
   /** Flushes the sink, then saves the manifest, then the checkpoint: a checkpoint never names a chunk that is not durable. */
   private saveCheckpoint(): Promise<void> {
     if (!this.hasStores) return Promise.resolve();
-    const { ledger, manifest, stores, clock } = this.context;
+    const { ledger, stores, clock } = this.context;
     const checkpoint = ledger.snapshot(
       {
         diskSize: this.settings.diskSize,
