@@ -11,6 +11,14 @@ export interface BlockSink {
    * manifest), e.g. the image path of a FileSink. Absent: the sink keeps none.
    */
   readonly statePath?: string;
+  /**
+   * Optional, known once `open` has resolved: a name for the very target written to, which
+   * changes when the target is replaced or made anew (a FileSink: the file's device, inode and
+   * birth time). The engine resumes a checkpoint, and continues a manifest, only on the target
+   * they were saved for: an image deleted and made again, or swapped for another file, starts
+   * over instead of keeping chunks it no longer holds.
+   */
+  readonly targetId?: string;
   /** Called once before the first write with the source disk's size. */
   open?(diskSize: number): Promise<void>;
   write(offset: number, data: Uint8Array, options?: SinkWriteOptions): Promise<void>;

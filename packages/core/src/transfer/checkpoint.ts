@@ -12,6 +12,8 @@ export interface TransferCheckpoint {
   version: 1;
   /** The caller's name for this transfer; a checkpoint of another transfer is never resumed. */
   transferId?: string;
+  /** The sink's `targetId` when saved: a checkpoint of another target (a replaced or re-made image) is never resumed. */
+  targetId?: string;
   diskSize: number;
   chunkSizeBytes: number;
   /** Every chunk with a lower index is done or was never part of the transfer. */
@@ -91,6 +93,7 @@ export function parseCheckpoint(text: string, source = 'checkpoint'): TransferCh
     if (n !== undefined && (!Number.isSafeInteger(n) || n < 0 || n > (value.bytesDone as number)))
       throw bad(`bad ${key}`);
   }
+  if (value.targetId !== undefined && typeof value.targetId !== 'string') throw bad('bad targetId');
   if (!Array.isArray(value.doneRuns)) throw bad('bad doneRuns');
   let previous = value.doneBelow as number;
   for (const run of value.doneRuns) {
@@ -186,12 +189,13 @@ export class ChunkLedger {
   }
 
   snapshot(
-    geometry: { diskSize: number; chunkSizeBytes: number; transferId?: string },
+    geometry: { diskSize: number; chunkSizeBytes: number; transferId?: string; targetId?: string },
     now: Date,
   ): TransferCheckpoint {
     return {
       version: 1,
       ...(geometry.transferId !== undefined ? { transferId: geometry.transferId } : {}),
+      ...(geometry.targetId !== undefined ? { targetId: geometry.targetId } : {}),
       diskSize: geometry.diskSize,
       chunkSizeBytes: geometry.chunkSizeBytes,
       doneBelow: this.doneBelow,

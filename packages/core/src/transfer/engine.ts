@@ -256,14 +256,24 @@ function resumable(
   checkpoint: TransferCheckpoint | undefined,
   settings: Settings,
   transferId: string | undefined,
+  targetId: string | undefined,
 ): boolean {
   return (
     checkpoint !== undefined &&
     checkpoint.diskSize === settings.diskSize &&
     checkpoint.chunkSizeBytes === settings.chunkSizeBytes &&
     checkpoint.transferId === transferId &&
+    sameTarget(checkpoint.targetId, targetId) &&
     withinDisk(checkpoint, settings)
   );
+}
+
+/**
+ * Whether state saved for the target `saved` names may be continued on the target the sink names
+ * now. State from before targets were named (`saved` undefined) is taken as it always was.
+ */
+function sameTarget(saved: string | undefined, current: string | undefined): boolean {
+  return saved === undefined || saved === current;
 }
 
 /**
@@ -357,12 +367,14 @@ export async function transferDisk(options: TransferOptions): Promise<TransferRe
       });
       return undefined;
     });
-    const resuming = resumable(previousCheckpoint, settings, options.transferId);
+    const targetId = sink.targetId;
+    const resuming = resumable(previousCheckpoint, settings, options.transferId, targetId);
     if (previousCheckpoint !== undefined && !resuming) {
       warnings.push({
         code: 'checkpoint-discarded',
-        message:
-          'a checkpoint of another transfer (other id, disk size or chunk size) was found and not resumed',
+        message: sameTarget(previousCheckpoint.targetId, targetId)
+          ? 'a checkpoint of another transfer (other id, disk size or chunk size) was found and not resumed'
+          : 'a checkpoint of another target was found and not resumed: the image was replaced or made anew since it was saved',
       });
     }
     const manifest = await loadBaseManifest(
@@ -370,7 +382,7 @@ export async function transferDisk(options: TransferOptions): Promise<TransferRe
       settings,
       resuming,
       isFullTransfer(options),
-      options.transferId,
+      { transferId: options.transferId, targetId },
       warnings,
     );
     hasher = new ChunkHasher({ algorithm: manifest.hashAlgorithm });
@@ -441,7 +453,7 @@ async function loadBaseManifest(
   settings: Settings,
   resuming: boolean,
   full: boolean,
-  transferId: string | undefined,
+  names: { transferId: string | undefined; targetId: string | undefined },
   warnings: SyncWarning[],
 ): Promise<DiskManifest> {
   let stored: DiskManifest | undefined;
@@ -463,7 +475,15 @@ async function loadBaseManifest(
     });
   };
   let manifest: DiskManifest;
-  if (stored?.sameGeometry(settings) && !canDigest(stored.hashAlgorithm)) {
+  if (stored !== undefined && !sameTarget(stored.targetId, names.targetId)) {
+    // Its digests describe an image that is gone: the one at the path now was replaced or made anew.
+    warnings.push({
+      code: 'manifest-reset',
+      message:
+        'the stored manifest describes another target (the image was replaced or made anew since): a new one is started',
+    });
+    manifest = fresh();
+  } else if (stored?.sameGeometry(settings) && !canDigest(stored.hashAlgorithm)) {
     // A BLAKE3 manifest where the binding does not load: its digests cannot be continued.
     warnings.push({
       code: 'manifest-reset',
@@ -494,7 +514,8 @@ async function loadBaseManifest(
     manifest = fresh();
   }
   manifest.complete = false;
-  manifest.transferId = transferId;
+  manifest.transferId = names.transferId;
+  manifest.targetId = names.targetId;
   return manifest;
 }
 
@@ -1073,6 +1094,7 @@ class TransferRun {
         diskSize: this.settings.diskSize,
         chunkSizeBytes: this.settings.chunkSizeBytes,
         transferId: this.options.transferId,
+        targetId: this.options.sink.targetId,
       },
       new Date(),
     );

@@ -57,6 +57,7 @@ export class FileSink implements BlockSink {
   private holes: Uint8Array = new Uint8Array(0);
   private closed = false;
   private readonly writeLimit: ReturnType<typeof pLimit>;
+  #targetId: string | undefined;
 
   constructor(path: string, options: FileSinkOptions = {}) {
     if (typeof path !== 'string' || path === '') {
@@ -70,6 +71,15 @@ export class FileSink implements BlockSink {
   /** The target's size: the device's for a block device, else the disk size once opened. */
   get size(): number | undefined {
     return this.deviceSize;
+  }
+
+  /**
+   * The image file's device, inode and birth time, after `open` (see {@link BlockSink.targetId}):
+   * a file deleted and made again may get the same inode, never the same birth time. Undefined for
+   * a block device.
+   */
+  get targetId(): string | undefined {
+    return this.#targetId;
   }
 
   /** True when the target is a block device (known after `open`). */
@@ -99,6 +109,8 @@ export class FileSink implements BlockSink {
           );
         }
       } else if (stat.isFile()) {
+        const ids = await handle.stat({ bigint: true });
+        this.#targetId = `file:${ids.dev}:${ids.ino}:${ids.birthtimeNs}`;
         if (stat.size !== diskSize) await handle.truncate(diskSize);
         this.deviceSize = diskSize;
         this.trackHoles(stat.size, diskSize);

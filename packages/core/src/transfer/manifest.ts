@@ -71,6 +71,12 @@ export class DiskManifest {
    */
   pendingFrom: number;
   transferId: string | undefined;
+  /**
+   * The sink's `targetId` (see `BlockSink.targetId`) of the image these entries describe; a
+   * transfer to another target (a replaced or re-made image) does not continue them. Undefined in
+   * manifests written before it was kept, and for sinks that name none.
+   */
+  targetId: string | undefined;
   /** ISO-8601 time of the last save. */
   updatedAt: string;
   readonly entries: Uint8Array;
@@ -89,6 +95,7 @@ export class DiskManifest {
     this.complete = false;
     this.pendingFrom = 0;
     this.transferId = undefined;
+    this.targetId = undefined;
     this.updatedAt = new Date(0).toISOString();
   }
 
@@ -175,6 +182,7 @@ export class DiskManifest {
     copy.complete = this.complete;
     copy.pendingFrom = this.pendingFrom;
     copy.transferId = this.transferId;
+    copy.targetId = this.targetId;
     copy.updatedAt = this.updatedAt;
     return copy;
   }
@@ -220,6 +228,7 @@ export class DiskManifest {
       complete: this.complete,
       pendingFrom: this.complete ? this.chunkCount : this.pendingFrom,
       transferId: this.transferId ?? null,
+      ...(this.targetId !== undefined ? { targetId: this.targetId } : {}),
       updatedAt: this.updatedAt,
     });
     const head = Buffer.from(`${MAGIC_V2}${header}\n`, 'utf8');
@@ -252,6 +261,7 @@ export class DiskManifest {
       complete?: unknown;
       pendingFrom?: unknown;
       transferId?: unknown;
+      targetId?: unknown;
       updatedAt?: unknown;
     };
     try {
@@ -295,6 +305,7 @@ export class DiskManifest {
         ? Math.min(header.pendingFrom as number, manifest.chunkCount)
         : 0;
     manifest.transferId = typeof header.transferId === 'string' ? header.transferId : undefined;
+    manifest.targetId = typeof header.targetId === 'string' ? header.targetId : undefined;
     manifest.updatedAt = typeof header.updatedAt === 'string' ? header.updatedAt : manifest.updatedAt;
     return manifest;
   }
