@@ -155,6 +155,17 @@ class CountingStore extends FileManifestStore {
   }
 }
 
+/** `sink` with its writes going through `write` instead: a target that stalls, fails or stops. */
+function withWrite(sink: MemorySink, write: BlockSink['write']): BlockSink {
+  return {
+    open: (size) => sink.open(size),
+    write,
+    writeZeroes: (offset, length) => sink.writeZeroes(offset, length),
+    flush: () => sink.flush(),
+    close: () => sink.close(),
+  };
+}
+
 describe('transferDisk checkpoints with a journaling manifest store', () => {
   it('saves the whole manifest once before the first write and once at the end; checkpoints save only changed entries', async () => {
     const stores = new MemoryStores();
@@ -188,16 +199,10 @@ describe('transferDisk checkpoints with a journaling manifest store', () => {
 
     let seenAtFirstWrite: boolean | undefined;
     const stop = new AbortController();
-    const stalling: BlockSink = {
-      open: (size) => sink.open(size),
-      write: async () => {
-        seenAtFirstWrite ??= (await readManifest(manifest.path)).complete;
-        stop.abort(new Error('killed'));
-      },
-      writeZeroes: (offset, length) => sink.writeZeroes(offset, length),
-      flush: () => sink.flush(),
-      close: () => sink.close(),
-    };
+    const stalling = withWrite(sink, async () => {
+      seenAtFirstWrite ??= (await readManifest(manifest.path)).complete;
+      stop.abort(new Error('killed'));
+    });
     await expect(
       transferDisk({
         reader: spreadReader(1),
@@ -215,19 +220,13 @@ describe('transferDisk checkpoints with a journaling manifest store', () => {
     const manifest = new FileManifestStore(join(dir.path, 'failed.img.manifest'));
     const sink = new MemorySink();
     await transferDisk({ reader: spreadReader(), sink, chunkSizeBytes: CHUNK, manifest, checkpoint: false });
-    const failing: BlockSink = {
-      open: (size) => sink.open(size),
-      write: async (offset, data) => {
-        if (offset === 80 * CHUNK) {
-          await sink.write(offset, data.subarray(0, 100)); // half written, then the target fails
-          throw new SyncproxyError('disk full', { code: 'no-capacity', retryable: false });
-        }
-        await sink.write(offset, data);
-      },
-      writeZeroes: (offset, length) => sink.writeZeroes(offset, length),
-      flush: () => sink.flush(),
-      close: () => sink.close(),
-    };
+    const failing = withWrite(sink, async (offset, data) => {
+      if (offset === 80 * CHUNK) {
+        await sink.write(offset, data.subarray(0, 100)); // half written, then the target fails
+        throw new SyncproxyError('disk full', { code: 'no-capacity', retryable: false });
+      }
+      await sink.write(offset, data);
+    });
     await expect(
       transferDisk({
         reader: spreadReader(1),
@@ -251,16 +250,10 @@ describe('transferDisk checkpoints with a journaling manifest store', () => {
     const sink = new MemorySink();
     const stop = new AbortController();
     let writes = 0;
-    const stopping: BlockSink = {
-      open: (size) => sink.open(size),
-      write: async (offset, data) => {
-        await sink.write(offset, data);
-        if (++writes === 120) stop.abort(new Error('stopped'));
-      },
-      writeZeroes: (offset, length) => sink.writeZeroes(offset, length),
-      flush: () => sink.flush(),
-      close: () => sink.close(),
-    };
+    const stopping = withWrite(sink, async (offset, data) => {
+      await sink.write(offset, data);
+      if (++writes === 120) stop.abort(new Error('stopped'));
+    });
     const options = {
       chunkSizeBytes: CHUNK,
       concurrency: 2,
