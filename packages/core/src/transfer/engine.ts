@@ -268,6 +268,11 @@ function resumable(
   );
 }
 
+/** The chunk index ranges a checkpoint names done: `[0, doneBelow)` and its runs. */
+function doneRanges(checkpoint: TransferCheckpoint): Array<readonly [number, number]> {
+  return [[0, checkpoint.doneBelow], ...checkpoint.doneRuns];
+}
+
 /**
  * Whether state saved for the target `saved` names may be continued on the target the sink names
  * now. State from before targets were named (`saved` undefined) is taken as it always was.
@@ -381,6 +386,7 @@ export async function transferDisk(options: TransferOptions): Promise<TransferRe
       stores.manifest,
       settings,
       resuming,
+      previousCheckpoint,
       isFullTransfer(options),
       { transferId: options.transferId, targetId },
       warnings,
@@ -452,6 +458,7 @@ async function loadBaseManifest(
   store: ManifestStore | undefined,
   settings: Settings,
   resuming: boolean,
+  checkpoint: TransferCheckpoint | undefined,
   full: boolean,
   names: { transferId: string | undefined; targetId: string | undefined },
   warnings: SyncWarning[],
@@ -503,6 +510,14 @@ async function loadBaseManifest(
     // An interrupted transfer that is not being resumed may have left half-written chunks from pendingFrom on.
     if (!manifest.complete && !resuming) {
       for (let i = manifest.pendingFrom; i < manifest.chunkCount; i++) manifest.set(i, 'unknown');
+    }
+    // A resumed checkpoint never names a done chunk at or above the manifest's pendingFrom: the
+    // manifest is saved first. If it does (journal batches lost), those chunks' digests are not
+    // known: the resume skips them, so they must not keep the entries of the image before.
+    if (!manifest.complete && resuming && checkpoint !== undefined) {
+      for (const [start, end] of doneRanges(checkpoint)) {
+        for (let i = Math.max(start, manifest.pendingFrom); i < end; i++) manifest.set(i, 'unknown');
+      }
     }
   } else {
     if (stored !== undefined) {
@@ -771,7 +786,8 @@ class TransferRun {
         // its first checkpoint must not leave a complete manifest whose digests a half-written chunk belies.
         if (this.changedSinceSave === undefined && this.context.stores.manifest !== undefined) {
           try {
-            await this.manifestSave()!();
+            // pendingFrom is this chunk: it has not been written yet, and nothing above it has either.
+            await this.manifestSave(job.index)!();
           } catch (error) {
             budget.release(weight);
             throw error;
@@ -1064,7 +1080,7 @@ class TransferRun {
    * since, where the store can save changes. Chunks in flight are `unknown` either way: the target
    * may hold them half written.
    */
-  private manifestSave(): (() => Promise<void>) | undefined {
+  private manifestSave(pendingFrom = this.cursor): (() => Promise<void>) | undefined {
     const { manifest, stores } = this.context;
     const store = stores.manifest;
     if (store === undefined) return undefined;
@@ -1074,12 +1090,12 @@ class TransferRun {
       for (const index of changed) entries.push([index, manifest.raw(index).slice()]);
       for (const index of this.unfinished) entries.push([index, UNKNOWN_ENTRY]);
       this.changedSinceSave = [];
-      const changes = { pendingFrom: this.cursor, entries };
+      const changes = { pendingFrom, entries };
       return () => store.saveChanges!(changes);
     }
     const partial = manifest.clone();
     partial.complete = false;
-    partial.pendingFrom = this.cursor;
+    partial.pendingFrom = pendingFrom;
     for (const index of this.unfinished) partial.set(index, 'unknown');
     this.changedSinceSave = [];
     return () => store.save(partial);

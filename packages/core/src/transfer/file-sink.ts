@@ -98,10 +98,11 @@ export class FileSink implements BlockSink {
     this.closed = false;
     const handle = await this.openTarget();
     try {
-      const stat = await handle.stat();
+      // One stat, in bigint: inode numbers and birth times may not fit a double.
+      const stat = await handle.stat({ bigint: true });
       if (stat.isBlockDevice()) {
         this.isDevice = true;
-        this.deviceSize = await blockDeviceSize(stat.rdev);
+        this.deviceSize = await blockDeviceSize(Number(stat.rdev));
         if (this.deviceSize < diskSize) {
           throw new SyncproxyError(
             `block device ${this.path} holds ${this.deviceSize} bytes, less than the disk's ${diskSize} (use a larger device)`,
@@ -109,11 +110,11 @@ export class FileSink implements BlockSink {
           );
         }
       } else if (stat.isFile()) {
-        const ids = await handle.stat({ bigint: true });
-        this.#targetId = `file:${ids.dev}:${ids.ino}:${ids.birthtimeNs}`;
-        if (stat.size !== diskSize) await handle.truncate(diskSize);
+        this.#targetId = `file:${stat.dev}:${stat.ino}:${stat.birthtimeNs}`;
+        const size = Number(stat.size);
+        if (size !== diskSize) await handle.truncate(diskSize);
         this.deviceSize = diskSize;
-        this.trackHoles(stat.size, diskSize);
+        this.trackHoles(size, diskSize);
       }
     } catch (error) {
       await handle.close().catch(() => {});

@@ -12,6 +12,7 @@ import {
   writeFileAtomic,
 } from '@syncproxy/core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { digestChunk } from '../../src/transfer/chunk-hash-algorithm.js';
 import { MemorySink, MemoryStores } from './fixtures/memory-sink.js';
 import { PatternReader } from './fixtures/readers.js';
 import { manifestDigestOf, tempDir } from './fixtures/temp-dir.js';
@@ -241,6 +242,58 @@ describe('transferDisk checkpoints with a journaling manifest store', () => {
     expect(saved.complete).toBe(false);
     expect(saved.pendingFrom).toBeGreaterThan(80);
     expect(saved.entry(80)).toEqual({ state: 'unknown' });
+  });
+
+  it('a resume whose manifest lost journal batches leaves the chunks it skips unknown, never with the digests of the image before', async () => {
+    const manifest = new FileManifestStore(join(dir.path, 'lost.img.manifest'));
+    const stores = new MemoryStores();
+    const sink = new MemorySink();
+    const base = { chunkSizeBytes: CHUNK, manifest, full: true } as const;
+    // The image before: seed 0, complete, with a digest for every written chunk.
+    await transferDisk({ ...base, reader: spreadReader(0), sink, checkpoint: false });
+    const stop = new AbortController();
+    let writes = 0;
+    const stopping = withWrite(sink, async (offset, data) => {
+      await sink.write(offset, data);
+      if (++writes === 120) stop.abort(new Error('stopped'));
+    });
+    const options = {
+      ...base,
+      concurrency: 2,
+      maxInFlightBytes: 2 * CHUNK,
+      checkpoint: stores.checkpoint,
+      checkpointEvery: { chunks: 10 },
+      transferId: 'snap-2',
+    };
+    await expect(
+      transferDisk({ ...options, reader: spreadReader(1), sink: stopping, signal: stop.signal }),
+    ).rejects.toMatchObject({ code: 'aborted' });
+    // Every batch after the whole save is lost: the manifest lags the checkpoint.
+    await truncate(`${manifest.path}.journal`, HEAD_BYTES);
+    const reader = spreadReader(1);
+    const result = await transferDisk({ ...options, reader, sink });
+    expect(result.resumed).toBe(true);
+    expect(createHash('sha256').update(sink.image).digest('hex')).toBe(reader.sha256());
+    const saved = await readManifest(manifest.path);
+    let unknown = 0;
+    for (let i = 0; i < saved.chunkCount; i++) {
+      const entry = saved.entry(i);
+      if (entry.state === 'unknown') {
+        unknown++;
+        continue;
+      }
+      const chunk = sink.image.subarray(i * CHUNK, (i + 1) * CHUNK);
+      const expected = chunk.every((b) => b === 0)
+        ? { state: 'zero' }
+        : {
+            state: 'hash',
+            algorithm: saved.hashAlgorithm,
+            digest: Buffer.from(digestChunk(saved.hashAlgorithm, chunk)).toString('hex'),
+          };
+      expect(entry, `chunk ${i}`).toEqual(expected);
+    }
+    expect(unknown).toBeGreaterThan(0);
+    expect(result.unknownChunks).toBe(unknown);
   });
 
   it('resumes from a checkpoint whose manifest changes are in the journal, to the exact manifest of the image', async () => {
