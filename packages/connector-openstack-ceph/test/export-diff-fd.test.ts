@@ -288,3 +288,39 @@ describe('openRbdReader', () => {
     await reader.close();
   });
 });
+
+describe('RbdCli.spawnToFifo', () => {
+  let dir: string;
+  let cli: RbdCli;
+
+  beforeAll(async () => {
+    dir = await mkdtemp(join(tmpdir(), 'syncproxy-pipe-test-'));
+    // A stand-in for rbd that prints the buffer size of the pipe on its stdout (F_GETPIPE_SZ).
+    const rbd = join(dir, 'rbd');
+    await writeFile(rbd, `#!/bin/sh\nexec perl -e 'print fcntl(STDOUT, 1032, 0) + 0'\n`);
+    await chmod(rbd, 0o755);
+    cli = await RbdCli.create({
+      monitors: '127.0.0.1',
+      cephx: false,
+      user: 'admin',
+      rbdPath: rbd,
+      tmpRoot: dir,
+    });
+  });
+
+  afterAll(async () => {
+    await cli.close();
+    await rm(dir, { recursive: true, force: true });
+  });
+
+  it('gives rbd a FIFO of 1 MiB, not the 64 KiB default', async () => {
+    const fifo = await cli.spawnToFifo(['export-diff']);
+    const target = new Uint8Array(64);
+    let length = 0;
+    for (let n = 1; n > 0; length += n)
+      n = (await fifo.output.read(target, length, 64 - length, null)).bytesRead;
+    await fifo.exited;
+    await fifo.output.close();
+    expect(Buffer.from(target.subarray(0, length)).toString()).toBe(String(1 << 20));
+  });
+});

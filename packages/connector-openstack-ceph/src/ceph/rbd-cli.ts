@@ -69,6 +69,16 @@ export interface RbdFifoProcess extends Omit<RbdProcess, 'stdout'> {
 const NAME = /^[A-Za-z0-9_.-]{1,128}$/;
 const KEY = /^[A-Za-z0-9+/]{16,}={0,2}$/;
 const STDERR_TAIL_BYTES = 8192;
+/**
+ * What a FIFO rbd writes to holds: Linux's unprivileged maximum (`fs.pipe-max-size`).
+ * At the 64 KiB default, rbd and the reader wake each other every 64 KiB: 32,768
+ * wakeups a GiB. Measured on a 2 GiB full export (medians of 5, interleaved, 2 cores):
+ * into a null sink 3.29 s at 64 KiB and 2.10 s at 1 MiB; into a FileSink 7.89 s and 4.66 s.
+ */
+const FIFO_PIPE_BYTES = 1 << 20;
+/** perl's fcntl: Node has none. F_SETPIPE_SZ is 1031 on every Linux architecture. */
+const GROW_PIPE_PERL =
+  'open(my $f, "+<", $ARGV[0]) or exit 1; defined(fcntl($f, 1031, 0 + $ARGV[1])) or exit 2';
 
 /** The base64 key of a keyring given as a keyring file or as the key alone. */
 export function keyOfKeyring(keyring: string): string {
@@ -231,6 +241,8 @@ export class RbdCli {
       // blocking O_RDONLY open returns at once.
       writeEnd = await open(path, constants.O_RDWR);
       readEnd = await open(path, constants.O_RDONLY);
+      // Sized while our ends hold the pipe open: the size stays with the pipe.
+      await this.growPipe(path);
     } catch (error) {
       await writeEnd?.close();
       await readEnd?.close();
@@ -252,6 +264,24 @@ export class RbdCli {
       // The child holds its own copy: the reader sees the end when rbd exits.
       await writeEnd.close();
     }
+  }
+
+  /**
+   * Raises a FIFO's buffer to {@link FIFO_PIPE_BYTES} through perl (perl-base is
+   * part of every Debian and Ubuntu system). Without perl, or over the system's
+   * limit, the FIFO keeps its 64 KiB: slower, never wrong.
+   */
+  private async growPipe(path: string): Promise<void> {
+    const grown = await new Promise<boolean>((resolve) =>
+      execFile(
+        'perl',
+        ['-e', GROW_PIPE_PERL, path, String(FIFO_PIPE_BYTES)],
+        { env: { PATH: process.env.PATH ?? '/usr/bin:/bin' }, timeout: 10_000 },
+        (e) => resolve(e === null),
+      ),
+    );
+    if (!grown)
+      this.logger.debug({}, 'the FIFO rbd writes to keeps its 64 KiB buffer (perl could not resize it)');
   }
 
   private start(
