@@ -324,3 +324,58 @@ describe('RbdCli.spawnToFifo', () => {
     expect(Buffer.from(target.subarray(0, length)).toString()).toBe(String(1 << 20));
   });
 });
+
+describe('openRbdReader started ahead of its first listing', () => {
+  let dir: string;
+  let cli: RbdCli;
+  const sizeBytes = 4 << 20;
+
+  beforeAll(async () => {
+    dir = await mkdtemp(join(tmpdir(), 'syncproxy-early-test-'));
+    // rbd info answers only once the rbd diff started with it has printed its listing and exited
+    // (Node has reaped it): the listing is then read after its process is gone.
+    const pid = join(dir, 'diff.pid');
+    const rbd = join(dir, 'rbd');
+    await writeFile(
+      rbd,
+      [
+        '#!/bin/sh',
+        'for a in "$@"; do case "$a" in',
+        `  info) i=0; while [ ! -e ${pid} ] && [ $i -lt 500 ]; do sleep 0.01; i=$((i+1)); done`,
+        `    while kill -0 "$(cat ${pid})" 2>/dev/null && [ $i -lt 1000 ]; do sleep 0.01; i=$((i+1)); done`,
+        `    echo '{"size":${sizeBytes},"object_size":4194304}'; exit 0;;`,
+        `  diff) echo '[{"offset":0,"length":${sizeBytes},"exists":"true"}]'; echo $$ > ${pid}.tmp; mv ${pid}.tmp ${pid}; exit 0;;`,
+        '  export-diff) exit 0;;',
+        'esac; done',
+        'exit 22',
+        '',
+      ].join('\n'),
+    );
+    await chmod(rbd, 0o755);
+    cli = await RbdCli.create({
+      monitors: '127.0.0.1',
+      cephx: false,
+      user: 'admin',
+      rbdPath: rbd,
+      tmpRoot: dir,
+    });
+  });
+
+  afterAll(async () => {
+    await cli.close();
+    await rm(dir, { recursive: true, force: true });
+  });
+
+  it('keeps the listing of an rbd diff that exited before the engine lists', async () => {
+    const reader = await openRbdReader({ cli, pool: 'pool', image: 'img', snapshot: 's1' });
+    const extents = [];
+    for await (const extent of reader.extents()) extents.push(extent);
+    expect(extents).toEqual([{ offset: 0, length: sizeBytes, kind: 'data' }]);
+    await reader.close();
+  });
+
+  it('closes a reader whose listing nobody read', async () => {
+    const reader = await openRbdReader({ cli, pool: 'pool', image: 'img', snapshot: 's1' });
+    await reader.close();
+  });
+});

@@ -80,6 +80,8 @@ const FIFO_PIPE_BYTES = 1 << 20;
 const GROW_PIPE_PERL =
   'open(my $f, "+<", $ARGV[0]) or exit 1; defined(fcntl($f, 1031, 0 + $ARGV[1])) or exit 2';
 
+function keepForReader(): void {}
+
 /** The base64 key of a keyring given as a keyring file or as the key alone. */
 export function keyOfKeyring(keyring: string): string {
   const fromFile = /^\s*key\s*=\s*(\S+)\s*$/m.exec(keyring);
@@ -208,7 +210,21 @@ export class RbdCli {
   /** Starts a command whose stdout the caller streams (diff, export-diff). */
   spawn(args: readonly string[], options: { signal?: AbortSignal; what?: string } = {}): RbdProcess {
     const { child, exited, stop } = this.start(args, 'pipe', options);
-    return { stdout: child.stdout as Readable, exited, stop };
+    const stdout = child.stdout as Readable;
+    // When a child exits, Node resumes each of its stdio streams that nothing listens to, and so
+    // drops their bytes (child_process flushStdio). A listing or a stream started ahead of its
+    // reader (openRbdReader) may see rbd exit first: a listener keeps the bytes for the reader.
+    stdout.on('readable', keepForReader);
+    return {
+      stdout,
+      exited,
+      // Bytes nobody will read are dropped, or the child's 'close' (and `exited`) would wait for them.
+      stop: async () => {
+        const stopping = stop();
+        stdout.destroy();
+        await stopping;
+      },
+    };
   }
 
   /**

@@ -1,4 +1,4 @@
-import { type Extent, type ReadOptions, SyncproxyError } from '@syncproxy/core';
+import { abortError, type Extent, type ReadOptions, SyncproxyError } from '@syncproxy/core';
 import { parseRbdDiffJson } from './diff-json.js';
 import {
   type ByteQueue,
@@ -99,12 +99,21 @@ export async function* rbdDiffExtents(
   cli: RbdCli,
   ref: RbdImageRef,
   diskSize: number,
-  options: ReadOptions = {},
+  options: ReadOptions & {
+    /** A `rbd diff` of `ref` already running ({@link spawnRbdDiff}): read instead of starting one; stopped on `signal`. */
+    started?: RbdProcess;
+  } = {},
 ): AsyncGenerator<Extent, void, undefined> {
-  const proc = cli.spawn(['diff', '--format', 'json', ...diffArgs(ref), spec(ref)], {
-    signal: options.signal,
-    what: `rbd diff ${spec(ref)}`,
-  });
+  const { signal, started } = options;
+  const proc = started ?? spawnRbdDiff(cli, ref, { signal });
+  const onAbort = (): void => void proc.stop();
+  if (started !== undefined && signal !== undefined) {
+    if (signal.aborted) {
+      await proc.stop();
+      throw abortError(signal, `rbd diff ${spec(ref)}`);
+    }
+    signal.addEventListener('abort', onAbort, { once: true });
+  }
   let end = 0;
   try {
     for await (const entry of parseRbdDiffJson(proc.stdout)) {
@@ -131,8 +140,21 @@ export async function* rbdDiffExtents(
   } catch (error) {
     throw await stopAndExplain(proc, error);
   } finally {
+    signal?.removeEventListener('abort', onAbort);
     await proc.stop();
   }
+}
+
+/** Starts `rbd diff --format json` of the snapshot (from its base, when given), for {@link rbdDiffExtents}. */
+export function spawnRbdDiff(
+  cli: RbdCli,
+  ref: RbdImageRef,
+  options: { signal?: AbortSignal } = {},
+): RbdProcess {
+  return cli.spawn(['diff', '--format', 'json', ...diffArgs(ref), spec(ref)], {
+    signal: options.signal,
+    what: `rbd diff ${spec(ref)}`,
+  });
 }
 
 /** Stops `proc`, then the error to throw: rbd's own exit error when it failed (it says why), else `error`. */

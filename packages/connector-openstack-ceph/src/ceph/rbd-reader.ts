@@ -8,8 +8,15 @@ import {
   silentLogger,
   zeroFill,
 } from '@syncproxy/core';
-import type { RbdCli } from './rbd-cli.js';
-import { RbdExportDiffStream, type RbdImageRef, rbdDiffExtents, rbdImageInfo } from './rbd-image.js';
+import type { RbdCli, RbdProcess } from './rbd-cli.js';
+import {
+  RbdExportDiffStream,
+  type RbdImageInfo,
+  type RbdImageRef,
+  rbdDiffExtents,
+  rbdImageInfo,
+  spawnRbdDiff,
+} from './rbd-image.js';
 
 export interface OpenRbdReaderOptions extends RbdImageRef {
   cli: RbdCli;
@@ -37,7 +44,7 @@ export interface OpenRbdReaderOptions extends RbdImageRef {
  * than inventing zeroes for an incremental's unchanged bytes.
  */
 export async function openRbdReader(options: OpenRbdReaderOptions): Promise<ChangedBlockReader> {
-  const info = await rbdImageInfo(options.cli, options, { signal: options.signal });
+  const { cli } = options;
   const ref: RbdImageRef = {
     pool: options.pool,
     image: options.image,
@@ -45,13 +52,31 @@ export async function openRbdReader(options: OpenRbdReaderOptions): Promise<Chan
     mode: options.mode ?? 'exact',
     ...(options.fromSnapshot !== undefined ? { fromSnapshot: options.fromSnapshot } : {}),
   };
+  const useFifo = options.useFifo ?? true;
+  // The listing and the stream start with `rbd info`, not after it: each rbd command spends tens of
+  // milliseconds connecting to the cluster, and the engine's first read waits for the whole listing.
+  const stop = new AbortController();
+  const listing = spawnRbdDiff(cli, ref, { signal: stop.signal });
+  const opening = RbdExportDiffStream.open(cli, ref, { signal: stop.signal, useFifo });
+  opening.catch(() => {});
+  let info: RbdImageInfo;
+  try {
+    info = await rbdImageInfo(cli, options, { signal: options.signal });
+  } catch (error) {
+    stop.abort(error);
+    await listing.stop();
+    await opening.then((stream) => stream.close()).catch(() => {});
+    throw error;
+  }
   return new RbdReader(
-    options.cli,
+    cli,
     ref,
     info.sizeBytes,
     info.objectSizeBytes,
     options.logger ?? silentLogger,
-    options.useFifo ?? true,
+    useFifo,
+    stop,
+    { listing, opening },
   );
 }
 
@@ -81,7 +106,8 @@ class RbdReader implements ChangedBlockReader {
   private pumping = false;
   private closed = false;
   private restarts = 0;
-  private readonly stop = new AbortController();
+  /** The `rbd diff` started with the reader, for the first listing. */
+  private listing: RbdProcess | undefined;
   private readonly watchers = new Map<AbortSignal, () => void>();
 
   constructor(
@@ -91,7 +117,11 @@ class RbdReader implements ChangedBlockReader {
     objectSize: number,
     private readonly logger: Logger,
     private readonly useFifo: boolean,
+    private readonly stop: AbortController,
+    started: { listing: RbdProcess; opening: Promise<RbdExportDiffStream> },
   ) {
+    this.listing = started.listing;
+    this.opening = started.opening;
     // `rbd diff` reports byte ranges (an unaligned write shows as exactly its
     // bytes); only whole-object mode aligns extents, to the RADOS object.
     this.granularity = ref.mode === 'whole-object' ? objectSize : 1;
@@ -100,13 +130,14 @@ class RbdReader implements ChangedBlockReader {
   extents(options: ReadOptions = {}): AsyncIterable<Extent> {
     this.assertOpen();
     const signal = options.signal ? AbortSignal.any([options.signal, this.stop.signal]) : this.stop.signal;
-    // Reads follow the listing: rbd export-diff connects to the cluster and
-    // fills its pipe meanwhile, instead of after the engine's one or two listings.
-    if (this.stream === undefined && this.opening === undefined && this.position === 0) {
-      this.opening = this.openStream();
-      this.opening.catch(() => {});
-    }
-    return rbdDiffExtents(this.cli, this.ref, this.diskSize, { signal });
+    // The stream started with the reader: rbd export-diff has connected to the cluster and filled its
+    // pipe while the engine lists. The first listing reads the `rbd diff` started with the reader too.
+    const started = this.listing;
+    this.listing = undefined;
+    return rbdDiffExtents(this.cli, this.ref, this.diskSize, {
+      signal,
+      ...(started !== undefined ? { started } : {}),
+    });
   }
 
   async read(offset: number, length: number, options: ReadOptions = {}): Promise<Uint8Array> {
@@ -180,6 +211,8 @@ class RbdReader implements ChangedBlockReader {
         new SyncproxyError('the rbd reader was closed', { code: 'aborted', retryable: false }),
       );
     }
+    await this.listing?.stop();
+    this.listing = undefined;
     await this.stream?.close();
     this.stream = undefined;
     const opening = this.opening;
