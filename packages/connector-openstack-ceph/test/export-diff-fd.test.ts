@@ -346,6 +346,7 @@ describe('openRbdReader started ahead of its first listing', () => {
         `    echo '{"size":${sizeBytes},"object_size":4194304}'; exit 0;;`,
         `  diff) echo '[{"offset":0,"length":${sizeBytes},"exists":"true"}]'; echo $$ > ${pid}.tmp; mv ${pid}.tmp ${pid}; exit 0;;`,
         '  export-diff) exit 0;;',
+        '  sleepy) echo listing; exec sleep 30;;',
         'esac; done',
         'exit 22',
         '',
@@ -377,5 +378,20 @@ describe('openRbdReader started ahead of its first listing', () => {
   it('closes a reader whose listing nobody read', async () => {
     const reader = await openRbdReader({ cli, pool: 'pool', image: 'img', snapshot: 's1' });
     await reader.close();
+  });
+
+  it('closes a client whose running command printed what nobody read', async () => {
+    const own = await RbdCli.create({
+      monitors: '127.0.0.1',
+      cephx: false,
+      user: 'admin',
+      rbdPath: join(dir, 'rbd'),
+      tmpRoot: dir,
+    });
+    const proc = own.spawn(['sleepy']);
+    // The command has printed once its first bytes are there; it then runs until it is ended.
+    await new Promise((resolve) => proc.stdout.once('readable', resolve));
+    await own.close();
+    await expect(proc.exited).rejects.toMatchObject({ code: expect.any(String) });
   });
 });

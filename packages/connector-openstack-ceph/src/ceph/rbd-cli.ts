@@ -404,6 +404,8 @@ export class RbdCli {
             if (child.exitCode !== null || child.signalCode !== null) return resolve();
             child.once('close', () => resolve());
             child.kill('SIGTERM');
+            // Output nobody read would hold 'close' back (see spawn).
+            child.stdout?.destroy();
           }),
       ),
     );
