@@ -9,6 +9,37 @@ import { ExportDiffParser, FileHandleByteQueue } from '../src/ceph/export-diff.j
 import { RbdExportDiffStream } from '../src/ceph/rbd-image.js';
 import { encodeExportDiff, type FixtureRecord, type FixtureStream } from './fixtures/export-diff-stream.js';
 
+/** A stand-in for the rbd CLI (`script` gets its directory) and an RbdCli that runs it. */
+async function standInRbd(
+  prefix: string,
+  script: (dir: string) => string,
+): Promise<{ dir: string; cli: RbdCli; remove(): Promise<void> }> {
+  const dir = await mkdtemp(join(tmpdir(), prefix));
+  const rbd = join(dir, 'rbd');
+  await writeFile(rbd, script(dir));
+  await chmod(rbd, 0o755);
+  const cli = await cliFor(dir);
+  return {
+    dir,
+    cli,
+    remove: async () => {
+      await cli.close();
+      await rm(dir, { recursive: true, force: true });
+    },
+  };
+}
+
+/** An RbdCli running the stand-in rbd of `dir`, with its private files there too. */
+function cliFor(dir: string): Promise<RbdCli> {
+  return RbdCli.create({
+    monitors: '127.0.0.1',
+    cephx: false,
+    user: 'admin',
+    rbdPath: join(dir, 'rbd'),
+    tmpRoot: dir,
+  });
+}
+
 /**
  * A FileHandle over `bytes` whose reads stop short at every cut (a pipe hands
  * a reader what is there, however large the read): records and their data
@@ -174,29 +205,19 @@ describe('RbdExportDiffStream', () => {
     ],
   };
 
+  let remove: () => Promise<void>;
+
   beforeAll(async () => {
-    dir = await mkdtemp(join(tmpdir(), 'syncproxy-fifo-test-'));
-    await writeFile(join(dir, 'stream.bin'), encodeExportDiff(stream));
     // A stand-in for rbd: prints the stream (on stdout, the FIFO), or fails like rbd does.
-    const rbd = join(dir, 'rbd');
-    await writeFile(
-      rbd,
-      `#!/bin/sh\nfor a in "$@"; do [ "$a" = pool/missing@s1 ] && { echo "rbd: error opening image missing: (2) No such file or directory" >&2; exit 2; }; done\nexec cat ${join(dir, 'stream.bin')}\n`,
-    );
-    await chmod(rbd, 0o755);
-    cli = await RbdCli.create({
-      monitors: '127.0.0.1',
-      cephx: false,
-      user: 'admin',
-      rbdPath: rbd,
-      tmpRoot: dir,
-    });
+    ({ dir, cli, remove } = await standInRbd(
+      'syncproxy-fifo-test-',
+      (at) =>
+        `#!/bin/sh\nfor a in "$@"; do [ "$a" = pool/missing@s1 ] && { echo "rbd: error opening image missing: (2) No such file or directory" >&2; exit 2; }; done\nexec cat ${join(at, 'stream.bin')}\n`,
+    ));
+    await writeFile(join(dir, 'stream.bin'), encodeExportDiff(stream));
   });
 
-  afterAll(async () => {
-    await cli.close();
-    await rm(dir, { recursive: true, force: true });
-  });
+  afterAll(() => remove());
 
   it.each([
     ['a FIFO', true],
@@ -236,8 +257,25 @@ describe('openRbdReader', () => {
   const sizeBytes = 8 << 20;
   const data = new Uint8Array(4 << 20).map((_, i) => (i * 5 + (i >> 10)) & 0xff);
 
+  let remove: () => Promise<void>;
+
   beforeAll(async () => {
-    dir = await mkdtemp(join(tmpdir(), 'syncproxy-reader-test-'));
+    // A stand-in for rbd whose diff (the listing) completes only once export-diff has started
+    // (bounded: 5 s), so a reader that starts export-diff after the listing fails it.
+    ({ dir, cli, remove } = await standInRbd('syncproxy-reader-test-', (at) =>
+      [
+        '#!/bin/sh',
+        'for a in "$@"; do case "$a" in',
+        `  info) echo '{"size":${sizeBytes},"object_size":4194304}'; exit 0;;`,
+        `  diff) i=0; while [ ! -e ${join(at, 'export-diff-started')} ] && [ $i -lt 500 ]; do sleep 0.01; i=$((i+1)); done`,
+        `    [ -e ${join(at, 'export-diff-started')} ] || { echo 'rbd: export-diff never started' >&2; exit 5; }`,
+        `    echo '[{"offset":0,"length":4194304,"exists":"true"}]'; exit 0;;`,
+        `  export-diff) touch ${join(at, 'export-diff-started')}; exec cat ${join(at, 'stream.bin')};;`,
+        'esac; done',
+        'exit 22',
+        '',
+      ].join('\n'),
+    ));
     const stream: FixtureStream = {
       version: 1,
       toSnap: 's1',
@@ -245,38 +283,9 @@ describe('openRbdReader', () => {
       records: [{ tag: 'w', offset: 0, data }],
     };
     await writeFile(join(dir, 'stream.bin'), encodeExportDiff(stream));
-    // A stand-in for rbd whose diff (the listing) completes only once export-diff has started
-    // (bounded: 5 s), so a reader that starts export-diff after the listing fails it.
-    const rbd = join(dir, 'rbd');
-    await writeFile(
-      rbd,
-      [
-        '#!/bin/sh',
-        'for a in "$@"; do case "$a" in',
-        `  info) echo '{"size":${sizeBytes},"object_size":4194304}'; exit 0;;`,
-        `  diff) i=0; while [ ! -e ${join(dir, 'export-diff-started')} ] && [ $i -lt 500 ]; do sleep 0.01; i=$((i+1)); done`,
-        `    [ -e ${join(dir, 'export-diff-started')} ] || { echo 'rbd: export-diff never started' >&2; exit 5; }`,
-        `    echo '[{"offset":0,"length":4194304,"exists":"true"}]'; exit 0;;`,
-        `  export-diff) touch ${join(dir, 'export-diff-started')}; exec cat ${join(dir, 'stream.bin')};;`,
-        'esac; done',
-        'exit 22',
-        '',
-      ].join('\n'),
-    );
-    await chmod(rbd, 0o755);
-    cli = await RbdCli.create({
-      monitors: '127.0.0.1',
-      cephx: false,
-      user: 'admin',
-      rbdPath: rbd,
-      tmpRoot: dir,
-    });
   });
 
-  afterAll(async () => {
-    await cli.close();
-    await rm(dir, { recursive: true, force: true });
-  });
+  afterAll(() => remove());
 
   it('starts rbd export-diff while the extents are listed, before the first read', async () => {
     const reader = await openRbdReader({ cli, pool: 'pool', image: 'img', snapshot: 's1' });
@@ -290,28 +299,18 @@ describe('openRbdReader', () => {
 });
 
 describe('RbdCli.spawnToFifo', () => {
-  let dir: string;
   let cli: RbdCli;
+  let remove: () => Promise<void>;
 
   beforeAll(async () => {
-    dir = await mkdtemp(join(tmpdir(), 'syncproxy-pipe-test-'));
     // A stand-in for rbd that prints the buffer size of the pipe on its stdout (F_GETPIPE_SZ).
-    const rbd = join(dir, 'rbd');
-    await writeFile(rbd, `#!/bin/sh\nexec perl -e 'print fcntl(STDOUT, 1032, 0) + 0'\n`);
-    await chmod(rbd, 0o755);
-    cli = await RbdCli.create({
-      monitors: '127.0.0.1',
-      cephx: false,
-      user: 'admin',
-      rbdPath: rbd,
-      tmpRoot: dir,
-    });
+    ({ cli, remove } = await standInRbd(
+      'syncproxy-pipe-test-',
+      () => `#!/bin/sh\nexec perl -e 'print fcntl(STDOUT, 1032, 0) + 0'\n`,
+    ));
   });
 
-  afterAll(async () => {
-    await cli.close();
-    await rm(dir, { recursive: true, force: true });
-  });
+  afterAll(() => remove());
 
   it('gives rbd a FIFO of 1 MiB, not the 64 KiB default', async () => {
     const fifo = await cli.spawnToFifo(['export-diff']);
@@ -330,15 +329,14 @@ describe('openRbdReader started ahead of its first listing', () => {
   let cli: RbdCli;
   const sizeBytes = 4 << 20;
 
+  let remove: () => Promise<void>;
+
   beforeAll(async () => {
-    dir = await mkdtemp(join(tmpdir(), 'syncproxy-early-test-'));
     // rbd info answers only once the rbd diff started with it has printed its listing and exited
     // (Node has reaped it): the listing is then read after its process is gone.
-    const pid = join(dir, 'diff.pid');
-    const rbd = join(dir, 'rbd');
-    await writeFile(
-      rbd,
-      [
+    ({ dir, cli, remove } = await standInRbd('syncproxy-early-test-', (at) => {
+      const pid = join(at, 'diff.pid');
+      return [
         '#!/bin/sh',
         'for a in "$@"; do case "$a" in',
         `  info) i=0; while [ ! -e ${pid} ] && [ $i -lt 500 ]; do sleep 0.01; i=$((i+1)); done`,
@@ -350,22 +348,11 @@ describe('openRbdReader started ahead of its first listing', () => {
         'esac; done',
         'exit 22',
         '',
-      ].join('\n'),
-    );
-    await chmod(rbd, 0o755);
-    cli = await RbdCli.create({
-      monitors: '127.0.0.1',
-      cephx: false,
-      user: 'admin',
-      rbdPath: rbd,
-      tmpRoot: dir,
-    });
+      ].join('\n');
+    }));
   });
 
-  afterAll(async () => {
-    await cli.close();
-    await rm(dir, { recursive: true, force: true });
-  });
+  afterAll(() => remove());
 
   it('keeps the listing of an rbd diff that exited before the engine lists', async () => {
     const reader = await openRbdReader({ cli, pool: 'pool', image: 'img', snapshot: 's1' });
@@ -381,13 +368,7 @@ describe('openRbdReader started ahead of its first listing', () => {
   });
 
   it('closes a client whose running command printed what nobody read', async () => {
-    const own = await RbdCli.create({
-      monitors: '127.0.0.1',
-      cephx: false,
-      user: 'admin',
-      rbdPath: join(dir, 'rbd'),
-      tmpRoot: dir,
-    });
+    const own = await cliFor(dir);
     const proc = own.spawn(['sleepy']);
     // The command has printed once its first bytes are there; it then runs until it is ended.
     await new Promise((resolve) => proc.stdout.once('readable', resolve));
