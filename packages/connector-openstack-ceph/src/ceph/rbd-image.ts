@@ -99,21 +99,39 @@ export async function* rbdDiffExtents(
   cli: RbdCli,
   ref: RbdImageRef,
   diskSize: number,
-  options: ReadOptions & {
-    /** A `rbd diff` of `ref` already running ({@link spawnRbdDiff}): read instead of starting one; stopped on `signal`. */
-    started?: RbdProcess;
-  } = {},
+  options: ReadOptions = {},
 ): AsyncGenerator<Extent, void, undefined> {
-  const { signal, started } = options;
-  const proc = started ?? spawnRbdDiff(cli, ref, { signal });
+  yield* diffExtentsOf(spawnRbdDiff(cli, ref, { signal: options.signal }), ref, diskSize);
+}
+
+/** Starts `rbd diff --format json` of the snapshot (from its base, when given), for {@link diffExtentsOf}. */
+export function spawnRbdDiff(
+  cli: RbdCli,
+  ref: RbdImageRef,
+  options: { signal?: AbortSignal } = {},
+): RbdProcess {
+  return cli.spawn(['diff', '--format', 'json', ...diffArgs(ref), spec(ref)], {
+    signal: options.signal,
+    what: `rbd diff ${spec(ref)}`,
+  });
+}
+
+/**
+ * The extents of a running `rbd diff` of `ref` ({@link spawnRbdDiff}), as {@link rbdDiffExtents}
+ * gives them; `stopOn` stops it (one started ahead of its reader, under another signal).
+ */
+export async function* diffExtentsOf(
+  proc: RbdProcess,
+  ref: RbdImageRef,
+  diskSize: number,
+  stopOn?: AbortSignal,
+): AsyncGenerator<Extent, void, undefined> {
   const onAbort = (): void => void proc.stop();
-  if (started !== undefined && signal !== undefined) {
-    if (signal.aborted) {
-      await proc.stop();
-      throw abortError(signal, `rbd diff ${spec(ref)}`);
-    }
-    signal.addEventListener('abort', onAbort, { once: true });
+  if (stopOn?.aborted) {
+    await proc.stop();
+    throw abortError(stopOn, `rbd diff ${spec(ref)}`);
   }
+  stopOn?.addEventListener('abort', onAbort, { once: true });
   let end = 0;
   try {
     for await (const entry of parseRbdDiffJson(proc.stdout)) {
@@ -140,21 +158,9 @@ export async function* rbdDiffExtents(
   } catch (error) {
     throw await stopAndExplain(proc, error);
   } finally {
-    signal?.removeEventListener('abort', onAbort);
+    stopOn?.removeEventListener('abort', onAbort);
     await proc.stop();
   }
-}
-
-/** Starts `rbd diff --format json` of the snapshot (from its base, when given), for {@link rbdDiffExtents}. */
-export function spawnRbdDiff(
-  cli: RbdCli,
-  ref: RbdImageRef,
-  options: { signal?: AbortSignal } = {},
-): RbdProcess {
-  return cli.spawn(['diff', '--format', 'json', ...diffArgs(ref), spec(ref)], {
-    signal: options.signal,
-    what: `rbd diff ${spec(ref)}`,
-  });
 }
 
 /** Stops `proc`, then the error to throw: rbd's own exit error when it failed (it says why), else `error`. */

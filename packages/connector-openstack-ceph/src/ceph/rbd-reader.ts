@@ -10,6 +10,7 @@ import {
 } from '@syncproxy/core';
 import type { RbdCli, RbdProcess } from './rbd-cli.js';
 import {
+  diffExtentsOf,
   RbdExportDiffStream,
   type RbdImageInfo,
   type RbdImageRef,
@@ -134,10 +135,9 @@ class RbdReader implements ChangedBlockReader {
     // pipe while the engine lists. The first listing reads the `rbd diff` started with the reader too.
     const started = this.listing;
     this.listing = undefined;
-    return rbdDiffExtents(this.cli, this.ref, this.diskSize, {
-      signal,
-      ...(started !== undefined ? { started } : {}),
-    });
+    return started === undefined
+      ? rbdDiffExtents(this.cli, this.ref, this.diskSize, { signal })
+      : diffExtentsOf(started, this.ref, this.diskSize, signal);
   }
 
   async read(offset: number, length: number, options: ReadOptions = {}): Promise<Uint8Array> {
