@@ -167,6 +167,19 @@ function withWrite(sink: MemorySink, write: BlockSink['write']): BlockSink {
   };
 }
 
+/** `sink`, and a signal aborted once `writes` writes have gone through it (a run killed mid-transfer). */
+function stopAfterWrites(sink: MemorySink, writes: number): { sink: BlockSink; signal: AbortSignal } {
+  const stop = new AbortController();
+  let done = 0;
+  return {
+    sink: withWrite(sink, async (offset, data) => {
+      await sink.write(offset, data);
+      if (++done === writes) stop.abort(new Error('stopped'));
+    }),
+    signal: stop.signal,
+  };
+}
+
 describe('transferDisk checkpoints with a journaling manifest store', () => {
   it('saves the whole manifest once before the first write and once at the end; checkpoints save only changed entries', async () => {
     const stores = new MemoryStores();
@@ -251,12 +264,7 @@ describe('transferDisk checkpoints with a journaling manifest store', () => {
     const base = { chunkSizeBytes: CHUNK, manifest, full: true } as const;
     // The image before: seed 0, complete, with a digest for every written chunk.
     await transferDisk({ ...base, reader: spreadReader(0), sink, checkpoint: false });
-    const stop = new AbortController();
-    let writes = 0;
-    const stopping = withWrite(sink, async (offset, data) => {
-      await sink.write(offset, data);
-      if (++writes === 120) stop.abort(new Error('stopped'));
-    });
+    const stopping = stopAfterWrites(sink, 120);
     const options = {
       ...base,
       concurrency: 2,
@@ -265,9 +273,9 @@ describe('transferDisk checkpoints with a journaling manifest store', () => {
       checkpointEvery: { chunks: 10 },
       transferId: 'snap-2',
     };
-    await expect(
-      transferDisk({ ...options, reader: spreadReader(1), sink: stopping, signal: stop.signal }),
-    ).rejects.toMatchObject({ code: 'aborted' });
+    await expect(transferDisk({ ...options, reader: spreadReader(1), ...stopping })).rejects.toMatchObject({
+      code: 'aborted',
+    });
     // Every batch after the whole save is lost: the manifest lags the checkpoint.
     await truncate(`${manifest.path}.journal`, HEAD_BYTES);
     const reader = spreadReader(1);
@@ -301,12 +309,7 @@ describe('transferDisk checkpoints with a journaling manifest store', () => {
     const stores = new MemoryStores();
     const manifest = new FileManifestStore(`${path}.manifest`);
     const sink = new MemorySink();
-    const stop = new AbortController();
-    let writes = 0;
-    const stopping = withWrite(sink, async (offset, data) => {
-      await sink.write(offset, data);
-      if (++writes === 120) stop.abort(new Error('stopped'));
-    });
+    const stopping = stopAfterWrites(sink, 120);
     const options = {
       chunkSizeBytes: CHUNK,
       concurrency: 2,
@@ -317,7 +320,7 @@ describe('transferDisk checkpoints with a journaling manifest store', () => {
       transferId: 'snap-1',
     };
     await expect(
-      transferDisk({ ...options, reader: spreadReader(), sink: stopping, signal: stop.signal, full: true }),
+      transferDisk({ ...options, reader: spreadReader(), ...stopping, full: true }),
     ).rejects.toMatchObject({ code: 'aborted' });
     const partial = await readManifest(manifest.path);
     expect(partial.complete).toBe(false);
