@@ -602,8 +602,9 @@ class HostSync {
    * The resume of a transfer that started: the killed run may have written any chunk of the image, so
    * its mtime says nothing; what is trusted is checked here instead. The image must still be the
    * disk's size (not truncated). With `verifyTarget: 'manifest'`, the chunks a resumable checkpoint
-   * says are done must match the manifest saved with it; an incremental without one re-applies its
-   * changes onto the image, so every chunk must still match the manifest. Otherwise the checkpoint
+   * says are done must match the manifest saved with it; an incremental never rewrites the chunks
+   * outside its changes, so every chunk the manifest knows must match it too (with a checkpoint or
+   * without: then it re-applies its changes onto the image). Otherwise the checkpoint
    * goes and the transfer starts over (an incremental as a full sync: the image is no base any more).
    */
   async #checkResume(plan: DiskPlan, transferId: string): Promise<void> {
@@ -633,7 +634,13 @@ class HostSync {
             manifest,
             this.#options.signal,
             (done, total) => check.bytes(done, total),
-            ledger ? (i) => ledger.isDone(i) : undefined,
+            ledger === undefined
+              ? undefined
+              : pending.mode === 'incremental'
+                ? // An incremental writes only its changes: every other chunk must be the base still.
+                  // Chunks in flight when it stopped are unknown; it writes them again.
+                  (i) => ledger.isDone(i) || manifest.entry(i).state !== 'unknown'
+                : (i) => ledger.isDone(i),
           );
         } finally {
           check.end();

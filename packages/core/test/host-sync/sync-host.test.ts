@@ -355,6 +355,53 @@ describe('syncHost', () => {
     await expectExact(platform, target);
   });
 
+  it('an interrupted incremental resumed with verifyTarget manifest checks the chunks it will not write too: a byte flipped there behind the mtime gets a full sync', async () => {
+    const platform = new FilePlatform(join(dir.path, 'ip'), {
+      disks: { 'disk-1': 16 * MiB },
+      readDelayMs: 20,
+    });
+    platform.write('disk-1', 0, randomBytes(16 * MiB, 51));
+    const session = await platform.connector().connect({ name: 'x' });
+    const target = join(dir.path, 'it');
+    const path = join(target, imageFileName('disk-1'));
+    const options = {
+      session,
+      platform: 'file-platform',
+      hostId: 'h1',
+      target,
+      transfer: { chunkSizeBytes: MiB },
+    };
+    expect(await syncHost(options)).toMatchObject({ ok: true, mode: 'full' });
+    // The incremental changes chunks 8 to 11 only, and is stopped after one of them.
+    platform.write('disk-1', 8 * MiB, randomBytes(4 * MiB, 52));
+    const stop = new AbortController();
+    const first = await syncHost({
+      ...options,
+      concurrency: 1,
+      checkpointEveryChunks: 1,
+      signal: stop.signal,
+      onEvent: (e) => {
+        if (e.type === 'progress' && e.progress.chunksDone >= 1) stop.abort();
+      },
+    });
+    expect(first).toMatchObject({ ok: false, interrupted: true, mode: 'incremental' });
+    // Chunk 14, past where the stopped run got and outside its changes, flipped behind its mtime.
+    const { open, utimes } = await import('node:fs/promises');
+    const before = await stat(path);
+    const handle = await open(path, 'r+');
+    const byte = new Uint8Array(1);
+    await handle.read(byte, 0, 1, 14 * MiB + 100);
+    byte[0] = byte[0]! ^ 0xff;
+    await handle.write(byte, 0, 1, 14 * MiB + 100);
+    await handle.close();
+    await utimes(path, before.atime, before.mtime);
+    const resumed = await syncHost({ ...options, verifyTarget: 'manifest' });
+    expect(resumed).toMatchObject({ ok: true, resumed: true, mode: 'full' });
+    expect(resumed.warnings.map((w) => w.code)).toEqual(['target-changed']);
+    expect(resumed.warnings[0]!.message).toContain('1 chunk(s) of the image differ from its manifest');
+    await expectExact(platform, target);
+  });
+
   it('an interrupted sync whose checkpoints were swapped between two disks resumes exact: a checkpoint binds to its disk', async () => {
     const platform = new FilePlatform(join(dir.path, 'sp'), {
       disks: { 'disk-1': 32 * MiB, 'disk-2': 32 * MiB },
