@@ -1,5 +1,6 @@
 import type { FileHandle } from 'node:fs/promises';
-import { chmod, mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { chmod, mkdir, mkdtemp, rm, symlink, writeFile } from 'node:fs/promises';
+import { createRequire } from 'node:module';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { openRbdReader, parseExportDiff, RbdCli } from '@syncproxy/connector-openstack-ceph';
@@ -299,12 +300,13 @@ describe('openRbdReader', () => {
 });
 
 describe('RbdCli.spawnToFifo', () => {
+  let dir: string;
   let cli: RbdCli;
   let remove: () => Promise<void>;
 
   beforeAll(async () => {
     // A stand-in for rbd that prints the buffer size of the pipe on its stdout (F_GETPIPE_SZ).
-    ({ cli, remove } = await standInRbd(
+    ({ dir, cli, remove } = await standInRbd(
       'syncproxy-pipe-test-',
       () => `#!/bin/sh\nexec perl -e 'print fcntl(STDOUT, 1032, 0) + 0'\n`,
     ));
@@ -321,6 +323,25 @@ describe('RbdCli.spawnToFifo', () => {
     await fifo.exited;
     await fifo.output.close();
     expect(Buffer.from(target.subarray(0, length)).toString()).toBe(String(1 << 20));
+  });
+
+  it("leaves require following symlinks in the caller's process (no lstat of the FIFO: nodejs/node#51142)", async () => {
+    // Two packages installed as links (pnpm's layout). Resolving the first puts the directories on
+    // the way into require's cache; with a FIFO's lstat the last stat of the process, require then
+    // stops resolving links at a cached directory and hands back the link's path, from where a
+    // package's own dependencies (a native binding beside it) are not found.
+    const modules = join(dir, 'node_modules');
+    for (const name of ['a', 'b']) {
+      await mkdir(join(modules, '.store', name), { recursive: true });
+      await writeFile(join(modules, '.store', name, 'index.js'), 'module.exports = 1;\n');
+      await symlink(join('.store', name), join(modules, name));
+    }
+    const require = createRequire(join(dir, 'app.js'));
+    expect(require.resolve('a')).toBe(join(modules, '.store', 'a', 'index.js'));
+    const fifo = await cli.spawnToFifo(['export-diff']);
+    expect(require.resolve('b')).toBe(join(modules, '.store', 'b', 'index.js'));
+    await fifo.exited;
+    await fifo.output.close();
   });
 });
 

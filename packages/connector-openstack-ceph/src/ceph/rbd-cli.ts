@@ -1,7 +1,7 @@
 import { type ChildProcess, execFile, spawn } from 'node:child_process';
 import { randomUUID } from 'node:crypto';
 import { constants } from 'node:fs';
-import { type FileHandle, mkdtemp, open, rm, writeFile } from 'node:fs/promises';
+import { type FileHandle, mkdtemp, open, rm, unlink, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { Readable } from 'node:stream';
@@ -268,7 +268,11 @@ export class RbdCli {
         cause: error,
       });
     } finally {
-      await rm(path, { force: true });
+      // unlink, not rm: rm lstat()s the FIFO first, and after that require() in this process stops
+      // following symlinks (nodejs/node#51142), which breaks loading packages installed as links.
+      await unlink(path).catch((error: NodeJS.ErrnoException) => {
+        if (error.code !== 'ENOENT') throw error;
+      });
     }
     try {
       const { exited, stop } = this.start(args, writeEnd.fd, options);

@@ -1,4 +1,5 @@
 import { createHash } from 'node:crypto';
+import { realpathSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import type { SyncWarning } from '../contracts/reader.js';
 import { SyncproxyError } from '../errors/syncproxy-error.js';
@@ -52,7 +53,11 @@ export function loadBlake3(load: () => { binding: Blake3Binding; path: string } 
 
 function defaultLoad(): { binding: Blake3Binding; path: string } {
   const require = requireFromHere();
-  const path = require.resolve(BLAKE3_PACKAGE);
+  // Loaded from its real place, resolved by the system's realpath(3): require's own symlink
+  // resolution stops early after any lstat of a FIFO or socket in the process (nodejs/node#51142;
+  // the rbd reader removes a FIFO before each stream), and from the link's place a symlinked
+  // install (pnpm) does not find the package's native binding beside it.
+  const path = realpathSync.native(require.resolve(BLAKE3_PACKAGE));
   return { binding: require(path) as Blake3Binding, path };
 }
 

@@ -66,6 +66,37 @@ describe('chooseChunkHashAlgorithm', () => {
     expect(chooseChunkHashAlgorithm()).toEqual({ algorithm: 'blake3' });
   });
 
+  it('chooses BLAKE3 in a process that has just removed a FIFO (node#51142: require then stops following symlinks)', () => {
+    // fs.rm lstat()s the FIFO, and Node's realpathSync reads that stale result: a package reached
+    // through a symlink (pnpm's layout) is then not resolved to its real place, from where its
+    // native binding would be found. The rbd reader removes a FIFO like this before each stream.
+    const module = fileURLToPath(new URL('../../src/transfer/chunk-hash-algorithm.ts', import.meta.url));
+    const script = `
+      const { execFileSync } = await import('node:child_process');
+      const { mkdtempSync, rmSync } = await import('node:fs');
+      const { rm } = await import('node:fs/promises');
+      const { tmpdir } = await import('node:os');
+      const { join } = await import('node:path');
+      const dir = mkdtempSync(join(tmpdir(), 'syncproxy-fifo-'));
+      const { chooseChunkHashAlgorithm } = await import(${JSON.stringify(module)});
+      execFileSync('mkfifo', [join(dir, 'fifo')]);
+      await rm(join(dir, 'fifo'), { force: true });
+      const choice = chooseChunkHashAlgorithm();
+      rmSync(dir, { recursive: true });
+      console.log(JSON.stringify(choice));
+    `;
+    // Without the NODE_PATH that package-manager scripts set, as an application runs.
+    const { NODE_PATH: _, ...env } = process.env;
+    const child = spawnSync(process.execPath, ['--import', 'tsx', '--input-type=module', '-e', script], {
+      encoding: 'utf8',
+      timeout: 20_000,
+      cwd: fileURLToPath(new URL('..', import.meta.url)),
+      env,
+    });
+    expect(child.stderr).toBe('');
+    expect(JSON.parse(child.stdout)).toEqual({ algorithm: 'blake3' });
+  });
+
   it('falls back to SHA-256 with a hash-fallback warning when the binding does not load or hashes wrong', () => {
     const missing = chooseChunkHashAlgorithm(() => {
       throw new Error("Cannot find module '@napi-rs/blake-hash-linux-x64-gnu'");
