@@ -7,7 +7,6 @@ export {
   keyOfKeyring,
   RbdCli,
   type RbdCliOptions,
-  type RbdFifoProcess,
   type RbdProcess,
   type RbdRunOptions,
 } from './ceph/rbd-cli.js';

@@ -1,13 +1,13 @@
-import type { FileHandle } from 'node:fs/promises';
-import { chmod, mkdir, mkdtemp, rm, symlink, writeFile } from 'node:fs/promises';
+import { chmod, mkdir, mkdtemp, readdir, rm, symlink, writeFile } from 'node:fs/promises';
 import { createRequire } from 'node:module';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { openRbdReader, parseExportDiff, RbdCli } from '@syncproxy/connector-openstack-ceph';
 import fc from 'fast-check';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { ExportDiffParser, FileHandleByteQueue } from '../src/ceph/export-diff.js';
+import { ExportDiffParser } from '../src/ceph/export-diff.js';
 import { RbdExportDiffStream } from '../src/ceph/rbd-image.js';
+import { SocketByteQueue } from '../src/ceph/socket-byte-queue.js';
 import { encodeExportDiff, type FixtureRecord, type FixtureStream } from './fixtures/export-diff-stream.js';
 
 /** A stand-in for the rbd CLI (`script` gets its directory) and an RbdCli that runs it. */
@@ -42,28 +42,62 @@ function cliFor(dir: string): Promise<RbdCli> {
 }
 
 /**
- * A FileHandle over `bytes` whose reads stop short at every cut (a pipe hands
- * a reader what is there, however large the read): records and their data
- * then arrive split at any boundary, in the scratch buffer or straight in the
- * caller's buffer.
+ * Feeds `bytes` to `queue` as a connected socket would, one read per event-loop turn: each read goes
+ * into the buffer the queue named after the previous one (net's `onread`), stops short at every cut
+ * (a socket hands a reader what is there), and pauses when the callback says so until the queue
+ * resumes it. Records and their data then arrive split at any boundary, in the scratch buffer or
+ * straight in the caller's buffer.
  */
-function shortReads(bytes: Uint8Array, cuts: number[]): FileHandle & { closed: boolean } {
+function socketOver(queue: SocketByteQueue, bytes: Uint8Array, cuts: number[]): { destroyed: boolean } {
   const points = [...new Set(cuts)].sort((a, b) => a - b);
+  const listeners: Record<string, Array<(error?: Error) => void>> = { end: [], close: [], error: [] };
   let at = 0;
-  const handle = {
-    closed: false,
-    async read(target: Uint8Array, offset: number, length: number) {
-      const cut = points.find((p) => p > at) ?? bytes.byteLength;
-      const count = Math.min(length, cut - at, bytes.byteLength - at);
-      target.set(bytes.subarray(at, at + count), offset);
-      at += count;
-      return { bytesRead: count, buffer: target };
+  let flowing = true;
+  let scheduled = false;
+  let ended = false;
+  let next = queue.onread.buffer();
+  const socket = {
+    destroyed: false,
+    pause() {
+      flowing = false;
     },
-    async close() {
-      handle.closed = true;
+    resume() {
+      flowing = true;
+      schedule();
+    },
+    destroy() {
+      if (socket.destroyed) return;
+      socket.destroyed = true;
+      for (const listener of listeners.close!) listener();
+    },
+    on(event: string, listener: (error?: Error) => void) {
+      listeners[event]!.push(listener);
     },
   };
-  return handle as unknown as FileHandle & { closed: boolean };
+  const read = (): void => {
+    scheduled = false;
+    if (!flowing || socket.destroyed || ended) return;
+    if (at >= bytes.byteLength) {
+      ended = true;
+      for (const listener of listeners.end!) listener();
+      return;
+    }
+    const cut = points.find((p) => p > at) ?? bytes.byteLength;
+    const count = Math.min(next.byteLength, cut - at, bytes.byteLength - at);
+    next.set(bytes.subarray(at, at + count));
+    at += count;
+    if (queue.onread.callback(count, next) === false) flowing = false;
+    next = queue.onread.buffer();
+    schedule();
+  };
+  const schedule = (): void => {
+    if (scheduled || !flowing) return;
+    scheduled = true;
+    setImmediate(read);
+  };
+  queue.attach(socket);
+  schedule();
+  return socket;
 }
 
 type Seen = { type: string; offset?: number; length?: number; data?: string };
@@ -138,7 +172,7 @@ const streamArb: fc.Arbitrary<FixtureStream> = fc
     return { version, toSnap: 's1', sizeBytes: at + 10, records };
   });
 
-describe('ExportDiffParser over a file descriptor', () => {
+describe('ExportDiffParser over a socket read with onread', () => {
   it('lands every write record byte-exact in the caller buffer, whatever the short reads and read splits', async () => {
     await fc.assert(
       fc.asyncProperty(
@@ -148,11 +182,12 @@ describe('ExportDiffParser over a file descriptor', () => {
         fc.nat({ max: 5 }),
         async (stream, cuts, splits, slack) => {
           const bytes = encodeExportDiff(stream);
-          const handle = shortReads(bytes, cuts);
-          const parser = new ExportDiffParser(new FileHandleByteQueue(handle, undefined));
+          const queue = new SocketByteQueue(undefined);
+          const socket = socketOver(queue, bytes, cuts);
+          const parser = new ExportDiffParser(queue);
           expect(await readAll(parser, splits, slack)).toEqual(await reference(bytes));
           await parser.close();
-          expect(handle.closed).toBe(true);
+          expect(socket.destroyed).toBe(true);
         },
       ),
       { numRuns: 150 },
@@ -173,10 +208,9 @@ describe('ExportDiffParser over a file descriptor', () => {
     const expected = await reference(bytes);
     const writeAt = bytes.byteLength - 1 - data.byteLength - 16 - 8 - 1;
     for (let cut = 0; cut < bytes.byteLength - data.byteLength + 40; cut++) {
-      const parser = new ExportDiffParser(
-        new FileHandleByteQueue(shortReads(bytes, [cut, writeAt + cut]), undefined),
-      );
-      expect(await readAll(parser, [cut * 37], cut % 3)).toEqual(expected);
+      const queue = new SocketByteQueue(undefined);
+      socketOver(queue, bytes, [cut, writeAt + cut]);
+      expect(await readAll(new ExportDiffParser(queue), [cut * 37], cut % 3)).toEqual(expected);
     }
   });
 
@@ -187,8 +221,9 @@ describe('ExportDiffParser over a file descriptor', () => {
       records: [{ tag: 'w', offset: 0, data: new Uint8Array(100_000).fill(7) }],
     };
     const bytes = encodeExportDiff(stream).subarray(0, 60_000);
-    const parser = new ExportDiffParser(new FileHandleByteQueue(shortReads(bytes, [5000]), undefined));
-    await expect(readAll(parser, [], 0)).rejects.toMatchObject({ code: 'protocol' });
+    const queue = new SocketByteQueue(undefined);
+    socketOver(queue, bytes, [5000]);
+    await expect(readAll(new ExportDiffParser(queue), [], 0)).rejects.toMatchObject({ code: 'protocol' });
   });
 });
 
@@ -209,9 +244,9 @@ describe('RbdExportDiffStream', () => {
   let remove: () => Promise<void>;
 
   beforeAll(async () => {
-    // A stand-in for rbd: prints the stream (on stdout, the FIFO), or fails like rbd does.
+    // A stand-in for rbd: prints the stream (on stdout, the socket), or fails like rbd does.
     ({ dir, cli, remove } = await standInRbd(
-      'syncproxy-fifo-test-',
+      'syncproxy-stream-test-',
       (at) =>
         `#!/bin/sh\nfor a in "$@"; do [ "$a" = pool/missing@s1 ] && { echo "rbd: error opening image missing: (2) No such file or directory" >&2; exit 2; }; done\nexec cat ${join(at, 'stream.bin')}\n`,
     ));
@@ -221,13 +256,13 @@ describe('RbdExportDiffStream', () => {
   afterAll(() => remove());
 
   it.each([
-    ['a FIFO', true],
-    ["Node's socket pipe (the fallback)", false],
-  ])('reads rbd export-diff through %s into the caller buffer, byte-exact', async (_, useFifo) => {
+    ['a Unix socket', true],
+    ["Node's pipe (the fallback)", false],
+  ])('reads rbd export-diff through %s into the caller buffer, byte-exact', async (_, useSocket) => {
     const diff = await RbdExportDiffStream.open(
       cli,
       { pool: 'pool', image: 'img', snapshot: 's1' },
-      { useFifo },
+      { useSocket },
     );
     const records: Seen[] = [];
     while (true) {
@@ -248,6 +283,69 @@ describe('RbdExportDiffStream', () => {
   it("fails with rbd's own error when rbd exits before writing", async () => {
     const diff = await RbdExportDiffStream.open(cli, { pool: 'pool', image: 'missing', snapshot: 's1' });
     await expect(diff.next()).rejects.toMatchObject({ code: 'not-found' });
+    await diff.close();
+  });
+
+  /** Every record of `diff`, the write's data checked against the fixture's. */
+  async function readThrough(diff: RbdExportDiffStream): Promise<string[]> {
+    const types: string[] = [];
+    while (true) {
+      const r = await diff.next();
+      if (r.type === 'write') {
+        const target = new Uint8Array(r.length);
+        await diff.readData(target, 0, r.length);
+        expect(Buffer.from(target).equals(Buffer.from(data))).toBe(true);
+      }
+      types.push(r.type);
+      if (r.type === 'end') return types;
+    }
+  }
+
+  it('falls back to the pipe where the socket path would not fit in sun_path, byte-exact', async () => {
+    // A private directory deep enough that a socket path in it passes 107 bytes.
+    const deep = join(dir, 'a'.repeat(60), 'b'.repeat(60));
+    await mkdir(deep, { recursive: true });
+    const longCli = await RbdCli.create({
+      monitors: '127.0.0.1',
+      cephx: false,
+      user: 'admin',
+      rbdPath: join(dir, 'rbd'),
+      tmpRoot: deep,
+    });
+    try {
+      const diff = await RbdExportDiffStream.open(longCli, { pool: 'pool', image: 'img', snapshot: 's1' });
+      expect(await readThrough(diff)).toEqual(['header', 'to-snap', 'size', 'write', 'zero', 'end']);
+      await diff.close();
+    } finally {
+      await longCli.close();
+    }
+  });
+
+  it("removes the socket's file from the client's private directory once both ends are connected", async () => {
+    const diff = await RbdExportDiffStream.open(cli, { pool: 'pool', image: 'img', snapshot: 's1' });
+    const privateDirs = (await readdir(dir)).filter((name) => name.startsWith('syncproxy-rbd-'));
+    expect(privateDirs).toHaveLength(1);
+    expect((await readdir(join(dir, privateDirs[0]!))).filter((name) => name.startsWith('out-'))).toEqual([]);
+    expect(await readThrough(diff)).toEqual(['header', 'to-snap', 'size', 'write', 'zero', 'end']);
+    await diff.close();
+  });
+
+  it("leaves require following symlinks in the caller's process (no stat of the socket file: nodejs/node#51142)", async () => {
+    // Two packages installed as links (pnpm's layout). Resolving the first puts the directories on
+    // the way into require's cache; with a socket's or a FIFO's lstat the last stat of the process,
+    // require then stops resolving links at a cached directory and hands back the link's path, from
+    // where a package's own dependencies (a native binding beside it) are not found.
+    const modules = join(dir, 'node_modules');
+    for (const name of ['a', 'b']) {
+      await mkdir(join(modules, '.store', name), { recursive: true });
+      await writeFile(join(modules, '.store', name, 'index.js'), 'module.exports = 1;\n');
+      await symlink(join('.store', name), join(modules, name));
+    }
+    const require = createRequire(join(dir, 'app.js'));
+    expect(require.resolve('a')).toBe(join(modules, '.store', 'a', 'index.js'));
+    const diff = await RbdExportDiffStream.open(cli, { pool: 'pool', image: 'img', snapshot: 's1' });
+    expect(require.resolve('b')).toBe(join(modules, '.store', 'b', 'index.js'));
+    expect(await readThrough(diff)).toEqual(['header', 'to-snap', 'size', 'write', 'zero', 'end']);
     await diff.close();
   });
 });
@@ -296,52 +394,6 @@ describe('openRbdReader', () => {
     const bytes = await reader.read(0, 4 << 20);
     expect(Buffer.from(bytes).equals(Buffer.from(data))).toBe(true);
     await reader.close();
-  });
-});
-
-describe('RbdCli.spawnToFifo', () => {
-  let dir: string;
-  let cli: RbdCli;
-  let remove: () => Promise<void>;
-
-  beforeAll(async () => {
-    // A stand-in for rbd that prints the buffer size of the pipe on its stdout (F_GETPIPE_SZ).
-    ({ dir, cli, remove } = await standInRbd(
-      'syncproxy-pipe-test-',
-      () => `#!/bin/sh\nexec perl -e 'print fcntl(STDOUT, 1032, 0) + 0'\n`,
-    ));
-  });
-
-  afterAll(() => remove());
-
-  it('gives rbd a FIFO of 1 MiB, not the 64 KiB default', async () => {
-    const fifo = await cli.spawnToFifo(['export-diff']);
-    const target = new Uint8Array(64);
-    let length = 0;
-    for (let n = 1; n > 0; length += n)
-      n = (await fifo.output.read(target, length, 64 - length, null)).bytesRead;
-    await fifo.exited;
-    await fifo.output.close();
-    expect(Buffer.from(target.subarray(0, length)).toString()).toBe(String(1 << 20));
-  });
-
-  it("leaves require following symlinks in the caller's process (no lstat of the FIFO: nodejs/node#51142)", async () => {
-    // Two packages installed as links (pnpm's layout). Resolving the first puts the directories on
-    // the way into require's cache; with a FIFO's lstat the last stat of the process, require then
-    // stops resolving links at a cached directory and hands back the link's path, from where a
-    // package's own dependencies (a native binding beside it) are not found.
-    const modules = join(dir, 'node_modules');
-    for (const name of ['a', 'b']) {
-      await mkdir(join(modules, '.store', name), { recursive: true });
-      await writeFile(join(modules, '.store', name, 'index.js'), 'module.exports = 1;\n');
-      await symlink(join('.store', name), join(modules, name));
-    }
-    const require = createRequire(join(dir, 'app.js'));
-    expect(require.resolve('a')).toBe(join(modules, '.store', 'a', 'index.js'));
-    const fifo = await cli.spawnToFifo(['export-diff']);
-    expect(require.resolve('b')).toBe(join(modules, '.store', 'b', 'index.js'));
-    await fifo.exited;
-    await fifo.output.close();
   });
 });
 

@@ -1,4 +1,3 @@
-import type { FileHandle } from 'node:fs/promises';
 import { abortError, SyncproxyError } from '@syncproxy/core';
 
 /**
@@ -259,7 +258,7 @@ function protocolError(what: string, position: number): SyncproxyError {
 
 /**
  * The unread bytes of a byte source, pulled only when needed. Views it returns
- * are valid until its next call (a file-descriptor source reuses its buffer).
+ * are valid until its next call (a socket source reuses its buffer).
  */
 export abstract class ByteQueue {
   protected chunk: Uint8Array = new Uint8Array(0);
@@ -275,8 +274,8 @@ export abstract class ByteQueue {
 
   /**
    * Reads up to `length` bytes straight into `target` at `at`, bypassing the
-   * chunk; 0 at the end of the source. Sources that cannot return undefined
-   * and the bytes go through the chunk.
+   * chunk; 0 at the end of the source. A source that cannot, or that holds bytes
+   * read already, returns undefined, and the bytes go through the chunk.
    */
   protected readDirect(_target: Uint8Array, _at: number, _length: number): Promise<number> | undefined {
     return undefined;
@@ -421,45 +420,6 @@ export class IterableByteQueue extends ByteQueue {
 
   protected async release(exhausted: boolean): Promise<void> {
     if (!exhausted) await this.iterator.return?.();
-  }
-}
-
-/**
- * A {@link ByteQueue} over a file descriptor, e.g. the read end of a FIFO a
- * child writes to: data lands in the caller's buffer in large reads, with no
- * stream chunks to allocate nor to copy; only record headers pass through a
- * small buffer. Reads block a libuv pool thread only while the pipe is empty.
- */
-export class FileHandleByteQueue extends ByteQueue {
-  readonly #handle: FileHandle;
-  /** A pipe holds 64 KiB by default: larger gains nothing for headers and small records. */
-  readonly #scratch = new Uint8Array(64 * 1024);
-  #released = false;
-  protected override readonly directMinBytes = 4096;
-
-  constructor(handle: FileHandle, signal: AbortSignal | undefined) {
-    super(signal);
-    this.#handle = handle;
-  }
-
-  protected async nextChunk(): Promise<Uint8Array | undefined> {
-    const count = await this.#read(this.#scratch, 0, this.#scratch.byteLength);
-    return count === 0 ? undefined : this.#scratch.subarray(0, count);
-  }
-
-  protected override readDirect(target: Uint8Array, at: number, length: number): Promise<number> {
-    return this.#read(target, at, length);
-  }
-
-  async #read(target: Uint8Array, at: number, length: number): Promise<number> {
-    const { bytesRead } = await this.#handle.read(target, at, length, null);
-    return bytesRead;
-  }
-
-  protected async release(): Promise<void> {
-    if (this.#released) return;
-    this.#released = true;
-    await this.#handle.close();
   }
 }
 

@@ -1,7 +1,7 @@
-import { type ChildProcess, execFile, spawn } from 'node:child_process';
+import { type ChildProcess, spawn } from 'node:child_process';
 import { randomUUID } from 'node:crypto';
-import { constants } from 'node:fs';
-import { type FileHandle, mkdtemp, open, rm, unlink, writeFile } from 'node:fs/promises';
+import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { connect, createServer, type Socket } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { Readable } from 'node:stream';
@@ -14,6 +14,7 @@ import {
   silentLogger,
 } from '@syncproxy/core';
 import { parseMonitors } from './monitors.js';
+import type { SocketByteQueue } from './socket-byte-queue.js';
 
 /** How to reach one Ceph cluster as a client: the Ceph part of the platform form. */
 export interface CephClientAccess {
@@ -60,25 +61,17 @@ export interface RbdProcess {
   stop(): Promise<void>;
 }
 
-/** A running `rbd` command whose stdout is a FIFO, read through `output` with positional-less reads. */
-export interface RbdFifoProcess extends Omit<RbdProcess, 'stdout'> {
-  /** The FIFO's read end, opened blocking: the caller reads it (into its own buffers) and closes it. */
-  readonly output: FileHandle;
+/** A running `rbd` command whose stdout is a Unix socket, read by the {@link SocketByteQueue} it was given. */
+export interface RbdSocketProcess extends Omit<RbdProcess, 'stdout'> {
+  /** Our end of the socket; the queue reads it, and closing the queue destroys it. */
+  readonly socket: Socket;
 }
 
 const NAME = /^[A-Za-z0-9_.-]{1,128}$/;
 const KEY = /^[A-Za-z0-9+/]{16,}={0,2}$/;
 const STDERR_TAIL_BYTES = 8192;
-/**
- * What a FIFO rbd writes to holds: Linux's unprivileged maximum (`fs.pipe-max-size`).
- * At the 64 KiB default, rbd and the reader wake each other every 64 KiB: 32,768
- * wakeups a GiB. Measured on a 2 GiB full export (medians of 5, interleaved, 2 cores):
- * into a null sink 3.29 s at 64 KiB and 2.10 s at 1 MiB; into a FileSink 7.89 s and 4.66 s.
- */
-const FIFO_PIPE_BYTES = 1 << 20;
-/** perl's fcntl: Node has none. F_SETPIPE_SZ is 1031 on every Linux architecture. */
-const GROW_PIPE_PERL =
-  'open(my $f, "+<", $ARGV[0]) or exit 1; defined(fcntl($f, 1031, 0 + $ARGV[1])) or exit 2';
+/** A Unix socket's path fits in `sun_path` (108 bytes with its NUL). */
+const SOCKET_PATH_MAX_BYTES = 107;
 
 function keepForReader(): void {}
 
@@ -228,85 +221,72 @@ export class RbdCli {
   }
 
   /**
-   * Starts a command whose stdout is a FIFO instead of Node's socket pipe:
-   * the caller reads it with `FileHandle.read` straight into its own buffers
-   * (a large export's data then takes no stream chunks nor copies). The FIFO
-   * lives in the private directory only until both ends are open.
+   * Starts a command whose stdout is a Unix socket that `queue` reads with net's `onread`, straight
+   * into the caller's buffers (see {@link SocketByteQueue}; Node's pipe to a child would hand the
+   * bytes over in 64 KiB chunks, each allocated and then copied). The socket's file lives in the
+   * private directory only until both ends are connected. Fails with `unsupported` where no socket
+   * can be made there (a path longer than `sun_path`): use {@link spawn} then.
+   * @internal The reader's data path; its queue is not part of the public API.
    */
-  async spawnToFifo(
+  async spawnToSocket(
     args: readonly string[],
+    queue: SocketByteQueue,
     options: { signal?: AbortSignal; what?: string } = {},
-  ): Promise<RbdFifoProcess> {
+  ): Promise<RbdSocketProcess> {
     if (this.closed) {
       throw new SyncproxyError('the rbd client is closed', { code: 'internal', retryable: false });
     }
     const path = join(this.dir, `out-${randomUUID()}`);
-    let writeEnd: FileHandle | undefined;
-    let readEnd: FileHandle | undefined;
+    const server = createServer({ pauseOnConnect: true });
+    let socket: Socket | undefined;
+    let rbdSide: Socket;
     try {
-      // Node has no mkfifo(3); coreutils' mkfifo is wherever ceph-common is.
-      await new Promise<void>((resolve, reject) =>
-        execFile(
-          'mkfifo',
-          ['-m', '600', path],
-          { env: { PATH: process.env.PATH ?? '/usr/bin:/bin' } },
-          (e) => (e ? reject(e) : resolve()),
-        ),
-      );
-      // O_RDWR on a FIFO never blocks (Linux), and with a writer open the
-      // blocking O_RDONLY open returns at once.
-      writeEnd = await open(path, constants.O_RDWR);
-      readEnd = await open(path, constants.O_RDONLY);
-      // Sized while our ends hold the pipe open: the size stays with the pipe.
-      await this.growPipe(path);
+      if (Buffer.byteLength(path) > SOCKET_PATH_MAX_BYTES)
+        throw new Error(`${path} is longer than a socket path may be (${SOCKET_PATH_MAX_BYTES} bytes)`);
+      await new Promise<void>((resolve, reject) => {
+        server.once('error', reject);
+        server.listen(path, () => {
+          server.off('error', reject);
+          resolve();
+        });
+      });
+      const accepted = new Promise<Socket>((resolve) => server.once('connection', resolve));
+      const connecting = connect({ path, onread: queue.onread });
+      socket = connecting;
+      queue.attach(connecting);
+      await new Promise<void>((resolve, reject) => {
+        connecting.once('connect', resolve);
+        connecting.once('error', reject);
+      });
+      rbdSide = await accepted;
     } catch (error) {
-      await writeEnd?.close();
-      await readEnd?.close();
-      throw new SyncproxyError(`could not make a FIFO for ${describeCommand(args, options.what)}`, {
+      socket?.destroy();
+      throw new SyncproxyError(`could not make a socket for ${describeCommand(args, options.what)}`, {
         code: 'unsupported',
         retryable: false,
         cause: error,
       });
     } finally {
-      // unlink, not rm: rm lstat()s the FIFO first, and after that require() in this process stops
-      // following symlinks (nodejs/node#51142), which breaks loading packages installed as links.
-      await unlink(path).catch((error: NodeJS.ErrnoException) => {
-        if (error.code !== 'ENOENT') throw error;
-      });
+      // The socket's file goes with the server (libuv unlinks it, without the stat that rm would make:
+      // after an lstat of a socket, require stops following symlinks, nodejs/node#51142); the
+      // connection stays.
+      server.close();
     }
     try {
-      const { exited, stop } = this.start(args, writeEnd.fd, options);
-      return { output: readEnd, exited, stop };
+      const { exited, stop } = this.start(args, rbdSide, options);
+      return { socket, exited, stop };
     } catch (error) {
-      await readEnd.close();
+      socket.destroy();
       throw error;
     } finally {
       // The child holds its own copy: the reader sees the end when rbd exits.
-      await writeEnd.close();
+      rbdSide.destroy();
     }
-  }
-
-  /**
-   * Raises a FIFO's buffer to {@link FIFO_PIPE_BYTES} through perl (perl-base is
-   * part of every Debian and Ubuntu system). Without perl, or over the system's
-   * limit, the FIFO keeps its 64 KiB: slower, never wrong.
-   */
-  private async growPipe(path: string): Promise<void> {
-    const grown = await new Promise<boolean>((resolve) =>
-      execFile(
-        'perl',
-        ['-e', GROW_PIPE_PERL, path, String(FIFO_PIPE_BYTES)],
-        { env: { PATH: process.env.PATH ?? '/usr/bin:/bin' }, timeout: 10_000 },
-        (e) => resolve(e === null),
-      ),
-    );
-    if (!grown)
-      this.logger.debug({}, 'the FIFO rbd writes to keeps its 64 KiB buffer (perl could not resize it)');
   }
 
   private start(
     args: readonly string[],
-    stdout: 'pipe' | number,
+    stdout: 'pipe' | Socket,
     options: { signal?: AbortSignal; what?: string },
   ): { child: ChildProcess; exited: Promise<void>; stop(): Promise<void> } {
     if (this.closed) {
@@ -358,7 +338,7 @@ export class RbdCli {
         }
         if (status === 0) return resolve();
         // A process that exited with a status ended by itself, even when a stop
-        // came after (a FIFO's reader can see the end before Node reaps the child).
+        // came after (a socket's reader can see the end before Node reaps the child).
         if (stoppedByUs && status === null) {
           return reject(new SyncproxyError(`${what} was stopped`, { code: 'aborted', retryable: false }));
         }

@@ -1,15 +1,14 @@
 import { abortError, type Extent, type ReadOptions, SyncproxyError } from '@syncproxy/core';
 import { parseRbdDiffJson } from './diff-json.js';
 import {
-  type ByteQueue,
   type ExportDiffHeader,
   ExportDiffParser,
   type ExportDiffRecord,
-  FileHandleByteQueue,
   IterableByteQueue,
   parseExportDiff,
 } from './export-diff.js';
 import { preferExitError, type RbdCli, type RbdProcess } from './rbd-cli.js';
+import { SocketByteQueue } from './socket-byte-queue.js';
 
 /** `exact` is `rbd diff` (byte ranges); `whole-object` is the form's "rbd du" (whole RADOS objects, fast-diff). */
 export type IncrementalMode = 'exact' | 'whole-object';
@@ -202,11 +201,11 @@ export async function* rbdExportDiff(
 
 /**
  * `rbd export-diff` of the snapshot as a pull parser whose data lands in the
- * caller's buffers: rbd writes to a FIFO read with large `FileHandle` reads
- * (Node's socket pipe would hand it over in 64 KiB chunks, each allocated and
- * then copied). Where no FIFO can be made it falls back to that pipe. `next()`
- * returns `end` only after rbd exited with status 0; any failure is rbd's own
- * exit error when it has one.
+ * caller's buffers: rbd writes to a Unix socket read with net's `onread`
+ * ({@link SocketByteQueue}; Node's pipe to a child would hand the bytes over in
+ * 64 KiB chunks, each allocated and then copied). Where no socket can be made
+ * it falls back to that pipe. `next()` returns `end` only after rbd exited with
+ * status 0; any failure is rbd's own exit error when it has one.
  */
 export class RbdExportDiffStream {
   readonly #parser: ExportDiffParser;
@@ -220,28 +219,23 @@ export class RbdExportDiffStream {
   static async open(
     cli: RbdCli,
     ref: RbdImageRef,
-    options: ReadOptions & { useFifo?: boolean } = {},
+    options: ReadOptions & { useSocket?: boolean } = {},
   ): Promise<RbdExportDiffStream> {
     const args = ['export-diff', '--no-progress', ...diffArgs(ref), spec(ref), '-'];
     const how = { signal: options.signal, what: `rbd export-diff ${spec(ref)}` };
-    let queue: ByteQueue;
-    let proc: Pick<RbdProcess, 'stop' | 'exited'>;
-    const fifo =
-      options.useFifo === false
-        ? undefined
-        : await cli.spawnToFifo(args, how).catch((error: unknown) => {
-            if (SyncproxyError.isInstance(error) && error.code === 'unsupported') return undefined;
-            throw error;
-          });
-    if (fifo) {
-      queue = new FileHandleByteQueue(fifo.output, options.signal);
-      proc = fifo;
-    } else {
-      const piped = cli.spawn(args, how);
-      queue = new IterableByteQueue(piped.stdout, options.signal);
-      proc = piped;
+    if (options.useSocket !== false) {
+      const queue = new SocketByteQueue(options.signal);
+      const proc = await cli.spawnToSocket(args, queue, how).catch((error: unknown) => {
+        if (SyncproxyError.isInstance(error) && error.code === 'unsupported') return undefined;
+        throw error;
+      });
+      if (proc) return new RbdExportDiffStream(new ExportDiffParser(queue), proc);
     }
-    return new RbdExportDiffStream(new ExportDiffParser(queue), proc);
+    const piped = cli.spawn(args, how);
+    return new RbdExportDiffStream(
+      new ExportDiffParser(new IterableByteQueue(piped.stdout, options.signal)),
+      piped,
+    );
   }
 
   /** Data bytes of the current `write` record not taken yet, and the image offset of the first. */

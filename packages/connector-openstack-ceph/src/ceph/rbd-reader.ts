@@ -24,11 +24,11 @@ export interface OpenRbdReaderOptions extends RbdImageRef {
   logger?: Logger;
   signal?: AbortSignal;
   /**
-   * @internal Read rbd's output from a FIFO straight into the engine's buffers
-   * (default true) or from Node's socket pipe: for benchmarks. Where no FIFO
-   * can be made the reader uses the pipe anyway.
+   * @internal Read rbd's output from a Unix socket straight into the engine's buffers
+   * (default true) or from Node's pipe to the child: for benchmarks and tests. Where no
+   * socket can be made the reader uses the pipe anyway.
    */
-  useFifo?: boolean;
+  useSocket?: boolean;
 }
 
 /**
@@ -53,12 +53,12 @@ export async function openRbdReader(options: OpenRbdReaderOptions): Promise<Chan
     mode: options.mode ?? 'exact',
     ...(options.fromSnapshot !== undefined ? { fromSnapshot: options.fromSnapshot } : {}),
   };
-  const useFifo = options.useFifo ?? true;
+  const useSocket = options.useSocket ?? true;
   // The listing and the stream start with `rbd info`, not after it: each rbd command spends tens of
   // milliseconds connecting to the cluster, and the engine's first read waits for the whole listing.
   const stop = new AbortController();
   const listing = spawnRbdDiff(cli, ref, { signal: stop.signal });
-  const opening = RbdExportDiffStream.open(cli, ref, { signal: stop.signal, useFifo });
+  const opening = RbdExportDiffStream.open(cli, ref, { signal: stop.signal, useSocket });
   opening.catch(() => {});
   let info: RbdImageInfo;
   try {
@@ -75,7 +75,7 @@ export async function openRbdReader(options: OpenRbdReaderOptions): Promise<Chan
     info.sizeBytes,
     info.objectSizeBytes,
     options.logger ?? silentLogger,
-    useFifo,
+    useSocket,
     stop,
     { listing, opening },
   );
@@ -117,7 +117,7 @@ class RbdReader implements ChangedBlockReader {
     readonly diskSize: number,
     objectSize: number,
     private readonly logger: Logger,
-    private readonly useFifo: boolean,
+    private readonly useSocket: boolean,
     private readonly stop: AbortController,
     started: { listing: RbdProcess; opening: Promise<RbdExportDiffStream> },
   ) {
@@ -223,7 +223,7 @@ class RbdReader implements ChangedBlockReader {
   private openStream(): Promise<RbdExportDiffStream> {
     return RbdExportDiffStream.open(this.cli, this.ref, {
       signal: this.stop.signal,
-      useFifo: this.useFifo,
+      useSocket: this.useSocket,
     });
   }
 

@@ -54,8 +54,8 @@ export function loadBlake3(load: () => { binding: Blake3Binding; path: string } 
 function defaultLoad(): { binding: Blake3Binding; path: string } {
   const require = requireFromHere();
   // Loaded from its real place, resolved by the system's realpath(3): require's own symlink
-  // resolution stops early after any lstat of a FIFO or socket in the process (nodejs/node#51142;
-  // the rbd reader removes a FIFO before each stream), and from the link's place a symlinked
+  // resolution stops early after any lstat of a FIFO or socket in the process (nodejs/node#51142:
+  // an application's own, or one of its libraries'), and from the link's place a symlinked
   // install (pnpm) does not find the package's native binding beside it.
   const path = realpathSync.native(require.resolve(BLAKE3_PACKAGE));
   return { binding: require(path) as Blake3Binding, path };

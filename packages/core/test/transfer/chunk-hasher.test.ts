@@ -69,7 +69,7 @@ describe('chooseChunkHashAlgorithm', () => {
   it('chooses BLAKE3 in a process that has just removed a FIFO (node#51142: require then stops following symlinks)', () => {
     // fs.rm lstat()s the FIFO, and Node's realpathSync reads that stale result: a package reached
     // through a symlink (pnpm's layout) is then not resolved to its real place, from where its
-    // native binding would be found. The rbd reader removes a FIFO like this before each stream.
+    // native binding would be found. The rbd reader once removed its FIFO like this before each stream.
     const module = fileURLToPath(new URL('../../src/transfer/chunk-hash-algorithm.ts', import.meta.url));
     const script = `
       const { execFileSync } = await import('node:child_process');
