@@ -261,6 +261,10 @@ export class RbdCli {
       rbdSide = await accepted;
     } catch (error) {
       socket?.destroy();
+      this.logger.debug(
+        { error: error instanceof Error ? error.message : String(error) },
+        'no Unix socket for rbd output (slower, the same bytes: the caller falls back to the pipe)',
+      );
       throw new SyncproxyError(`could not make a socket for ${describeCommand(args, options.what)}`, {
         code: 'unsupported',
         retryable: false,
