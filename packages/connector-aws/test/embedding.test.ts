@@ -1,4 +1,4 @@
-import { writeFile } from 'node:fs/promises';
+import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
@@ -88,7 +88,9 @@ describe('credential providers', () => {
 
   test("the SDK's fromIni reads a profile of a credentials file", async () => {
     const aws = await mockAws();
-    const file = join(tmpdir(), `syncproxy-credentials-${process.pid}`);
+    const dir = await mkdtemp(join(tmpdir(), 'syncproxy-credentials-'));
+    open.push({ close: () => rm(dir, { recursive: true, force: true }) });
+    const file = join(dir, 'credentials');
     await writeFile(
       file,
       `[backup]\naws_access_key_id = ${aws.credentials.accessKeyId}\naws_secret_access_key = ${aws.credentials.secretAccessKey}\n`,

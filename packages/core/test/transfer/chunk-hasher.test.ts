@@ -78,12 +78,14 @@ describe('chooseChunkHashAlgorithm', () => {
       const { tmpdir } = await import('node:os');
       const { join } = await import('node:path');
       const dir = mkdtempSync(join(tmpdir(), 'syncproxy-fifo-'));
-      const { chooseChunkHashAlgorithm } = await import(${JSON.stringify(module)});
-      execFileSync('mkfifo', [join(dir, 'fifo')]);
-      await rm(join(dir, 'fifo'), { force: true });
-      const choice = chooseChunkHashAlgorithm();
-      rmSync(dir, { recursive: true });
-      console.log(JSON.stringify(choice));
+      try {
+        const { chooseChunkHashAlgorithm } = await import(${JSON.stringify(module)});
+        execFileSync('mkfifo', [join(dir, 'fifo')]);
+        await rm(join(dir, 'fifo'), { force: true });
+        console.log(JSON.stringify(chooseChunkHashAlgorithm()));
+      } finally {
+        rmSync(dir, { recursive: true, force: true });
+      }
     `;
     // Without the NODE_PATH that package-manager scripts set, as an application runs.
     const { NODE_PATH: _, ...env } = process.env;
