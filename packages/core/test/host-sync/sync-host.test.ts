@@ -37,6 +37,18 @@ async function setup(options: ConstructorParameters<typeof FilePlatform>[1] = {}
   return { platform, session, target };
 }
 
+/** One 16 MiB disk of random bytes, read slowly enough to stop a sync midway, and where its image goes. */
+async function slowOneDisk(name: string, seed: number) {
+  const platform = new FilePlatform(join(dir.path, `${name}p`), {
+    disks: { 'disk-1': 16 * MiB },
+    readDelayMs: 20,
+  });
+  platform.write('disk-1', 0, randomBytes(16 * MiB, seed));
+  const session = await platform.connector().connect({ name: 'x' });
+  const target = join(dir.path, `${name}t`);
+  return { platform, session, target, path: join(target, imageFileName('disk-1')) };
+}
+
 async function imageOf(target: string, diskId: string): Promise<Uint8Array> {
   return new Uint8Array(await readFile(join(target, imageFileName(diskId))));
 }
@@ -288,14 +300,7 @@ describe('syncHost', () => {
   });
 
   it('a started transfer resumes only onto an image of the disk size, and with verifyTarget manifest only while its done chunks match', async () => {
-    const platform = new FilePlatform(join(dir.path, 'sp'), {
-      disks: { 'disk-1': 16 * MiB },
-      readDelayMs: 20,
-    });
-    platform.write('disk-1', 0, randomBytes(16 * MiB, 41));
-    const session = await platform.connector().connect({ name: 'x' });
-    const target = join(dir.path, 'st');
-    const path = join(target, imageFileName('disk-1'));
+    const { platform, session, target, path } = await slowOneDisk('s', 41);
     const { open, truncate, utimes } = await import('node:fs/promises');
     const interrupt = async () => {
       const stop = new AbortController();
@@ -356,14 +361,7 @@ describe('syncHost', () => {
   });
 
   it('an interrupted incremental resumed with verifyTarget manifest checks the chunks it will not write too: a byte flipped there behind the mtime gets a full sync', async () => {
-    const platform = new FilePlatform(join(dir.path, 'ip'), {
-      disks: { 'disk-1': 16 * MiB },
-      readDelayMs: 20,
-    });
-    platform.write('disk-1', 0, randomBytes(16 * MiB, 51));
-    const session = await platform.connector().connect({ name: 'x' });
-    const target = join(dir.path, 'it');
-    const path = join(target, imageFileName('disk-1'));
+    const { platform, session, target, path } = await slowOneDisk('i', 51);
     const options = {
       session,
       platform: 'file-platform',
