@@ -174,7 +174,12 @@ export {
 } from './transfer/chunk-hash-algorithm.js';
 export { ChunkHasher } from './transfer/chunk-hasher.js';
 // Transfer engine (issue 3): transferDisk, FileSink, hash-diff reader
-export { type TransferOptions, type TransferResult, transferDisk } from './transfer/engine.js';
+export {
+  TARGET_DIFFERS_FROM_MANIFEST,
+  type TransferOptions,
+  type TransferResult,
+  transferDisk,
+} from './transfer/engine.js';
 export { FileSink, type FileSinkOptions } from './transfer/file-sink.js';
 export {
   createHashDiffReader,

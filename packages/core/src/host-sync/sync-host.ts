@@ -7,7 +7,12 @@ import type { ChangedBlockReader, SyncWarning } from '../contracts/reader.js';
 import { SyncproxyError } from '../errors/syncproxy-error.js';
 import { toSyncproxyError } from '../errors/to-syncproxy-error.js';
 import { ChunkLedger, FileCheckpointStore } from '../transfer/checkpoint.js';
-import { type TransferOptions, type TransferResult, transferDisk } from '../transfer/engine.js';
+import {
+  TARGET_DIFFERS_FROM_MANIFEST,
+  type TransferOptions,
+  type TransferResult,
+  transferDisk,
+} from '../transfer/engine.js';
 import { FileSink } from '../transfer/file-sink.js';
 import { type DiskManifest, readManifest } from '../transfer/manifest.js';
 import type { TransferProgress } from '../transfer/progress.js';
@@ -558,21 +563,15 @@ class HostSync {
       } else {
         await this.#checkResume(plan, transferIdOf(plan, snapshot, image));
       }
+      let fullInstead: HostSyncWarning | undefined;
       try {
         await this.#transfer(plan, snapshot, image);
+        fullInstead = this.#unproven(plan);
       } catch (error) {
-        const mapped = toSyncproxyError(error, { operation: `sync disk ${disk.id}` });
-        const lost = mapped.code === 'not-found' || mapped.code === 'cbt-reset';
-        if (pending.mode !== 'incremental' || !lost || signal?.aborted) throw mapped;
-        const code = mapped.code === 'cbt-reset' ? 'cbt-reset' : 'base-lost';
-        this.#toFull(plan, {
-          code,
-          diskId: disk.id,
-          message:
-            code === 'cbt-reset'
-              ? `disk ${disk.id}: change tracking was reset since snapshot ${pending.baseSnapshotId} (${mapped.message}): a full sync instead`
-              : `disk ${disk.id}: base snapshot ${pending.baseSnapshotId} is gone from the platform (${mapped.message}): a full sync instead`,
-        });
+        fullInstead = this.#fullInstead(plan, error);
+      }
+      if (fullInstead !== undefined) {
+        this.#toFull(plan, fullInstead);
         await this.#save();
         await this.#transfer(plan, snapshot, image);
       }
@@ -596,6 +595,48 @@ class HostSync {
       if (pending.mode === 'full' && mapped.code === 'not-found') this.#snapshotGone = true;
     }
     this.#emit({ type: 'disk-end', diskId: disk.id, status: outcome.status });
+  }
+
+  /**
+   * Why an incremental that failed with `error` is done again in full, or throws the error: a base
+   * the platform lost, change tracking reset, or an image that is not the base around the changes
+   * (the engine proves the bytes a chunk written in part keeps, and found one that differs).
+   */
+  #fullInstead(plan: DiskPlan, error: unknown): HostSyncWarning {
+    const { disk, outcome, pending } = plan;
+    const mapped = toSyncproxyError(error, { operation: `sync disk ${disk.id}` });
+    if (pending.mode !== 'incremental' || this.#options.signal?.aborted) throw mapped;
+    const base = pending.baseSnapshotId;
+    if (mapped.code === 'cbt-reset') {
+      const message = `disk ${disk.id}: change tracking was reset since snapshot ${base} (${mapped.message}): a full sync instead`;
+      return { code: 'cbt-reset', diskId: disk.id, message };
+    }
+    if (mapped.code === 'not-found') {
+      const message = `disk ${disk.id}: base snapshot ${base} is gone from the platform (${mapped.message}): a full sync instead`;
+      return { code: 'base-lost', diskId: disk.id, message };
+    }
+    if (mapped.code === 'integrity' && mapped.details?.reason === TARGET_DIFFERS_FROM_MANIFEST) {
+      const message = `disk ${disk.id}: chunk ${String(mapped.details.chunk)} of the image differs from its manifest around the incremental's changes (${outcome.path}): a full sync instead`;
+      return { code: 'target-changed', diskId: disk.id, message };
+    }
+    throw mapped;
+  }
+
+  /**
+   * With `verifyTarget: 'manifest'`, an incremental whose manifest does not prove every chunk of the
+   * image is done again in full: a resumed one cannot prove the bytes that the chunks it wrote in part
+   * kept where the stopped run may have written (the engine leaves their entries unknown).
+   */
+  #unproven(plan: DiskPlan): HostSyncWarning | undefined {
+    const { disk, outcome, pending } = plan;
+    const unknown = outcome.result?.unknownChunks ?? 0;
+    if (this.#options.verifyTarget !== 'manifest' || pending.mode !== 'incremental' || unknown === 0)
+      return undefined;
+    return {
+      code: 'target-changed',
+      diskId: disk.id,
+      message: `disk ${disk.id}: ${unknown} chunk(s) of the image are not proven by its manifest after the resumed incremental (${outcome.path}): synced again in full`,
+    };
   }
 
   /**

@@ -95,7 +95,13 @@ export interface TransferOptions {
    * lists them once, not twice.
    */
   prescan?: boolean;
-  /** Hash chunks the extents cover only in part by reading them back from the sink (default true when it can read). */
+  /**
+   * For chunks the extents cover only in part: read the target's bytes around the pieces before
+   * writing, prove them against the manifest, and record the digest of the chunk they make with the
+   * pieces (default true when the sink can read). A target that differs from an exact entry there
+   * rejects with `integrity` ({@link TARGET_DIFFERS_FROM_MANIFEST}); bytes nothing proves leave the
+   * entry `unknown` (warning `manifest-unproven`). False: such chunks' entries become `unknown`.
+   */
   manifestReadBack?: boolean;
   /** Close the sink when done or failed (default true). */
   closeSink?: boolean;
@@ -105,6 +111,13 @@ export interface TransferOptions {
   /** Uniform [0, 1) source for backoff jitter (tests). */
   random?: () => number;
 }
+
+/**
+ * `details.reason` of the `integrity` error a transfer rejects with when a chunk it writes in part
+ * does not match the target's manifest around its changes: the target is not the base the changes
+ * apply to, and only a full transfer makes it exact. Nothing of that chunk was written.
+ */
+export const TARGET_DIFFERS_FROM_MANIFEST = 'target-differs-from-manifest';
 
 export interface TransferResult {
   /** Bytes read from the source this run. */
@@ -403,6 +416,7 @@ export async function transferDisk(options: TransferOptions): Promise<TransferRe
       signal,
       stop,
       manifest,
+      exactBelow: resuming ? manifest.pendingFrom : settings.chunkCount,
       ledger,
       stores,
       retryPolicy,
@@ -411,6 +425,12 @@ export async function transferDisk(options: TransferOptions): Promise<TransferRe
     run.progress.setBaseline(ledger.bytesDone, ledger.dataBytes);
     if (totals !== undefined) run.totals = totals;
     await run.execute();
+    if (run.unproven > 0) {
+      warnings.push({
+        code: 'manifest-unproven',
+        message: `${run.unproven} chunk(s) written in part keep target bytes that no manifest entry proves (their entries were unknown, or a resumed transfer's stopped run may have written them): their entries stay unknown`,
+      });
+    }
 
     // Complete: everything durable first, then the manifest says so, then the checkpoint goes.
     await run.flushSink();
@@ -605,6 +625,11 @@ interface RunContext {
   signal: AbortSignal;
   stop: AbortController;
   manifest: DiskManifest;
+  /**
+   * Below this chunk, a known manifest entry describes the target exactly. A resumed transfer's
+   * entries from the saved manifest's `pendingFrom` on may predate what the stopped run wrote.
+   */
+  exactBelow: number;
   ledger: ChunkLedger;
   stores: { checkpoint?: CheckpointStore; manifest?: ManifestStore };
   retryPolicy: ReturnType<typeof resolveRetryPolicy>;
@@ -619,6 +644,8 @@ class TransferRun {
   chunks = 0;
   chunksSkipped = 0;
   retries = 0;
+  /** Chunks written in part whose kept target bytes nothing proved: their entries are `unknown`. */
+  unproven = 0;
   totals: PlanTotals | undefined;
   readonly progress: ProgressMeter;
 
@@ -765,7 +792,7 @@ class TransferRun {
           continue;
         }
         ledger.reach(job.index);
-        // Partly covered chunks are read back whole to hash them; the budget covers that buffer too.
+        // Of partly covered chunks the target's bytes are read whole to prove and hash them; the budget covers that buffer too.
         const weight = job.covered
           ? job.dataBytes
           : Math.max(job.dataBytes, this.readsBack() ? job.length : 0);
@@ -968,13 +995,20 @@ class TransferRun {
   private async moveChunk(job: ChunkJob, buffer: (() => Uint8Array) | undefined): Promise<ChunkOutcome> {
     const { sink } = this.options;
     const { signal, hasher } = this.context;
-    const buffers = await Promise.all(
-      job.pieces.map((piece) => {
+    const writeRetry: RetryContext = { ...this.retry, signal: undefined };
+    // A chunk the extents cover in part keeps the target's bytes around its pieces: read (and proven)
+    // while the pieces are read, before anything of the chunk is written.
+    const kept =
+      !job.covered && this.hashes && this.readsBack() ? this.keptBytes(job, writeRetry) : undefined;
+    kept?.catch(() => {});
+    const [keptBytes, ...buffers] = await Promise.all([
+      kept,
+      ...job.pieces.map((piece) => {
         if (piece.kind === 'zero') return undefined;
         if (buffer === undefined) return this.readPiece(piece);
         return this.readIntoChunk(buffer, piece.offset - job.offset, piece);
       }),
-    );
+    ]);
     // Past this point the chunk is written whole even if the transfer stops: no torn chunk is left by an abort.
     if (signal.aborted) throw abortError(signal, 'transfer');
     // The buffer holds the whole chunk for hashing only: zero pieces are filled in just when a hash of
@@ -998,7 +1032,6 @@ class TransferRun {
       else hashing = hashPieces(writes, hasher);
     }
     hashing?.catch(() => {});
-    const writeRetry: RetryContext = { ...this.retry, signal: undefined };
     let written = 0;
     let zeroed = 0;
     await Promise.all(
@@ -1023,15 +1056,53 @@ class TransferRun {
     );
 
     let entry: Uint8Array | 'zero' | 'unknown' = hashing === undefined ? 'unknown' : await hashing;
-    if (!job.covered && this.hashes && this.readsBack()) {
-      const target = await withRetry(
-        `read back chunk ${job.index}`,
-        () => sink.read!(job.offset, job.length),
-        writeRetry,
-      );
-      entry = isAllZero(target) ? 'zero' : hasher.hashHere(target);
+    if (keptBytes !== undefined) {
+      // The chunk as it now is on the target: its proven bytes with the pieces written over them.
+      for (const { piece, data } of writes) {
+        const at = piece.offset - job.offset;
+        if (data === undefined) zeroFill(keptBytes, at, piece.length);
+        else keptBytes.set(data, at);
+      }
+      entry = isAllZero(keptBytes) ? 'zero' : hasher.hashHere(keptBytes);
     }
     return { entry, written, zeroed };
+  }
+
+  /**
+   * The target's bytes of a chunk the extents cover in part, read before its pieces are written. The
+   * chunk's new digest is taken over them, so they must be proven first, or the manifest would vouch
+   * for whatever the target holds: they are when the chunk matches its manifest entry. Where the
+   * entry describes the target exactly, a mismatch means the target is not the base the changes
+   * apply to: an `integrity` error ({@link TARGET_DIFFERS_FROM_MANIFEST}), before anything is written.
+   * Where nothing proves them (no entry, or a resumed transfer's entry that may predate the stopped
+   * run's writes): undefined, and the chunk's entry becomes `unknown`.
+   */
+  private async keptBytes(job: ChunkJob, retry: RetryContext): Promise<Uint8Array | undefined> {
+    const { manifest, hasher, exactBelow } = this.context;
+    if (manifest.entry(job.index).state === 'unknown') {
+      this.unproven++;
+      return undefined;
+    }
+    const target = await withRetry(
+      `read chunk ${job.index} of the target`,
+      () => this.options.sink.read!(job.offset, job.length),
+      retry,
+    );
+    const zero = isAllZero(target);
+    if ((zero && manifest.matches(job.index, 'zero')) || manifest.matches(job.index, hasher.hashHere(target)))
+      return target;
+    if (job.index >= exactBelow) {
+      this.unproven++;
+      return undefined;
+    }
+    throw new SyncproxyError(
+      `chunk ${job.index} of the target differs from its manifest at [${job.offset}, ${job.offset + job.length}): the bytes this transfer would keep around its changes are not the base's (the target was changed since the transfer that left the manifest); sync the disk in full`,
+      {
+        code: 'integrity',
+        retryable: false,
+        details: { chunk: job.index, reason: TARGET_DIFFERS_FROM_MANIFEST },
+      },
+    );
   }
 
   async flushSink(): Promise<void> {

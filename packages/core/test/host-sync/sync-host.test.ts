@@ -8,6 +8,7 @@ import {
   type HostSyncPhaseEvent,
   imageFileName,
   loadSyncState,
+  readManifest,
   SyncproxyError,
   syncHost,
   TARGET_LOCK_FILE,
@@ -47,6 +48,21 @@ async function slowOneDisk(name: string, seed: number) {
   const session = await platform.connector().connect({ name: 'x' });
   const target = join(dir.path, `${name}t`);
   return { platform, session, target, path: join(target, imageFileName('disk-1')) };
+}
+
+/** Flips one byte of the file at `path`; with `keepMtime`, puts its modification time back. */
+async function flipByte(path: string, at: number, keepMtime: boolean): Promise<void> {
+  const { open, utimes } = await import('node:fs/promises');
+  const before = await stat(path);
+  const handle = await open(path, 'r+');
+  const byte = new Uint8Array(1);
+  await handle.read(byte, 0, 1, at);
+  byte[0] = byte[0]! ^ 0xff;
+  await handle.write(byte, 0, 1, at);
+  await handle.close();
+  // Half a millisecond in: a Date's seconds as a double can land a nanosecond under its millisecond,
+  // which the image's identity (whole milliseconds of mtimeNs) would see as another mtime.
+  if (keepMtime) await utimes(path, before.atime, (Math.floor(before.mtimeMs) + 0.5) / 1000);
 }
 
 async function imageOf(target: string, diskId: string): Promise<Uint8Array> {
@@ -397,6 +413,87 @@ describe('syncHost', () => {
     expect(resumed).toMatchObject({ ok: true, resumed: true, mode: 'full' });
     expect(resumed.warnings.map((w) => w.code)).toEqual(['target-changed']);
     expect(resumed.warnings[0]!.message).toContain('1 chunk(s) of the image differ from its manifest');
+    await expectExact(platform, target);
+  });
+
+  it('an incremental that writes part of a chunk proves the rest of it against the manifest first: a byte flipped there behind the mtime gets a full sync (target-changed), never a digest that takes it in', async () => {
+    const { platform, session, target, path } = await slowOneDisk('p', 61);
+    const options = {
+      session,
+      platform: 'file-platform',
+      hostId: 'h1',
+      target,
+      transfer: { chunkSizeBytes: MiB },
+    };
+    expect(await syncHost(options)).toMatchObject({ ok: true, mode: 'full' });
+    // The incremental writes the first grain of chunk 3; the image's byte half way into chunk 3 is flipped.
+    platform.write('disk-1', 3 * MiB, randomBytes(GRAIN, 62));
+    await flipByte(path, 3 * MiB + MiB / 2, true);
+    const second = await syncHost(options);
+    expect(second).toMatchObject({ ok: true, mode: 'full' });
+    expect(second.warnings.map((w) => [w.code, w.diskId])).toEqual([['target-changed', 'disk-1']]);
+    expect(second.warnings[0]!.message).toContain('chunk 3 of the image differs from its manifest');
+    await expectExact(platform, target);
+    // The manifest the full sync left vouches for the image: the next incremental applies onto it.
+    platform.write('disk-1', 5 * MiB, randomBytes(GRAIN, 63));
+    const third = await syncHost({ ...options, verifyTarget: 'manifest' });
+    expect(third).toMatchObject({ ok: true, mode: 'incremental', warnings: [] });
+    await expectExact(platform, target);
+  });
+
+  /** A full sync of one slow disk, then an incremental that changes one grain of each chunk, stopped after one chunk. */
+  async function interruptedPartialIncremental(name: string, seed: number) {
+    const disk = await slowOneDisk(name, seed);
+    const options = {
+      session: disk.session,
+      platform: 'file-platform',
+      hostId: 'h1',
+      target: disk.target,
+      transfer: { chunkSizeBytes: MiB },
+    };
+    expect(await syncHost(options)).toMatchObject({ ok: true, mode: 'full' });
+    for (let chunk = 0; chunk < 16; chunk++)
+      disk.platform.write('disk-1', chunk * MiB, randomBytes(GRAIN, seed + chunk));
+    const stop = new AbortController();
+    const first = await syncHost({
+      ...options,
+      concurrency: 1,
+      checkpointEveryChunks: 1,
+      signal: stop.signal,
+      onEvent: (e) => {
+        if (e.type === 'progress' && e.progress.chunksDone >= 1) stop.abort();
+      },
+    });
+    expect(first).toMatchObject({ ok: false, interrupted: true, mode: 'incremental' });
+    return { ...disk, options };
+  }
+
+  it('a resumed incremental cannot prove the part of a chunk it does not write where the stopped run may have written: that chunk is unknown in the manifest, and a later verifyTarget manifest sync finds a byte flipped there', async () => {
+    const { platform, target, path, options } = await interruptedPartialIncremental('u', 71);
+    // Chunk 12, which the stopped run had not finished, flipped outside the grain the incremental writes.
+    await flipByte(path, 12 * MiB + MiB / 2, false);
+    // The identity level trusts a started transfer's image (host-sync.md): this resume takes the flipped byte
+    // as it is, but its manifest does not vouch for the chunks it could not prove.
+    const resumed = await syncHost(options);
+    expect(resumed).toMatchObject({ ok: true, resumed: true, mode: 'incremental' });
+    expect(resumed.disks[0]!.result!.unknownChunks).toBeGreaterThan(0);
+    const checked = await syncHost({ ...options, verifyTarget: 'manifest' });
+    expect(checked).toMatchObject({ ok: true, mode: 'full' });
+    expect(checked.warnings.map((w) => w.code)).toEqual(['target-changed']);
+    await expectExact(platform, target);
+  });
+
+  it('a resumed incremental with verifyTarget manifest that cannot prove a chunk it writes in part syncs the disk in full (target-changed): a byte flipped there is never kept', async () => {
+    const { platform, target, path, options } = await interruptedPartialIncremental('v', 81);
+    // A chunk in flight when the run stopped: the saved manifest does not know it, so no check before the
+    // transfer can see a byte flipped there; the transfer must not take it in.
+    const saved = await readManifest(`${path}.manifest`);
+    const inFlight = Array.from({ length: 16 }, (_, i) => i).find((i) => saved.entry(i).state === 'unknown');
+    expect(inFlight).toBeDefined();
+    await flipByte(path, inFlight! * MiB + MiB / 2, true);
+    const resumed = await syncHost({ ...options, verifyTarget: 'manifest' });
+    expect(resumed).toMatchObject({ ok: true, resumed: true, mode: 'full' });
+    expect(resumed.warnings.map((w) => w.code)).toEqual(['target-changed']);
     await expectExact(platform, target);
   });
 
