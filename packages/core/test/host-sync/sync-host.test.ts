@@ -50,6 +50,38 @@ async function slowOneDisk(name: string, seed: number) {
   return { platform, session, target, path: join(target, imageFileName('disk-1')) };
 }
 
+/** A full sync of one slow disk, then an incremental of what `change` writes, stopped after one chunk. */
+async function interruptedIncremental(name: string, seed: number, change: (platform: FilePlatform) => void) {
+  const disk = await slowOneDisk(name, seed);
+  const options = {
+    session: disk.session,
+    platform: 'file-platform',
+    hostId: 'h1',
+    target: disk.target,
+    transfer: { chunkSizeBytes: MiB },
+  };
+  expect(await syncHost(options)).toMatchObject({ ok: true, mode: 'full' });
+  change(disk.platform);
+  const stop = new AbortController();
+  const first = await syncHost({
+    ...options,
+    concurrency: 1,
+    checkpointEveryChunks: 1,
+    signal: stop.signal,
+    onEvent: (e) => {
+      if (e.type === 'progress' && e.progress.chunksDone >= 1) stop.abort();
+    },
+  });
+  expect(first).toMatchObject({ ok: false, interrupted: true, mode: 'incremental' });
+  return { ...disk, options };
+}
+
+/** One grain changed at the start of each of the 16 chunks: every chunk is written in part. */
+const grainPerChunk = (seed: number) => (platform: FilePlatform) => {
+  for (let chunk = 0; chunk < 16; chunk++)
+    platform.write('disk-1', chunk * MiB, randomBytes(GRAIN, seed + chunk));
+};
+
 /** Flips one byte of the file at `path`; with `keepMtime`, puts its modification time back. */
 async function flipByte(path: string, at: number, keepMtime: boolean): Promise<void> {
   const { open, utimes } = await import('node:fs/promises');
@@ -266,17 +298,7 @@ describe('syncHost', () => {
     await expectExact(platform, target);
 
     // A flipped byte with the mtime put back: only verifyTarget 'manifest' sees it.
-    const path = join(target, imageFileName('disk-a'));
-    const before = await stat(path);
-    const image = await imageOf(target, 'disk-a');
-    image[100] = image[100]! ^ 0xff;
-    const { open, utimes } = await import('node:fs/promises');
-    const handle = await open(path, 'r+');
-    await handle.write(image.subarray(100, 101), 0, 1, 100);
-    await handle.close();
-    // Half a millisecond in: a Date's seconds as a double can land a nanosecond under its millisecond,
-    // which the image's identity (whole milliseconds of mtimeNs) would see as another mtime.
-    await utimes(path, before.atime, (Math.floor(before.mtimeMs) + 0.5) / 1000);
+    await flipByte(join(target, imageFileName('disk-a')), 100, true);
     const third = await syncHost({
       session,
       platform: 'file-platform',
@@ -317,7 +339,7 @@ describe('syncHost', () => {
 
   it('a started transfer resumes only onto an image of the disk size, and with verifyTarget manifest only while its done chunks match', async () => {
     const { platform, session, target, path } = await slowOneDisk('s', 41);
-    const { open, truncate, utimes } = await import('node:fs/promises');
+    const { truncate } = await import('node:fs/promises');
     const interrupt = async () => {
       const stop = new AbortController();
       const report = await syncHost({
@@ -354,14 +376,7 @@ describe('syncHost', () => {
     // A byte of a done chunk flipped behind the mtime: the manifest level sees it.
     platform.write('disk-1', 0, randomBytes(16 * MiB, 42));
     await interrupt();
-    const before = await stat(path);
-    const handle = await open(path, 'r+');
-    const byte = new Uint8Array(1);
-    await handle.read(byte, 0, 1, 100);
-    byte[0] = byte[0]! ^ 0xff;
-    await handle.write(byte, 0, 1, 100);
-    await handle.close();
-    await utimes(path, before.atime, before.mtime);
+    await flipByte(path, 100, true);
     const flipped = await syncHost({
       session,
       platform: 'file-platform',
@@ -377,38 +392,12 @@ describe('syncHost', () => {
   });
 
   it('an interrupted incremental resumed with verifyTarget manifest checks the chunks it will not write too: a byte flipped there behind the mtime gets a full sync', async () => {
-    const { platform, session, target, path } = await slowOneDisk('i', 51);
-    const options = {
-      session,
-      platform: 'file-platform',
-      hostId: 'h1',
-      target,
-      transfer: { chunkSizeBytes: MiB },
-    };
-    expect(await syncHost(options)).toMatchObject({ ok: true, mode: 'full' });
     // The incremental changes chunks 8 to 11 only, and is stopped after one of them.
-    platform.write('disk-1', 8 * MiB, randomBytes(4 * MiB, 52));
-    const stop = new AbortController();
-    const first = await syncHost({
-      ...options,
-      concurrency: 1,
-      checkpointEveryChunks: 1,
-      signal: stop.signal,
-      onEvent: (e) => {
-        if (e.type === 'progress' && e.progress.chunksDone >= 1) stop.abort();
-      },
-    });
-    expect(first).toMatchObject({ ok: false, interrupted: true, mode: 'incremental' });
+    const { platform, target, path, options } = await interruptedIncremental('i', 51, (p) =>
+      p.write('disk-1', 8 * MiB, randomBytes(4 * MiB, 52)),
+    );
     // Chunk 14, past where the stopped run got and outside its changes, flipped behind its mtime.
-    const { open, utimes } = await import('node:fs/promises');
-    const before = await stat(path);
-    const handle = await open(path, 'r+');
-    const byte = new Uint8Array(1);
-    await handle.read(byte, 0, 1, 14 * MiB + 100);
-    byte[0] = byte[0]! ^ 0xff;
-    await handle.write(byte, 0, 1, 14 * MiB + 100);
-    await handle.close();
-    await utimes(path, before.atime, before.mtime);
+    await flipByte(path, 14 * MiB + 100, true);
     const resumed = await syncHost({ ...options, verifyTarget: 'manifest' });
     expect(resumed).toMatchObject({ ok: true, resumed: true, mode: 'full' });
     expect(resumed.warnings.map((w) => w.code)).toEqual(['target-changed']);
@@ -441,35 +430,8 @@ describe('syncHost', () => {
     await expectExact(platform, target);
   });
 
-  /** A full sync of one slow disk, then an incremental that changes one grain of each chunk, stopped after one chunk. */
-  async function interruptedPartialIncremental(name: string, seed: number) {
-    const disk = await slowOneDisk(name, seed);
-    const options = {
-      session: disk.session,
-      platform: 'file-platform',
-      hostId: 'h1',
-      target: disk.target,
-      transfer: { chunkSizeBytes: MiB },
-    };
-    expect(await syncHost(options)).toMatchObject({ ok: true, mode: 'full' });
-    for (let chunk = 0; chunk < 16; chunk++)
-      disk.platform.write('disk-1', chunk * MiB, randomBytes(GRAIN, seed + chunk));
-    const stop = new AbortController();
-    const first = await syncHost({
-      ...options,
-      concurrency: 1,
-      checkpointEveryChunks: 1,
-      signal: stop.signal,
-      onEvent: (e) => {
-        if (e.type === 'progress' && e.progress.chunksDone >= 1) stop.abort();
-      },
-    });
-    expect(first).toMatchObject({ ok: false, interrupted: true, mode: 'incremental' });
-    return { ...disk, options };
-  }
-
   it('a resumed incremental cannot prove the part of a chunk it does not write where the stopped run may have written: that chunk is unknown in the manifest, and a later verifyTarget manifest sync finds a byte flipped there', async () => {
-    const { platform, target, path, options } = await interruptedPartialIncremental('u', 71);
+    const { platform, target, path, options } = await interruptedIncremental('u', 71, grainPerChunk(71));
     // Chunk 12, which the stopped run had not finished, flipped outside the grain the incremental writes.
     await flipByte(path, 12 * MiB + MiB / 2, false);
     // The identity level trusts a started transfer's image (host-sync.md): this resume takes the flipped byte
@@ -484,7 +446,7 @@ describe('syncHost', () => {
   });
 
   it('a resumed incremental with verifyTarget manifest that cannot prove a chunk it writes in part syncs the disk in full (target-changed): a byte flipped there is never kept', async () => {
-    const { platform, target, path, options } = await interruptedPartialIncremental('v', 81);
+    const { platform, target, path, options } = await interruptedIncremental('v', 81, grainPerChunk(81));
     // A chunk in flight when the run stopped: the saved manifest does not know it, so no check before the
     // transfer can see a byte flipped there; the transfer must not take it in.
     const saved = await readManifest(`${path}.manifest`);
