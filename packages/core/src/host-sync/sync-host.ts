@@ -624,8 +624,9 @@ class HostSync {
 
   /**
    * With `verifyTarget: 'manifest'`, an incremental whose manifest does not prove every chunk of the
-   * image is done again in full: a resumed one cannot prove the bytes that the chunks it wrote in part
-   * kept where the stopped run may have written (the engine leaves their entries unknown).
+   * image is done again in full. A resumed one cannot prove the bytes that the chunks it wrote in part
+   * kept where the stopped run may have written (the engine leaves their entries unknown); nor can one
+   * run with `transfer.manifestReadBack: false`.
    */
   #unproven(plan: DiskPlan): HostSyncWarning | undefined {
     const { disk, outcome, pending } = plan;
@@ -635,7 +636,7 @@ class HostSync {
     return {
       code: 'target-changed',
       diskId: disk.id,
-      message: `disk ${disk.id}: ${unknown} chunk(s) of the image are not proven by its manifest after the resumed incremental (${outcome.path}): synced again in full`,
+      message: `disk ${disk.id}: ${unknown} chunk(s) of the image are not proven by its manifest after the incremental (${outcome.path}): synced again in full`,
     };
   }
 
