@@ -459,6 +459,27 @@ describe('syncHost', () => {
     await expectExact(platform, target);
   });
 
+  it('with verifyTarget manifest and manifestReadBack false, a disk whose incremental writes part of a chunk is synced again in full: its manifest cannot prove that chunk', async () => {
+    const { platform, session, target } = await setup();
+    const options = {
+      session,
+      platform: 'file-platform',
+      hostId: 'h1',
+      target,
+      verifyTarget: 'manifest' as const,
+    };
+    await syncHost(options);
+    platform.write('disk-a', 2 * MiB, randomBytes(GRAIN, 91));
+    const second = await syncHost({ ...options, transfer: { manifestReadBack: false } });
+    expect(second).toMatchObject({ ok: true });
+    expect(second.disks.map((d) => d.mode)).toEqual(['full', 'incremental']);
+    expect(second.warnings.map((w) => [w.code, w.diskId])).toEqual([['target-changed', 'disk-a']]);
+    expect(second.warnings[0]!.message).toContain(
+      '1 chunk(s) of the image are not proven by its manifest after the incremental',
+    );
+    await expectExact(platform, target);
+  });
+
   it('an interrupted sync whose checkpoints were swapped between two disks resumes exact: a checkpoint binds to its disk', async () => {
     const platform = new FilePlatform(join(dir.path, 'sp'), {
       disks: { 'disk-1': 32 * MiB, 'disk-2': 32 * MiB },
