@@ -115,6 +115,29 @@ describe('chunks an incremental writes in part', () => {
     expect(result.warnings.map((w) => w.code)).toEqual(['manifest-unproven']);
   });
 
+  it('are checked by verify: a write that lands wrong in one is found, where the old read-back took the wrong bytes as the digest', async () => {
+    const { path, after } = await syncedTarget('verify');
+    after.fill(0x88, CHUNK + 64, CHUNK + 128);
+    /** Writes one byte wrong: what a faulty target does. */
+    class FaultySink extends FileSink {
+      override write(offset: number, data: Uint8Array): Promise<void> {
+        const wrong = data.slice();
+        wrong[0] = wrong[0]! ^ 0xff;
+        return super.write(offset, wrong);
+      }
+    }
+    const failure = await transferDisk({
+      reader: new MemoryReader(after, [{ offset: CHUNK + 64, length: 64, kind: 'data' }]),
+      sink: new FaultySink(path),
+      chunkSizeBytes: CHUNK,
+      full: false,
+      checkpoint: false,
+      verify: true,
+    }).catch((error: unknown) => error);
+    expect(failure).toMatchObject({ code: 'integrity', details: { chunks: [1] } });
+    expect((failure as Error).message).toContain('verification failed: 1 chunk(s)');
+  });
+
   it('in a manifest of SHA-256 (format 1 and 2 before BLAKE3) are proven with SHA-256', async () => {
     const path = join(dir.path, 'sha256.raw');
     const before = randomFillSync(new Uint8Array(SIZE));
