@@ -17,9 +17,11 @@ export interface FileSinkOptions {
    */
   statePath?: string;
   /**
-   * Positional writes in flight at once (default 2). Writers of one file
-   * serialise on its inode lock in the kernel: more only adds contention,
-   * while the engine's reads stay as concurrent as it likes.
+   * Positional writes in flight at once. Default: 1 to a regular file, 2 to a block device. A
+   * buffered write to a file holds the file's inode lock for its whole copy (ext4, XFS and tmpfs
+   * alike), dirty-page throttling included, and a second writer spins on that lock while the first
+   * runs: measured on 2 cores (4 GiB, ext4), a second writer added 1.2 to 1.5 CPU seconds of spinning
+   * and no speed. The engine's reads and hashing stay as concurrent as they like.
    */
   maxConcurrentWrites?: number;
   /** File mode of an image the sink creates (default 0o600: a disk image holds everything the VM holds). */
@@ -31,6 +33,10 @@ export interface FileSinkOptions {
  * holes it made itself: 1 bit per MiB, 128 KiB of memory for a 1 TiB disk.
  */
 const HOLE_UNIT_BYTES = 1 << 20;
+/** Default writes in flight to a regular file (see {@link FileSinkOptions.maxConcurrentWrites}). */
+const FILE_WRITES = 1;
+/** Default writes in flight to a block device: its buffered writes take no inode lock (blkdev_write_iter). */
+const DEVICE_WRITES = 2;
 /** Largest read when checking whether a range that must read as zeroes already does. */
 const ZERO_CHECK_BYTES = 256 << 10;
 
@@ -65,7 +71,8 @@ export class FileSink implements BlockSink {
     }
     this.path = path;
     this.options = options;
-    this.writeLimit = pLimit(options.maxConcurrentWrites ?? 2);
+    // Known for certain once open() has seen the target (a block device or a file); 2 until then.
+    this.writeLimit = pLimit(options.maxConcurrentWrites ?? DEVICE_WRITES);
   }
 
   /** The target's size: the device's for a block device, else the disk size once opened. */
@@ -110,6 +117,7 @@ export class FileSink implements BlockSink {
           );
         }
       } else if (stat.isFile()) {
+        if (this.options.maxConcurrentWrites === undefined) this.writeLimit.concurrency = FILE_WRITES;
         this.#targetId = `file:${stat.dev}:${stat.ino}:${stat.birthtimeNs}`;
         const size = Number(stat.size);
         if (size !== diskSize) await handle.truncate(diskSize);

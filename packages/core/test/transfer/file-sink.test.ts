@@ -1,8 +1,8 @@
 import { randomFillSync } from 'node:crypto';
-import { readFile, stat, writeFile } from 'node:fs/promises';
+import { open, readFile, stat, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { FileSink } from '@syncproxy/core';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import { tempDir } from './fixtures/temp-dir.js';
 
 const MiB = 1024 * 1024;
@@ -68,5 +68,49 @@ describe('FileSink', () => {
   it('maps a missing directory to a not-found error', async () => {
     const sink = new FileSink(join(dir.path, 'no', 'such', 'dir.img'));
     await expect(sink.open(10)).rejects.toMatchObject({ code: 'not-found' });
+  });
+
+  describe('writes in flight', () => {
+    /** The most positional writes the sink had in the kernel at once while it wrote `count` pieces. */
+    async function mostWritesAtOnce(sink: FileSink, count: number): Promise<number> {
+      const probe = await open(join(dir.path, 'probe'), 'w');
+      const prototype = Object.getPrototypeOf(probe) as { write: (...args: unknown[]) => Promise<unknown> };
+      await probe.close();
+      const write = prototype.write;
+      let now = 0;
+      let most = 0;
+      const spy = vi.spyOn(prototype, 'write').mockImplementation(async function (this: unknown, ...args) {
+        most = Math.max(most, ++now);
+        try {
+          // Held a moment, so that a second write let through meanwhile is seen.
+          await new Promise((resolve) => setTimeout(resolve, 5));
+          return await write.apply(this, args);
+        } finally {
+          now--;
+        }
+      });
+      try {
+        await sink.open(count * MiB);
+        await Promise.all(
+          Array.from({ length: count }, (_, i) => sink.write(i * MiB, new Uint8Array(MiB).fill(i + 1))),
+        );
+        await sink.close();
+      } finally {
+        spy.mockRestore();
+      }
+      return most;
+    }
+
+    it('are one at a time to a regular file by default: a second writer would only spin on its inode lock', async () => {
+      const path = join(dir.path, 'one-writer.img');
+      expect(await mostWritesAtOnce(new FileSink(path), 6)).toBe(1);
+      const bytes = await readFile(path);
+      for (let i = 0; i < 6; i++) expect(bytes[i * MiB + MiB - 1]).toBe(i + 1);
+    });
+
+    it('follow maxConcurrentWrites when it is given', async () => {
+      const sink = new FileSink(join(dir.path, 'three-writers.img'), { maxConcurrentWrites: 3 });
+      expect(await mostWritesAtOnce(sink, 6)).toBe(3);
+    });
   });
 });
