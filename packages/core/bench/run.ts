@@ -234,7 +234,7 @@ async function benchIncremental(): Promise<void> {
   // The small disk changes exactly as many chunks as the large one: every 6th chunk, cut at the
   // large disk's count (every 6.25th cannot be had, and every 6th alone changes 4% more bytes).
   const largeCount = Math.ceil(cases[0]!.disk / chunk / cases[0]!.every);
-  const syncOf = (c: (typeof cases)[number], transferId: string) => {
+  const incrementalSync = (c: (typeof cases)[number], transferId: string) => {
     const reader = new PoolReader(
       c.disk,
       everyNth(c.disk, chunk, Math.max(1, Math.floor(c.every)), largeCount),
@@ -244,13 +244,13 @@ async function benchIncremental(): Promise<void> {
   // One untimed run per disk first: it writes a new image (allocating its blocks), which is not an
   // incremental, and took 3 to 9 times as long as the runs after it (measured: 14.6 to 34.9 s against
   // 3.6 to 5.1 s), enough to move a median of 5.
-  for (const c of cases) await syncOf(c, 'warm-up').run();
+  for (const c of cases) await incrementalSync(c, 'warm-up').run();
   // Interleaved, the order swapped every repetition. Each run starts with nothing left to write back
   // (`sync`: the other disk's writes, and the discards of the files removed before, on a file
   // system mounted with discard), so none is charged with another's I/O.
   for (let i = 0; i < reps; i++) {
     for (const c of i % 2 === 0 ? cases : [...cases].reverse()) {
-      const { reader, run } = syncOf(c, `rep-${i}`);
+      const { reader, run } = incrementalSync(c, `rep-${i}`);
       spawnSync('sync');
       c.times.push(await timed(run));
       c.changed = reader.bytesRead;
