@@ -80,6 +80,23 @@ for (const dir of dirs) {
 }
 
 // What `npm install <connector>` brings to a product: no test tooling.
+const READ_WORKER_CHECK = `
+import { createRequire } from 'node:module';
+import { dirname, join } from 'node:path';
+import { Worker } from 'node:worker_threads';
+const require = createRequire(join(process.cwd(), 'check.js'));
+const worker = new Worker(join(dirname(require.resolve('@syncproxy/nbd')), 'read-worker.js'), { execArgv: [] });
+worker.postMessage({ type: 'open', client: 1, options: { uri: 'nbd://127.0.0.1:1/', connectTimeoutMs: 5000 } });
+const reply = await new Promise((resolve, reject) => {
+  worker.once('message', resolve);
+  worker.once('error', reject);
+});
+await worker.terminate();
+if (reply.type !== 'failed' || reply.error.code !== 'network') {
+  console.error('unexpected reply: ' + JSON.stringify(reply));
+  process.exit(1);
+}
+`;
 const TEST_ONLY = ['@syncproxy/testkit', 'selfsigned', 'pkijs', 'vitest'];
 function installedNames(dir, names = new Set()) {
   const modules = join(dir, 'node_modules');
@@ -136,6 +153,20 @@ for (const dir of dirs.filter((d) => d.startsWith('connector-'))) {
     problems.push(
       `${name}: import '${name}/mock' without the testkit must say "${wanted}"; got: ${mock.stderr}`,
     );
+  if (dir === 'connector-vmware') {
+    // NBD's read threads run dist/read-worker.js, loaded by path beside the index: it must be in the
+    // tarball and run on a production install (it bundles what it takes from core). Asked to open a
+    // client on a port where nothing listens, it must answer with a typed network error.
+    const worker = spawnSync(process.execPath, ['--input-type=module', '-e', READ_WORKER_CHECK], {
+      cwd: project,
+      encoding: 'utf8',
+    });
+    if (worker.status !== 0)
+      problems.push(
+        `@syncproxy/nbd: dist/read-worker.js does not run from a production install (exit ${worker.status}, ${worker.signal}): ${worker.stderr}${worker.stdout}${worker.error ?? ''}`,
+      );
+    else console.log('@syncproxy/nbd: dist/read-worker.js runs from a production install');
+  }
   console.log(
     `${name}: production install of ${installed.size} packages, none of ${TEST_ONLY.join(', ')}; ./mock ${mock.status === 0 ? 'loads without the testkit' : 'says what to add'}`,
   );

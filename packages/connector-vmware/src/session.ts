@@ -15,7 +15,7 @@ import {
   SyncproxyError,
   type SyncWarning,
 } from '@syncproxy/core';
-import { NbdReader } from '@syncproxy/nbd';
+import { NbdReader, NbdReadThreadPool } from '@syncproxy/nbd';
 import type { VimClient } from './client.js';
 import type { DataEndpoint, DataPathResolver } from './data-path.js';
 import { changedAreaExtents, VmwareDiskReader } from './reader.js';
@@ -64,6 +64,8 @@ export class VmwareSession implements ConnectorSession {
   readonly #signal: AbortSignal | undefined;
   readonly #onClose: (() => Promise<void>) | undefined;
   readonly #readers = new Set<VmwareDiskReader>();
+  /** The threads this session's readers receive on: warm from one disk to the next, stopped on close. */
+  readonly #readThreads = new NbdReadThreadPool();
   readonly #warnings: SyncWarning[] = [];
 
   constructor(options: SessionOptions) {
@@ -303,6 +305,7 @@ export class VmwareSession implements ConnectorSession {
       nbd = await NbdReader.open({
         uri: endpoint.uri,
         allocationMap: false,
+        readThreads: this.#readThreads,
         // Every call of extents() lists again; the first window is the one already fetched.
         changedExtents: {
           [Symbol.asyncIterator]: () =>
@@ -347,6 +350,7 @@ export class VmwareSession implements ConnectorSession {
   async close(): Promise<void> {
     const errors: unknown[] = [];
     for (const reader of [...this.#readers]) await reader.close().catch((e: unknown) => errors.push(e));
+    await this.#readThreads.close();
     await this.#client
       .logout()
       .catch((e: unknown) => this.#logger.debug({ error: (e as Error)?.message }, 'Logout failed'));

@@ -32,6 +32,31 @@ describe('SyncproxyError', () => {
       cause: { name: 'Error', message: 'inner', code: 'EIO' },
     });
   });
+
+  it('comes back from its JSON with code, retryable, platform, details and cause, through structuredClone', () => {
+    const error = new SyncproxyError('NBD read failed', {
+      code: 'network',
+      retryable: false,
+      platform: 'vmware',
+      details: { offset: 4096 },
+      cause: new Error('socket closed'),
+    });
+    const back = SyncproxyError.fromJSON(structuredClone(error.toJSON()));
+    expect(SyncproxyError.isInstance(back)).toBe(true);
+    expect(back.toJSON()).toEqual(error.toJSON());
+    expect([back.code, back.retryable, back.platform, back.details]).toEqual([
+      'network',
+      false,
+      'vmware',
+      { offset: 4096 },
+    ]);
+    const unknown = SyncproxyError.fromJSON({ oops: 1 });
+    expect([unknown.code, unknown.message, unknown.cause]).toEqual([
+      'internal',
+      'an error came back in an unknown form',
+      { oops: 1 },
+    ]);
+  });
 });
 
 describe('PlatformApiError', () => {

@@ -83,7 +83,8 @@ export interface NbdExtent {
   flags: number;
 }
 
-const DEFAULT_CONNECTIONS = 4;
+/** Connections a client opens by default (as nbdcopy). */
+export const DEFAULT_NBD_CONNECTIONS = 4;
 /**
  * Servers serve a handful of connections each (nbdkit 16 threads, qemu-nbd
  * `-e` 100 clients); 100,000 asked for starved the event loop for a minute.
@@ -553,7 +554,7 @@ function resolveOptions(options: NbdClientOptions): ResolvedOptions {
   };
   return {
     target,
-    connections: positive('connections', options.connections, DEFAULT_CONNECTIONS, MAX_NBD_CONNECTIONS),
+    connections: positive('connections', options.connections, DEFAULT_NBD_CONNECTIONS, MAX_NBD_CONNECTIONS),
     maxRequestBytes: positive('maxRequestBytes', options.maxRequestBytes, DEFAULT_MAX_REQUEST_BYTES),
     maxRequestsInFlight: positive('maxRequestsInFlight', options.maxRequestsInFlight, 64),
     connectTimeoutMs: positive('connectTimeoutMs', options.connectTimeoutMs, 30_000),

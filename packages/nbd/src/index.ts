@@ -15,5 +15,6 @@ export { formatNbdUri, NBD_DEFAULT_PORT, type NbdAddress, type NbdTarget, parseN
 export { STATE_HOLE as NBD_STATE_HOLE, STATE_ZERO as NBD_STATE_ZERO } from './protocol.js';
 
 // Block source and block sink
+export { NbdReadThreadPool, type NbdReadThreadPoolOptions } from './read-threads.js';
 export { NbdReader, type NbdReaderOptions } from './reader.js';
 export { NbdSink, type NbdSinkOptions } from './sink.js';

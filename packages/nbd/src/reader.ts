@@ -7,8 +7,9 @@ import {
   SyncproxyError,
   type SyncWarning,
 } from '@syncproxy/core';
-import { NbdClient, type NbdClientOptions } from './client.js';
+import { DEFAULT_NBD_CONNECTIONS, MAX_NBD_CONNECTIONS, NbdClient, type NbdClientOptions } from './client.js';
 import { STATE_ZERO } from './protocol.js';
+import { NbdReadThreadPool, openReadClients, type ReadLease } from './read-threads.js';
 
 export interface NbdReaderOptions extends NbdClientOptions {
   /** An already connected client to read through; the reader then leaves closing it to you. */
@@ -26,6 +27,14 @@ export interface NbdReaderOptions extends NbdClientOptions {
    * eight of the client's 1 MiB requests).
    */
   readBytesInFlight?: number;
+  /**
+   * Where reads into SharedArrayBuffers (the engine's chunk buffers) are received: by default on
+   * the worker threads of {@link NbdReadThreadPool.shared}, each with its share of `connections`
+   * (the reader keeps one connection more on the calling thread, for the allocation map and other
+   * reads); another pool; or `false`, on the calling thread. Not used with a given `client`, or when
+   * the server does not offer multi-conn.
+   */
+  readThreads?: NbdReadThreadPool | false;
 }
 
 /**
@@ -47,20 +56,31 @@ export class NbdReader implements ChangedBlockReader {
   readonly granularity: number;
   readonly warnings: readonly SyncWarning[];
   readonly hints: ReaderHints;
-  /** The client this reader reads through (for capabilities and block status). */
+  /**
+   * The client on the calling thread (for capabilities and block status). With read threads it
+   * holds one connection, and reads into SharedArrayBuffers go to the threads instead.
+   */
   readonly client: NbdClient;
   private readonly ownsClient: boolean;
   private readonly changedExtents: Iterable<Extent> | AsyncIterable<Extent> | undefined;
+  #lease: ReadLease | undefined;
 
-  private constructor(client: NbdClient, ownsClient: boolean, options: NbdReaderOptions) {
+  private constructor(
+    client: NbdClient,
+    ownsClient: boolean,
+    options: NbdReaderOptions,
+    threads?: { lease: ReadLease | undefined; warnings: readonly SyncWarning[] },
+  ) {
     this.client = client;
     this.ownsClient = ownsClient;
+    this.#lease = threads?.lease;
     this.diskSize = client.size;
     this.granularity = options.granularity ?? client.info.preferredBlockSize;
     this.changedExtents = options.changedExtents;
     this.hints = { readBytesInFlight: options.readBytesInFlight ?? DEFAULT_READ_BYTES_IN_FLIGHT };
     this.warnings = [
       ...client.warnings,
+      ...(threads?.warnings ?? []),
       ...(options.changedExtents === undefined && !client.info.canBlockStatus
         ? [
             {
@@ -75,8 +95,49 @@ export class NbdReader implements ChangedBlockReader {
   /** Connects (unless given a client) and returns the reader. */
   static async open(options: NbdReaderOptions): Promise<NbdReader> {
     if (options.client) return new NbdReader(options.client, false, options);
-    const client = await NbdClient.connect(options);
-    return new NbdReader(client, true, options);
+    const pool = options.readThreads ?? NbdReadThreadPool.shared;
+    if (pool !== false && !(pool instanceof NbdReadThreadPool)) {
+      throw new SyncproxyError('NBD reader option readThreads must be an NbdReadThreadPool or false', {
+        code: 'config',
+      });
+    }
+    const connections = options.connections ?? DEFAULT_NBD_CONNECTIONS;
+    const sharable =
+      Number.isSafeInteger(connections) && connections >= 2 && connections <= MAX_NBD_CONNECTIONS;
+    // One connection, or a bad count (which the client refuses, naming the option), reads here.
+    if (pool === false || !sharable) return new NbdReader(await NbdClient.connect(options), true, options);
+    const client = await NbdClient.connect({ ...options, connections: 1 });
+    try {
+      if (!client.info.canMultiConn) return new NbdReader(client, true, options);
+      const {
+        signal,
+        client: _client,
+        changedExtents: _changedExtents,
+        readThreads: _pool,
+        ...threadOptions
+      } = options;
+      const started = await openReadClients(pool, {
+        connections,
+        client: { ...threadOptions, allocationMap: false },
+        sizeBytes: client.size,
+        signal,
+      });
+      if (started.lease !== undefined) return new NbdReader(client, true, options, started);
+      // No thread started: read on this thread, over every connection asked for where the server
+      // still takes them (a server out of connections keeps the one this reader has).
+      const full = await NbdClient.connect(options).catch(() => undefined);
+      if (full === undefined) return new NbdReader(client, true, options, started);
+      await client.close();
+      return new NbdReader(full, true, options, started);
+    } catch (error) {
+      await client.close().catch(() => {});
+      throw error;
+    }
+  }
+
+  /** Worker threads receiving this reader's reads (0: all on the calling thread). */
+  get readThreads(): number {
+    return this.#lease?.threads ?? 0;
   }
 
   extents(options: ReadOptions = {}): AsyncIterable<Extent> {
@@ -94,11 +155,17 @@ export class NbdReader implements ChangedBlockReader {
    * reuse their buffers, which spares an allocation (and its page faults) per read.
    */
   readInto(target: Uint8Array, offset: number, options: ReadOptions = {}): Promise<void> {
+    if (this.#lease !== undefined && target.buffer instanceof SharedArrayBuffer) {
+      const read = this.#lease.readInto(target as Uint8Array<SharedArrayBuffer>, offset, options.signal);
+      if (read !== undefined) return read;
+    }
     return this.client.readInto(target, offset, options);
   }
 
   async close(): Promise<void> {
-    if (this.ownsClient) await this.client.close();
+    const lease = this.#lease;
+    this.#lease = undefined;
+    await Promise.all([lease?.close(), this.ownsClient ? this.client.close() : undefined]);
   }
 
   private async *wholeDisk(): AsyncGenerator<Extent> {

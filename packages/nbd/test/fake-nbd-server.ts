@@ -20,6 +20,8 @@ export interface FakeRequest {
   offset: number;
   length: number;
   payload?: Buffer;
+  /** Which connection sent it: 1 for the first the server accepted, and so on. */
+  connection: number;
 }
 
 export interface ReplyWriter {
@@ -57,6 +59,8 @@ export interface FakeServerOptions {
    * never greeted, as a server out of worker slots leaves them (default: all).
    */
   maxConnections?: number;
+  /** Connections greeted over the server's life; later ones are accepted but never greeted (default: all). */
+  greetConnections?: number;
 }
 
 export interface FakeNbdServer {
@@ -65,6 +69,8 @@ export interface FakeNbdServer {
   /** Every request received, in order. */
   requests: FakeRequest[];
   connections: number;
+  /** Connections open now. */
+  openConnections: number;
   close(): Promise<void>;
 }
 
@@ -78,7 +84,8 @@ export async function startFakeNbdServer(options: FakeServerOptions): Promise<Fa
     socket.on('close', () => sockets.delete(socket));
     socket.on('error', () => {});
     if (options.maxConnections !== undefined && sockets.size > options.maxConnections) return;
-    serve(socket, options, requests);
+    if (options.greetConnections !== undefined && state.connections > options.greetConnections) return;
+    serve(socket, options, requests, state.connections);
   });
   await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
   const port = (server.address() as { port: number }).port;
@@ -89,6 +96,9 @@ export async function startFakeNbdServer(options: FakeServerOptions): Promise<Fa
     get connections() {
       return state.connections;
     },
+    get openConnections() {
+      return sockets.size;
+    },
     close: async () => {
       for (const s of sockets) s.destroy();
       await new Promise<void>((resolve) => server.close(() => resolve()));
@@ -96,7 +106,12 @@ export async function startFakeNbdServer(options: FakeServerOptions): Promise<Fa
   };
 }
 
-function serve(socket: Socket, options: FakeServerOptions, requests: FakeRequest[]): void {
+function serve(
+  socket: Socket,
+  options: FakeServerOptions,
+  requests: FakeRequest[],
+  connection: number,
+): void {
   let buffered = Buffer.alloc(0);
   let waiter: { n: number; resolve: (b: Buffer) => void } | undefined;
   let ended = false;
@@ -224,6 +239,7 @@ function serve(socket: Socket, options: FakeServerOptions, requests: FakeRequest
         cookie: Buffer.from(h.subarray(8, 16)),
         offset: Number(h.readBigUInt64BE(16)),
         length: h.readUInt32BE(24),
+        connection,
       };
       if (request.type === 1) request.payload = Buffer.from(await read(request.length));
       requests.push(request);

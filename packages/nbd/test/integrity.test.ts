@@ -71,7 +71,12 @@ describe('NBD integrity', () => {
     const disk = new Uint8Array(1024 * 1024);
     for (let i = 0; i < disk.length; i++) disk[i] = i & 0xff;
     const server = await serve({ disk, transmissionFlags: MULTI_CONN, maxConnections: 2 });
-    const reader = await NbdReader.open({ uri: server.uri, connections: 4, connectTimeoutMs: 1000 });
+    const reader = await NbdReader.open({
+      uri: server.uri,
+      connections: 4,
+      connectTimeoutMs: 1000,
+      readThreads: false,
+    });
     try {
       expect(reader.client.info.connections).toBe(2);
       expect(reader.warnings).toEqual([

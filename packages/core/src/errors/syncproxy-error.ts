@@ -91,6 +91,24 @@ export class SyncproxyError extends Error {
     if (this.cause !== undefined) json.cause = causeToJson(this.cause);
     return json;
   }
+
+  /**
+   * The error {@link SyncproxyError.toJSON} describes, for one that crossed a thread or a process
+   * (its cause stays in its JSON form). Anything else than that JSON is an `internal` error that
+   * keeps the value as its cause.
+   */
+  static fromJSON(json: unknown): SyncproxyError {
+    const j = json as Partial<SyncproxyErrorJson> | null;
+    if (typeof j !== 'object' || j === null || typeof j.message !== 'string' || typeof j.code !== 'string') {
+      return new SyncproxyError('an error came back in an unknown form', { code: 'internal', cause: json });
+    }
+    const options: SyncproxyErrorOptions = { code: j.code };
+    if (typeof j.retryable === 'boolean') options.retryable = j.retryable;
+    if (typeof j.platform === 'string') options.platform = j.platform;
+    if (typeof j.details === 'object' && j.details !== null) options.details = j.details;
+    if (j.cause !== undefined) options.cause = j.cause;
+    return new SyncproxyError(j.message, options);
+  }
 }
 
 function causeToJson(cause: unknown, depth = 0): unknown {
