@@ -1,7 +1,7 @@
-import { SyncproxyError } from '@syncproxy/core';
 import { connectNbd, NbdReader } from '@syncproxy/nbd';
 import fc from 'fast-check';
 import { afterEach, describe, expect, it } from 'vitest';
+import { caught } from './caught.js';
 import {
   errorPayload,
   type FakeNbdServer,
@@ -26,15 +26,6 @@ function patternDisk(size: number): Uint8Array {
   for (let i = 0; i < size; i++) disk[i] = (i * 7 + 3) & 0xff || 1;
   disk.fill(0, size / 4, size / 2);
   return disk;
-}
-
-async function caught(promise: Promise<unknown>): Promise<SyncproxyError> {
-  const error = await promise.then(
-    () => undefined,
-    (e: unknown) => e,
-  );
-  if (!SyncproxyError.isInstance(error)) throw new Error(`expected a SyncproxyError, got ${String(error)}`);
-  return error;
 }
 
 describe('handshake against a misbehaving server', () => {

@@ -1,6 +1,6 @@
-import { SyncproxyError } from '@syncproxy/core';
 import { connectNbd, NbdReader } from '@syncproxy/nbd';
 import { afterEach, describe, expect, it } from 'vitest';
+import { caught } from './caught.js';
 import { type FakeNbdServer, type FakeServerOptions, startFakeNbdServer } from './fake-nbd-server.js';
 
 const servers: FakeNbdServer[] = [];
@@ -14,15 +14,6 @@ async function serve(options: FakeServerOptions): Promise<FakeNbdServer> {
   const server = await startFakeNbdServer(options);
   servers.push(server);
   return server;
-}
-
-async function caught(promise: Promise<unknown>): Promise<SyncproxyError> {
-  const error = await promise.then(
-    () => undefined,
-    (e: unknown) => e,
-  );
-  if (!SyncproxyError.isInstance(error)) throw new Error(`expected a SyncproxyError, got ${String(error)}`);
-  return error;
 }
 
 const MULTI_CONN = 1 | 4 | 32 | 64 | 256;

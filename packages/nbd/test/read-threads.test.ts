@@ -1,6 +1,6 @@
-import { SyncproxyError } from '@syncproxy/core';
 import { NbdReader, NbdReadThreadPool } from '@syncproxy/nbd';
 import { afterEach, describe, expect, it, vi } from 'vitest';
+import { caught } from './caught.js';
 import {
   errorPayload,
   type FakeNbdServer,
@@ -44,15 +44,6 @@ function pool(threads: number): NbdReadThreadPool {
 /** A view of `length` bytes at `at` in a SharedArrayBuffer of its own, as the engine's chunk buffers are. */
 function shared(length: number, at = 0): Uint8Array {
   return new Uint8Array(new SharedArrayBuffer(at + length), at, length);
-}
-
-async function caught(promise: Promise<unknown>): Promise<SyncproxyError> {
-  const error = await promise.then(
-    () => undefined,
-    (e: unknown) => e,
-  );
-  if (!SyncproxyError.isInstance(error)) throw new Error(`expected a SyncproxyError, got ${String(error)}`);
-  return error;
 }
 
 describe('NBD read threads', () => {
