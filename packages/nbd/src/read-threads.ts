@@ -65,6 +65,8 @@ class ReadThread {
   /** Clients open or opening here: while there are any, the thread keeps the process alive. */
   #clients = 0;
   #stopped: SyncproxyError | undefined;
+  /** Set when the thread is told to stop: no new work goes to it, and what waits fails once it has exited. */
+  #stopping: SyncproxyError | undefined;
 
   readonly #idleTimeoutMs: number;
   #idleTimer: NodeJS.Timeout | undefined;
@@ -83,23 +85,25 @@ class ReadThread {
     });
     this.#worker.unref();
     this.#worker.on('message', (reply: ReadThreadReply) => this.#answer(reply));
-    const stop = (why: string, cause?: unknown) => {
-      this.#stop(
-        new SyncproxyError(`NBD read thread ${index} stopped: ${why}`, {
-          code: 'internal',
-          // The reader carries on over its other threads, or its own client: a retry can succeed.
-          retryable: true,
-          cause,
-        }),
-      );
+    const stopped = (why: string, cause?: unknown) =>
+      new SyncproxyError(`NBD read thread ${index} stopped: ${why}`, {
+        code: 'internal',
+        // The reader carries on over its other threads, or its own client: a retry can succeed.
+        retryable: true,
+        cause,
+      });
+    // What waits on the thread fails on 'exit', once nothing can land in a caller's buffer any more.
+    this.#worker.on('error', (error) => {
+      this.#stopping ??= stopped(error.message, error);
+    });
+    this.#worker.on('exit', (code) => {
+      this.#stop(this.#stopping ?? stopped(`it exited with code ${code}`));
       onStopped(this);
-    };
-    this.#worker.on('error', (error) => stop(error.message, error));
-    this.#worker.on('exit', (code) => stop(`it exited with code ${code}`));
+    });
   }
 
   get isAlive(): boolean {
-    return this.#stopped === undefined;
+    return this.#stopped === undefined && this.#stopping === undefined;
   }
 
   /** Reads in flight here, for every reader: a reader sends its next read to its least busy thread. */
@@ -108,7 +112,8 @@ class ReadThread {
   }
 
   open(client: number, options: ReadThreadClientOptions): Promise<Opened> {
-    if (this.#stopped) return Promise.reject(this.#stopped);
+    const stopped = this.#stopped ?? this.#stopping;
+    if (stopped) return Promise.reject(stopped);
     this.#hold(1);
     return new Promise<Opened>((resolve, reject) => {
       this.#opens.set(client, { resolve, reject });
@@ -126,7 +131,8 @@ class ReadThread {
     offset: number,
     signal: AbortSignal | undefined,
   ): Promise<void> {
-    if (this.#stopped) return Promise.reject(this.#stopped);
+    const stopped = this.#stopped ?? this.#stopping;
+    if (stopped) return Promise.reject(stopped);
     return new Promise<void>((resolve, reject) => {
       const waiter: Waiter = { resolve, reject, settled: false };
       if (signal) {
@@ -159,10 +165,18 @@ class ReadThread {
     });
   }
 
+  /**
+   * Stops the thread. Its reads in flight fail only once it has exited: until then a socket read
+   * may still land in a caller's buffer, and a caller told "failed" may read into that buffer again.
+   */
   terminate(why: string): Promise<void> {
     clearTimeout(this.#idleTimer);
-    this.#stop(new SyncproxyError(`NBD read thread ${this.#index} stopped: ${why}`, { code: 'internal' }));
-    return this.#worker.terminate().then(() => undefined);
+    const error = new SyncproxyError(`NBD read thread ${this.#index} stopped: ${why}`, {
+      code: 'internal',
+      retryable: true,
+    });
+    this.#stopping ??= error;
+    return this.#worker.terminate().then(() => this.#stop(error));
   }
 
   #answer(reply: ReadThreadReply): void {
