@@ -1,10 +1,11 @@
 import { constants } from 'node:fs';
-import { type FileHandle, open, realpath, stat } from 'node:fs/promises';
+import { type FileHandle, open, realpath, stat, statfs } from 'node:fs/promises';
 import pLimit from 'p-limit';
 import { blockDeviceSize } from '../attach/block-device.js';
 import type { BlockSink } from '../contracts/sink.js';
 import { SyncproxyError } from '../errors/syncproxy-error.js';
 import { toSyncproxyError } from '../errors/to-syncproxy-error.js';
+import { DIRECT_IO_ALIGNMENT, isDirectIoAligned } from './chunk-buffers.js';
 import { isAllZero, ZERO_BLOCK } from './zero-detection.js';
 
 export interface FileSinkOptions {
@@ -17,7 +18,8 @@ export interface FileSinkOptions {
    */
   statePath?: string;
   /**
-   * Positional writes in flight at once. Default: 1 to a regular file, 2 to a block device. A
+   * Positional writes in flight at once, of both kinds together. Default: through the page cache, 1
+   * to a regular file and 2 to a block device, and past it ({@link FileSinkOptions.directIo}) 2 more. A
    * buffered write to a file holds the file's inode lock for its whole copy (ext4, XFS and tmpfs
    * alike), dirty-page throttling included, and a second writer spins on that lock while the first
    * runs: measured on 2 cores (4 GiB, ext4), a second writer added 1.2 to 1.5 CPU seconds of spinning
@@ -26,6 +28,17 @@ export interface FileSinkOptions {
   maxConcurrentWrites?: number;
   /** File mode of an image the sink creates (default 0o600: a disk image holds everything the VM holds). */
   mode?: number;
+  /**
+   * Write the engine's chunks past the page cache (`O_DIRECT`), on Linux, where the file system or
+   * device takes it (default true). Only writes whose memory, offset and length are 4 KiB-aligned go
+   * that way: the engine's own chunk buffers are ({@link transferDisk}); anything else is written
+   * through the page cache as before, and reads always are. An image of many GiB then does not
+   * push everything else out of the page cache, the final flush has little left to write, and the
+   * kernel copies nothing (measured, 4 GiB to ext4 on 2 cores: `dd oflag=direct` 1.8–2.8 s and
+   * 0.3–1.0 s of system CPU, against 4.4–6.8 s and 3.5–5.7 s through the page cache).
+   * `flush()` still makes the image durable: the device's cache is flushed either way.
+   */
+  directIo?: boolean;
 }
 
 /**
@@ -35,8 +48,16 @@ export interface FileSinkOptions {
 const HOLE_UNIT_BYTES = 1 << 20;
 /** Default writes in flight to a regular file (see {@link FileSinkOptions.maxConcurrentWrites}). */
 const FILE_WRITES = 1;
+/**
+ * Default direct writes in flight (see {@link FileSinkOptions.directIo}): a direct write waits for
+ * the device, and a second one in flight keeps it busy meanwhile. Measured (4 GiB to ext4, 2 cores):
+ * 1, 2 and 4 writes took 3.2, 2.6 and 2.9 s.
+ */
+const DIRECT_WRITES = 2;
 /** Default writes in flight to a block device: its buffered writes take no inode lock (blkdev_write_iter). */
 const DEVICE_WRITES = 2;
+/** statfs(2) f_type of tmpfs (and of shmem behind /dev/shm). */
+const TMPFS_MAGIC = 0x01021994;
 /** Largest read when checking whether a range that must read as zeroes already does. */
 const ZERO_CHECK_BYTES = 256 << 10;
 
@@ -57,12 +78,19 @@ export class FileSink implements BlockSink {
   readonly path: string;
   private readonly options: FileSinkOptions;
   private handle: FileHandle | undefined;
+  /** The same file opened again with O_DIRECT, for aligned writes; undefined where it cannot be. */
+  private direct: FileHandle | undefined;
+  /** The O_DIRECT handle after the kernel refused a write on it: closed with the sink. */
+  private retiredDirect: FileHandle | undefined;
+  #directBytes = 0;
   private deviceSize: number | undefined;
   private isDevice = false;
   /** Bit set = the unit is a hole this sink made and nothing has been written into it since. */
   private holes: Uint8Array = new Uint8Array(0);
   private closed = false;
   private readonly writeLimit: ReturnType<typeof pLimit>;
+  /** Direct writes in flight: {@link writeLimit} itself when `maxConcurrentWrites` is given. */
+  private readonly directLimit: ReturnType<typeof pLimit>;
   #targetId: string | undefined;
 
   constructor(path: string, options: FileSinkOptions = {}) {
@@ -73,6 +101,7 @@ export class FileSink implements BlockSink {
     this.options = options;
     // Known for certain once open() has seen the target (a block device or a file); 2 until then.
     this.writeLimit = pLimit(options.maxConcurrentWrites ?? DEVICE_WRITES);
+    this.directLimit = options.maxConcurrentWrites === undefined ? pLimit(DIRECT_WRITES) : this.writeLimit;
   }
 
   /** The target's size: the device's for a block device, else the disk size once opened. */
@@ -87,6 +116,15 @@ export class FileSink implements BlockSink {
    */
   get targetId(): string | undefined {
     return this.#targetId;
+  }
+
+  /**
+   * Bytes written past the page cache since the sink was made (see {@link FileSinkOptions.directIo}):
+   * 0 where the file system refuses `O_DIRECT`, with `directIo: false`, or for writes from buffers
+   * that are not aligned.
+   */
+  get directBytesWritten(): number {
+    return this.#directBytes;
   }
 
   /** True when the target is a block device (known after `open`). */
@@ -117,14 +155,18 @@ export class FileSink implements BlockSink {
           );
         }
       } else if (stat.isFile()) {
-        if (this.options.maxConcurrentWrites === undefined) this.writeLimit.concurrency = FILE_WRITES;
         this.#targetId = `file:${stat.dev}:${stat.ino}:${stat.birthtimeNs}`;
         const size = Number(stat.size);
         if (size !== diskSize) await handle.truncate(diskSize);
         this.deviceSize = diskSize;
         this.trackHoles(size, diskSize);
       }
+      if (stat.isFile() || stat.isBlockDevice()) this.direct = await this.openDirect(handle, stat.isFile());
+      if (stat.isFile() && this.options.maxConcurrentWrites === undefined)
+        this.writeLimit.concurrency = FILE_WRITES;
     } catch (error) {
+      await this.direct?.close().catch(() => {});
+      this.direct = undefined;
       await handle.close().catch(() => {});
       throw SyncproxyError.isInstance(error)
         ? error
@@ -161,10 +203,58 @@ export class FileSink implements BlockSink {
     return this.io('open', () => open(resolved, constants.O_RDWR | constants.O_NOFOLLOW));
   }
 
+  /**
+   * The open image again, with O_DIRECT, through its `/proc/self/fd` link: the same file whatever
+   * its path names by now. Undefined off Linux, with `directIo: false`, or where the file system
+   * refuses the flag (EINVAL).
+   */
+  private async openDirect(handle: FileHandle, isFile: boolean): Promise<FileHandle | undefined> {
+    const flag = constants.O_DIRECT;
+    if (this.options.directIo === false || process.platform !== 'linux' || flag === undefined)
+      return undefined;
+    const link = `/proc/self/fd/${handle.fd}`;
+    // tmpfs takes the flag and copies into its pages all the same, with more work per write (measured:
+    // 0.44 of nbdcopy's speed instead of 0.62): its pages are the file, there is no cache to bypass.
+    // (A block device's node lives on devtmpfs: the check is for files only.)
+    if (isFile) {
+      const type = await statfs(link).then(
+        (s) => s.type,
+        () => undefined,
+      );
+      if (type === undefined || type === TMPFS_MAGIC) return undefined;
+    }
+    return open(link, constants.O_WRONLY | flag).catch(() => undefined);
+  }
+
   async write(offset: number, data: Uint8Array): Promise<void> {
     const handle = this.opened();
     this.markWritten(offset, data.length);
-    return this.writeLimit(() => this.writeAll(handle, offset, data));
+    const direct =
+      this.direct !== undefined &&
+      offset % DIRECT_IO_ALIGNMENT === 0 &&
+      data.length % DIRECT_IO_ALIGNMENT === 0 &&
+      isDirectIoAligned(data);
+    if (!direct) return this.writeLimit(() => this.writeAll(handle, offset, data));
+    return this.directLimit(async () => {
+      const directHandle = this.direct;
+      if (directHandle !== undefined) {
+        try {
+          await this.writeAll(directHandle, offset, data);
+          this.#directBytes += data.length;
+          return;
+        } catch (error) {
+          // A device with larger blocks than 4 KiB, say: every later write goes through the page cache.
+          // The handle stays open until close(): another write may still be using it.
+          if (!SyncproxyError.isInstance(error) || !isInvalidArgument(error.cause)) throw error;
+          if (this.direct === directHandle) {
+            this.direct = undefined;
+            this.retiredDirect = directHandle;
+          }
+        }
+      }
+      // In the slot already held: with maxConcurrentWrites both kinds share one limit.
+      await this.writeAll(handle, offset, data);
+    });
   }
 
   private async writeAll(handle: FileHandle, offset: number, data: Uint8Array): Promise<void> {
@@ -222,9 +312,13 @@ export class FileSink implements BlockSink {
   /** Idempotent. */
   async close(): Promise<void> {
     const handle = this.handle;
+    const direct = [this.direct, this.retiredDirect];
     this.handle = undefined;
+    this.direct = undefined;
+    this.retiredDirect = undefined;
     this.closed = true;
     this.holes = new Uint8Array(0);
+    await Promise.all(direct.map((d) => d?.close().catch(() => {})));
     if (handle !== undefined) await this.io(`close ${this.path}`, () => handle.close());
   }
 
@@ -294,4 +388,8 @@ export class FileSink implements BlockSink {
     }
     return mapped;
   }
+}
+
+function isInvalidArgument(error: unknown): boolean {
+  return (error as NodeJS.ErrnoException | undefined)?.code === 'EINVAL';
 }
