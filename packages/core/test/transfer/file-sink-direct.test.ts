@@ -1,11 +1,12 @@
 import { createHash } from 'node:crypto';
-import { mkdtemp, open, readFile, rm, statfs } from 'node:fs/promises';
+import { mkdtemp, readFile, rm, statfs } from 'node:fs/promises';
 import { join } from 'node:path';
 import { FileSink, transferDisk } from '@syncproxy/core';
-import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { ChunkBufferPool, isDirectIoAligned } from '../../src/transfer/chunk-buffers.js';
 import { PatternReader } from './fixtures/readers.js';
 import { tempDir } from './fixtures/temp-dir.js';
+import { countWritesInFlight, spyOnFileHandleWrite } from './fixtures/write-spy.js';
 
 const MiB = 1024 * 1024;
 const TMPFS_MAGIC = 0x01021994;
@@ -97,23 +98,9 @@ describe('FileSink past the page cache (O_DIRECT)', () => {
   });
 
   it('runs 2 direct writes at once, and aligned writes still 1 at a time through the page cache', async () => {
-    const probe = await open(join(dir.path, 'probe'), 'w');
-    const prototype = Object.getPrototypeOf(probe) as { write: (...args: unknown[]) => Promise<unknown> };
-    await probe.close();
-    const write = prototype.write;
-    let now = 0;
-    let most = 0;
-    const spy = vi.spyOn(prototype, 'write').mockImplementation(async function (this: unknown, ...args) {
-      most = Math.max(most, ++now);
-      try {
-        await new Promise((resolve) => setTimeout(resolve, 5));
-        return await write.apply(this, args);
-      } finally {
-        now--;
-      }
-    });
+    const writes = await countWritesInFlight(dir.path);
     const mostAtOnce = async (directIo: boolean): Promise<number> => {
-      most = 0;
+      writes.reset();
       const sink = new FileSink(join(dir.path, `writers-${directIo}.img`), { directIo });
       await sink.open(6 * MiB);
       const pool = new ChunkBufferPool(MiB, 6);
@@ -121,28 +108,24 @@ describe('FileSink past the page cache (O_DIRECT)', () => {
       await Promise.all(buffers.map((b, i) => sink.write(i * MiB, b)));
       expect(sink.directBytesWritten).toBe(directIo ? 6 * MiB : 0);
       await sink.close();
-      return most;
+      return writes.most();
     };
     try {
       expect(await mostAtOnce(true)).toBe(2);
       expect(await mostAtOnce(false)).toBe(1);
     } finally {
-      spy.mockRestore();
+      writes.restore();
     }
   });
 
   it('goes on through the page cache when the kernel refuses a direct write (EINVAL)', async () => {
-    const probe = await open(join(dir.path, 'probe'), 'w');
-    const prototype = Object.getPrototypeOf(probe) as { write: (...args: unknown[]) => Promise<unknown> };
-    await probe.close();
-    const write = prototype.write;
     let refused = 0;
-    const spy = vi.spyOn(prototype, 'write').mockImplementation(async function (this: unknown, ...args) {
+    const spy = await spyOnFileHandleWrite(dir.path, async (write, handle, args) => {
       if (refused === 0) {
         refused++;
         throw Object.assign(new Error('EINVAL: invalid argument, write'), { code: 'EINVAL', errno: -22 });
       }
-      return await write.apply(this, args);
+      return await write.apply(handle, args);
     });
     const path = join(dir.path, 'refused.img');
     const sink = new FileSink(path);

@@ -1,9 +1,10 @@
 import { randomFillSync } from 'node:crypto';
-import { open, readFile, stat, writeFile } from 'node:fs/promises';
+import { readFile, stat, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { FileSink } from '@syncproxy/core';
-import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { tempDir } from './fixtures/temp-dir.js';
+import { countWritesInFlight } from './fixtures/write-spy.js';
 
 const MiB = 1024 * 1024;
 let dir: { path: string; remove: () => Promise<void> };
@@ -73,22 +74,7 @@ describe('FileSink', () => {
   describe('writes in flight', () => {
     /** The most positional writes the sink had in the kernel at once while it wrote `count` pieces. */
     async function mostWritesAtOnce(sink: FileSink, count: number): Promise<number> {
-      const probe = await open(join(dir.path, 'probe'), 'w');
-      const prototype = Object.getPrototypeOf(probe) as { write: (...args: unknown[]) => Promise<unknown> };
-      await probe.close();
-      const write = prototype.write;
-      let now = 0;
-      let most = 0;
-      const spy = vi.spyOn(prototype, 'write').mockImplementation(async function (this: unknown, ...args) {
-        most = Math.max(most, ++now);
-        try {
-          // Held a moment, so that a second write let through meanwhile is seen.
-          await new Promise((resolve) => setTimeout(resolve, 5));
-          return await write.apply(this, args);
-        } finally {
-          now--;
-        }
-      });
+      const writes = await countWritesInFlight(dir.path);
       try {
         await sink.open(count * MiB);
         await Promise.all(
@@ -96,9 +82,9 @@ describe('FileSink', () => {
         );
         await sink.close();
       } finally {
-        spy.mockRestore();
+        writes.restore();
       }
-      return most;
+      return writes.most();
     }
 
     it('are one at a time to a regular file by default: a second writer would only spin on its inode lock', async () => {
