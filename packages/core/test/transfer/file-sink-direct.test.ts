@@ -1,9 +1,10 @@
 import { createHash } from 'node:crypto';
-import { mkdtemp, readFile, rm, statfs } from 'node:fs/promises';
+import { mkdtemp, readFile, rm, statfs, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { FileSink, transferDisk } from '@syncproxy/core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { ChunkBufferPool, isDirectIoAligned } from '../../src/transfer/chunk-buffers.js';
+import { attachLoop, detachLoop } from '../attach/fixtures/loop-device.js';
 import { PatternReader } from './fixtures/readers.js';
 import { tempDir } from './fixtures/temp-dir.js';
 import { countWritesInFlight, spyOnFileHandleWrite } from './fixtures/write-spy.js';
@@ -142,6 +143,27 @@ describe('FileSink past the page cache (O_DIRECT)', () => {
     }
     const expected = new Uint8Array(2 * MiB).fill(6, 0, MiB).fill(8, MiB);
     expect(sha256(await readFile(path))).toBe(sha256(expected));
+  });
+
+  it('writes a block device past the page cache, byte-exact (a loop device, or its file where none can be made)', async () => {
+    const chunk = 4 * MiB;
+    const reader = new PatternReader(4 * chunk, [
+      { offset: 0, length: chunk, kind: 'data' },
+      { offset: 2 * chunk, length: 2 * chunk, kind: 'data' },
+    ]);
+    const backing = join(dir.path, 'device-backing.img');
+    await writeFile(backing, new Uint8Array(4 * chunk).fill(0xee));
+    const device = await attachLoop(backing, { writable: true });
+    try {
+      const sink = new FileSink(device.path, device.isLoop ? { statePath: join(dir.path, 'device') } : {});
+      // A full sync: the chunk the reader does not list must be zeroed over the device's old bytes.
+      await transferDisk({ reader, sink, chunkSizeBytes: chunk, full: true });
+      expect(sink.isBlockDevice).toBe(device.isLoop);
+      expect(sink.directBytesWritten).toBe(3 * chunk);
+    } finally {
+      await detachLoop(device);
+    }
+    expect(sha256(await readFile(backing))).toBe(reader.sha256());
   });
 
   it('does not use O_DIRECT on tmpfs, where it only costs', async () => {
