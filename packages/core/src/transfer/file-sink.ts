@@ -34,7 +34,7 @@ export interface FileSinkOptions {
    * that way: the engine's own chunk buffers are ({@link transferDisk}); anything else is written
    * through the page cache as before, and reads always are. An image of many GiB then does not
    * push everything else out of the page cache, the final flush has little left to write, and the
-   * kernel copies nothing (measured, 4 GiB to ext4 on 2 cores: `dd oflag=direct` 1.8–2.8 s and
+   * kernel copies nothing (measured, 2 GiB to ext4 on 2 cores: `dd oflag=direct` 1.8–2.8 s and
    * 0.3–1.0 s of system CPU, against 4.4–6.8 s and 3.5–5.7 s through the page cache).
    * `flush()` still makes the image durable: the device's cache is flushed either way.
    */
