@@ -1,6 +1,7 @@
 // The NBD client and the engine over it against nbdcopy: a sparse-random export copied to a null
 // sink and to a file, the same number of connections on both sides, every scenario repeated and
-// interleaved so that each ratio compares runs of one moment. The engine runs with its defaults
+// interleaved so that each ratio compares runs of one moment (the -> null scenarios as one group,
+// then the -> file ones). The engine runs with its defaults
 // and what NbdReader hints (no settings passed): to a file that means a manifest (every chunk
 // hashed) and checkpoints beside the image, as a user gets them.
 //   BENCH_NBD_SIZE=4G BENCH_REPS=5 BENCH_NBD_CONNECTIONS=4 OUTPUT_DIR=/dev/shm npx pnpm@10.34.9 --filter @syncproxy/nbd bench
@@ -127,28 +128,40 @@ try {
   const setting = `nbdkit sparse-random size=${SIZE} percent=50 (${size} bytes, ${dataBytes} of data), ${CONNECTIONS} connections, files in ${outputDir}`;
   console.log(`${setting}; ${REPS} repetitions, interleaved`);
 
-  // Correctness first: the client's file and the engine's must equal nbdcopy's.
-  const images = ['nbdcopy.img', 'client.img', 'engine.img'].map((name) => join(dir, name));
-  for (const [i, image] of images.entries()) await scenarios[3 + i]!.run(server.uri, image);
-  const sums = images.map((f) => execFileSync('sha256sum', [f]).toString().split(' ')[0]);
-  console.log(`sha256 nbdcopy ${sums[0]} / NbdClient ${sums[1]} / transferDisk ${sums[2]}`);
-  if (sums[0] !== sums[1] || sums[0] !== sums[2]) throw new Error('copies differ: benchmark aborted');
-  for (const image of images) await removeImage(image);
-
   const times = new Map<string, number[]>(scenarios.map((s) => [s.name, []]));
   const cpu = new Map<string, number[]>(scenarios.map((s) => [s.name, []]));
-  for (let rep = 0; rep < REPS; rep++) {
-    // The order flips every repetition, so no scenario always follows the same one (and its freed memory).
-    for (const scenario of rep % 2 === 0 ? scenarios : [...scenarios].reverse()) {
-      const output = join(dir, 'out.img');
-      await removeImage(output);
-      // Write-back of the previous run's file must not land in this run's time.
-      execFileSync('sync');
-      const { seconds, cpuSeconds } = await measure(() => scenario.run(server.uri, output));
-      times.get(scenario.name)!.push(seconds);
-      if (cpuSeconds !== undefined) cpu.get(scenario.name)!.push(cpuSeconds);
+  // The -> null scenarios run their repetitions first, the -> file ones after. A file run frees its
+  // image (2 GiB of tmpfs) before the next run, and this VM hands freed pages back to its host for
+  // about 20 s after (docs/benchmarks.md, "free page reporting"): interleaved together, a -> null
+  // run that followed a file run paid for it and one that followed a null run did not. In groups,
+  // every run of a group follows one of its own kind.
+  const groups = [
+    { name: '-> null', scenarios: scenarios.slice(0, 3), checkFirst: false },
+    { name: '-> file', scenarios: scenarios.slice(3), checkFirst: true },
+  ];
+  for (const group of groups) {
+    if (group.checkFirst) {
+      // Correctness first: the client's file and the engine's must equal nbdcopy's.
+      const images = ['nbdcopy.img', 'client.img', 'engine.img'].map((name) => join(dir, name));
+      for (const [i, image] of images.entries()) await scenarios[3 + i]!.run(server.uri, image);
+      const sums = images.map((f) => execFileSync('sha256sum', [f]).toString().split(' ')[0]);
+      console.log(`sha256 nbdcopy ${sums[0]} / NbdClient ${sums[1]} / transferDisk ${sums[2]}`);
+      if (sums[0] !== sums[1] || sums[0] !== sums[2]) throw new Error('copies differ: benchmark aborted');
+      for (const image of images) await removeImage(image);
     }
-    process.stderr.write(`repetition ${rep + 1}/${REPS} done\n`);
+    for (let rep = 0; rep < REPS; rep++) {
+      // The order flips every repetition, so no scenario always follows the same one (and its freed memory).
+      for (const scenario of rep % 2 === 0 ? group.scenarios : [...group.scenarios].reverse()) {
+        const output = join(dir, 'out.img');
+        await removeImage(output);
+        // Write-back of the previous run's file must not land in this run's time.
+        execFileSync('sync');
+        const { seconds, cpuSeconds } = await measure(() => scenario.run(server.uri, output));
+        times.get(scenario.name)!.push(seconds);
+        if (cpuSeconds !== undefined) cpu.get(scenario.name)!.push(cpuSeconds);
+      }
+      process.stderr.write(`${group.name}: repetition ${rep + 1}/${REPS} done\n`);
+    }
   }
   await removeImage(join(dir, 'out.img'));
 

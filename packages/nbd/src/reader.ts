@@ -77,7 +77,11 @@ export class NbdReader implements ChangedBlockReader {
     this.diskSize = client.size;
     this.granularity = options.granularity ?? client.info.preferredBlockSize;
     this.changedExtents = options.changedExtents;
-    this.hints = { readBytesInFlight: options.readBytesInFlight ?? DEFAULT_READ_BYTES_IN_FLIGHT };
+    this.hints = {
+      readBytesInFlight: options.readBytesInFlight ?? DEFAULT_READ_BYTES_IN_FLIGHT,
+      // The allocation map describes the whole disk; given changed extents are an incremental's.
+      incremental: options.changedExtents !== undefined,
+    };
     this.warnings = [
       ...client.warnings,
       ...(threads?.warnings ?? []),

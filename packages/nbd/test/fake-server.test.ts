@@ -128,9 +128,22 @@ describe('handshake against a misbehaving server', () => {
     const server = await serve({ disk: patternDisk(64 * 1024) });
     const client = await connectNbd({ uri: server.uri });
     const reader = await NbdReader.open({ client });
-    expect(reader.hints).toEqual({ readBytesInFlight: 8 * 1024 * 1024 });
+    expect(reader.hints).toEqual({ readBytesInFlight: 8 * 1024 * 1024, incremental: false });
     const shallow = await NbdReader.open({ client, readBytesInFlight: 2 * 1024 * 1024 });
-    expect(shallow.hints).toEqual({ readBytesInFlight: 2 * 1024 * 1024 });
+    expect(shallow.hints).toEqual({ readBytesInFlight: 2 * 1024 * 1024, incremental: false });
+    await client.close();
+  });
+
+  it('declares the allocation map a full read and given changed extents an incremental, so transferDisk needs no full', async () => {
+    const server = await serve({ disk: patternDisk(64 * 1024) });
+    const client = await connectNbd({ uri: server.uri });
+    const full = await NbdReader.open({ client });
+    const changed = await NbdReader.open({
+      client,
+      changedExtents: [{ offset: 4096, length: 4096, kind: 'data' }],
+    });
+    expect(full.hints?.incremental).toBe(false);
+    expect(changed.hints?.incremental).toBe(true);
     await client.close();
   });
 });

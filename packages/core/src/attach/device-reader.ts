@@ -1,7 +1,13 @@
 import { constants } from 'node:fs';
 import { type FileHandle, open } from 'node:fs/promises';
 import type { MountSlot } from '../contracts/connector.js';
-import type { ChangedBlockReader, Extent, ReadOptions, SyncWarning } from '../contracts/reader.js';
+import type {
+  ChangedBlockReader,
+  Extent,
+  ReaderHints,
+  ReadOptions,
+  SyncWarning,
+} from '../contracts/reader.js';
 import { SyncproxyError } from '../errors/syncproxy-error.js';
 import { abortError, toSyncproxyError } from '../errors/to-syncproxy-error.js';
 import { allocatedRanges } from './allocated-ranges.js';
@@ -18,7 +24,10 @@ export interface DeviceReaderOptions {
    * What to read for a full sync: `'allocated'` (default) the data ranges of a
    * sparse file (SEEK_DATA/SEEK_HOLE) and the whole of a device, which shows no
    * holes; `'whole'` the entire disk as data; or the extents the platform named
-   * (a delta volume's changed ranges).
+   * (a delta volume's changed ranges). With `'allocated'` and `'whole'` the
+   * reader declares itself full (`hints.incremental: false`); with named
+   * extents it declares nothing, and the caller says which they are
+   * (`transferDisk`'s `full`, or `defineConnector` from the reader's base).
    */
   extents?: 'allocated' | 'whole' | readonly Extent[];
   /** Held while the reader is open; released by `close()`. */
@@ -77,7 +86,10 @@ export async function openDeviceReader(options: DeviceReaderOptions): Promise<Ch
         );
       }
       const plan = await planExtents(options, isDevice, granularity);
-      return new DeviceReader({ handle, path, diskSize, granularity, ...plan, release });
+      const hints: ReaderHints | undefined = Array.isArray(options.extents)
+        ? undefined
+        : { incremental: false };
+      return new DeviceReader({ handle, path, diskSize, granularity, ...plan, hints, release });
     } catch (error) {
       await handle.close().catch(() => {});
       throw error;
@@ -191,12 +203,14 @@ interface DeviceReaderInit extends ExtentPlan {
   path: string;
   diskSize: number;
   granularity: number;
+  hints: ReaderHints | undefined;
   release: () => Promise<void>;
 }
 
 class DeviceReader implements ChangedBlockReader {
   readonly diskSize: number;
   readonly granularity: number;
+  readonly hints?: ReaderHints;
   readonly warnings: readonly SyncWarning[];
   readonly #handle: FileHandle;
   readonly #path: string;
@@ -207,6 +221,7 @@ class DeviceReader implements ChangedBlockReader {
   constructor(init: DeviceReaderInit) {
     this.diskSize = init.diskSize;
     this.granularity = init.granularity;
+    if (init.hints !== undefined) this.hints = init.hints;
     this.warnings = init.warnings;
     this.#handle = init.handle;
     this.#path = init.path;

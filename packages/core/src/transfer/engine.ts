@@ -82,8 +82,10 @@ export interface TransferOptions {
    * extent names read as zeroes and are zeroed on the target too, so a target
    * that holds an older image or any other bytes ends exact. false: ranges no
    * extent names are left as they are (an incremental). Default: what the
-   * reader declares in `hints.incremental` (false there means full), else
-   * false. See docs/transfer.md, "Target safety".
+   * reader declares in `hints.incremental` (false there means full). With
+   * neither, the transfer is refused with a `config` error naming `full`:
+   * either guess could end with a wrong image. See docs/transfer.md, "Target
+   * safety".
    */
   full?: boolean;
   /** Data extents of one chunk at most this many bytes apart are read as one (default 0). */
@@ -180,6 +182,17 @@ function resolveSettings(options: TransferOptions): Settings {
   const sink = options.sink;
   if (sink === undefined || typeof sink.write !== 'function' || typeof sink.writeZeroes !== 'function') {
     throw configError('sink must be a BlockSink');
+  }
+  if (options.full !== undefined && typeof options.full !== 'boolean')
+    throw configError(`full must be true or false (got ${String(options.full)})`);
+  // Neither said: a full sync and an incremental write the same listed ranges, and differ in what
+  // they do to the rest of the target (zeroed, or kept). Guessing either way can end with a wrong
+  // image and no error: an old image's bytes kept where the disk is now zero, or a good image
+  // zeroed where nothing changed.
+  if (options.full === undefined && typeof reader.hints?.incremental !== 'boolean') {
+    throw configError(
+      'full is not set and the reader does not declare hints.incremental: pass full: true when its extents describe the whole disk (ranges they do not name are zeroed on the target) or full: false when they are the changes since a base (the rest of the target is kept)',
+    );
   }
   const diskSize = reader.diskSize;
   if (!Number.isSafeInteger(diskSize) || diskSize < 0)

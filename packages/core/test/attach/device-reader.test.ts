@@ -74,6 +74,7 @@ function failingAfter(reader: ChangedBlockReader, okReads: number): ChangedBlock
   return {
     diskSize: reader.diskSize,
     granularity: reader.granularity,
+    ...(reader.hints !== undefined ? { hints: reader.hints } : {}),
     extents: (options) => reader.extents(options),
     read: async (offset, length, options) => {
       gate();
@@ -128,6 +129,16 @@ describe('attach-and-read kit', () => {
     expect(Buffer.compare(await readFile(target), source), what()).toBe(0);
     expect(detached).toBe(1);
     expect(slots.inUse).toBe(0);
+  });
+
+  it("declares a full read for 'allocated' and 'whole', and nothing for extents the platform named", async () => {
+    const declared = [];
+    for (const extents of ['allocated', 'whole', [{ offset: 0, length: 4096, kind: 'data' }]] as const) {
+      const reader = await openDeviceReader({ path: image.path, diskSize: DISK_SIZE, extents });
+      declared.push(reader.hints?.incremental);
+      await reader.close();
+    }
+    expect(declared).toEqual([false, false, undefined]);
   });
 
   it('gives the mount slot back and runs onClose after a read that fails midway', async () => {

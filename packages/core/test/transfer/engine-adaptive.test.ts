@@ -17,6 +17,7 @@ function selfRetryingReader(inner: ChangedBlockReader, share: number, seed: numb
   const reader: ChangedBlockReader = {
     diskSize: inner.diskSize,
     granularity: inner.granularity,
+    ...(inner.hints !== undefined ? { hints: inner.hints } : {}),
     extents: (options?: ReadOptions) => inner.extents(options),
     async read(offset: number, length: number, options?: ReadOptions) {
       stats.reads++;

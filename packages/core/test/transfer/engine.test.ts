@@ -113,7 +113,7 @@ describe('transferDisk faults', () => {
       close: async () => {},
     };
     await expect(
-      transferDisk({ reader: short, sink: new MemorySink(), checkpoint: false, manifest: false }),
+      transferDisk({ reader: short, sink: new MemorySink(), full: true, checkpoint: false, manifest: false }),
     ).rejects.toMatchObject({
       code: 'protocol',
       message: 'reader returned 1048575 bytes for [0, 1048576)',
@@ -134,6 +134,7 @@ describe('transferDisk abort', () => {
     const reader = {
       diskSize: inner.diskSize,
       granularity: inner.granularity,
+      hints: inner.hints,
       extents: () => inner.extents(),
       read: (offset: number, length: number) => {
         readsStarted++;
@@ -189,6 +190,63 @@ describe('transferDisk abort', () => {
   });
 });
 
+describe('transferDisk full or incremental', () => {
+  /** A reader of the first 64 KiB of a 128 KiB disk that does not say whether that is all of it. */
+  function undeclared(): MemoryReader {
+    const image = new Uint8Array(128 * KiB);
+    randomFillSync(image.subarray(0, 64 * KiB));
+    return new MemoryReader(image, [{ offset: 0, length: 64 * KiB, kind: 'data' }], 512, { hints: {} });
+  }
+
+  it('refuses a transfer that neither full nor the reader declares full or incremental, naming full, and touches nothing', async () => {
+    const sink = new MemorySink();
+    sink.image = new Uint8Array(128 * KiB).fill(0xee);
+    const reader = undeclared();
+    const error = await transferDisk({ reader, sink, checkpoint: false, manifest: false }).catch((e) => e);
+    expect(SyncproxyError.isInstance(error)).toBe(true);
+    expect(error).toMatchObject({ code: 'config', retryable: false });
+    expect(error.message).toMatch(
+      /^transferDisk: full is not set and the reader does not declare hints\.incremental/,
+    );
+    expect(sink.calls).toEqual([]);
+    expect(reader.reads).toEqual([]);
+    expect(sink.image.every((b) => b === 0xee)).toBe(true);
+  });
+
+  it('refuses a full that is not a boolean', async () => {
+    await expect(
+      transferDisk({
+        reader: undeclared(),
+        sink: new MemorySink(),
+        full: 'yes' as unknown as boolean,
+        checkpoint: false,
+        manifest: false,
+      }),
+    ).rejects.toMatchObject({
+      code: 'config',
+      message: 'transferDisk: full must be true or false (got yes)',
+    });
+  });
+
+  it('with full: true zeroes what the extents do not name over an old image; with full: false keeps it', async () => {
+    for (const full of [true, false]) {
+      const sink = new MemorySink();
+      sink.image = new Uint8Array(128 * KiB).fill(0xee);
+      const reader = undeclared();
+      await transferDisk({
+        reader,
+        sink,
+        full,
+        chunkSizeBytes: 64 * KiB,
+        checkpoint: false,
+        manifest: false,
+      });
+      expect(Buffer.compare(sink.image.subarray(0, 64 * KiB), reader.image.subarray(0, 64 * KiB))).toBe(0);
+      expect(sink.image.subarray(64 * KiB).every((b) => b === (full ? 0 : 0xee))).toBe(true);
+    }
+  });
+});
+
 describe('transferDisk zero handling and results', () => {
   it('never reads zero extents, writes data that reads as zeroes with writeZeroes, and reports exact counts', async () => {
     const image = new Uint8Array(10 * 64 * KiB + 1000);
@@ -205,6 +263,7 @@ describe('transferDisk zero handling and results', () => {
     const result = await transferDisk({
       reader,
       sink,
+      full: false,
       chunkSizeBytes: 64 * KiB,
       checkpoint: false,
       manifest: false,

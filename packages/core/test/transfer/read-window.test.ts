@@ -18,11 +18,14 @@ class SlowReader implements ChangedBlockReader {
   /** The distinct buffers the engine read into. */
   readonly buffers = new Set<ArrayBufferLike>();
 
+  readonly hints: ReaderHints;
+
   constructor(
     readonly image: Uint8Array,
-    readonly hints: ReaderHints = {},
+    hints: ReaderHints = {},
   ) {
     this.diskSize = image.length;
+    this.hints = { incremental: false, ...hints };
   }
 
   async *extents(): AsyncGenerator<Extent> {
@@ -111,6 +114,7 @@ describe('transferDisk extents', () => {
     const reader = {
       diskSize: image.length,
       granularity: 512,
+      hints: { incremental: false },
       listings: 0,
       async *extents(): AsyncGenerator<Extent> {
         reader.listings++;
