@@ -3,6 +3,7 @@ import {
   type ChangedBlockReader,
   type Clock,
   type Extent,
+  type ReaderHints,
   type ReadOptions,
   SyncproxyError,
   type SyncWarning,
@@ -55,6 +56,7 @@ export class EbsSnapshotReader implements ChangedBlockReader {
   readonly diskSize: number;
   readonly granularity = EBS_BLOCK_SIZE;
   readonly warnings: readonly SyncWarning[];
+  readonly hints: ReaderHints;
   readonly #client: AwsClient;
   readonly #snapshotId: string;
   readonly #baseSnapshotId: string | undefined;
@@ -83,6 +85,7 @@ export class EbsSnapshotReader implements ChangedBlockReader {
     this.#client = options.client;
     this.#snapshotId = options.snapshotId;
     this.#baseSnapshotId = options.baseSnapshotId;
+    this.hints = { incremental: options.baseSnapshotId !== undefined };
     this.#pageSize = Math.min(10_000, Math.max(100, Math.floor(options.pageSize ?? 10_000)));
     this.#marginMs = options.tokenRefreshMarginMs ?? 60_000;
     const maxExtent = options.maxExtentBytes ?? 64 * 1024 * 1024;

@@ -133,6 +133,22 @@ describe('full and incremental reads', () => {
     expect(Buffer.compare(await applyReader(reader, image), live(disk))).toBe(0);
   });
 
+  test('declares a full read without a base and an incremental with one (hints.incremental)', async () => {
+    const aws = await startMockAws();
+    open.push(aws);
+    const client = new AwsClient({ config: awsConfigSchema.parse(aws.config()) });
+    const full = new EbsSnapshotReader({ client, snapshotId: 'snap-2', diskSizeBytes: GIB });
+    const incremental = new EbsSnapshotReader({
+      client,
+      snapshotId: 'snap-2',
+      baseSnapshotId: 'snap-1',
+      diskSizeBytes: GIB,
+    });
+    expect(full.hints?.incremental).toBe(false);
+    expect(incremental.hints?.incremental).toBe(true);
+    client.close();
+  });
+
   test('snapshots of different volumes are refused as UNRELATED_SNAPSHOTS, a cbt-reset that asks for a full sync', async () => {
     const { aws, session, host } = await setup();
     aws.addInstance({ name: 'other', volumes: [{ sizeBytes: GIB }] });

@@ -22,6 +22,8 @@ export interface FcReaderOptions {
   /** getcbt's block: `sectorOfBlock * 512`. */
   granularity: number;
   extents: Extent[];
+  /** The extents are getcbt's changes since a base's chgID (true), or every block written (false). */
+  incremental: boolean;
   warnings: SyncWarning[];
   lease: BackupLease;
   limiter: CnaLimiter;
@@ -52,7 +54,7 @@ export class FcSnapshotReader implements ChangedBlockReader {
     this.diskSize = options.diskSize;
     this.granularity = options.granularity;
     this.warnings = options.warnings;
-    this.hints = {};
+    this.hints = { incremental: options.incremental };
   }
 
   async *extents(options?: ReadOptions): AsyncIterable<Extent> {

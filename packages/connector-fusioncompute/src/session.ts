@@ -213,6 +213,7 @@ export class FusionComputeSession implements ConnectorSession {
       diskSize: sizeBytes,
       granularity: listed.blockSizeBytes || 512,
       extents,
+      incremental: base !== undefined,
       warnings: [],
       lease,
       limiter,

@@ -1,6 +1,11 @@
 import { join } from 'node:path';
 import { inspect } from 'node:util';
-import { createFusionComputeConnector, HostLimits } from '@syncproxy/connector-fusioncompute';
+import {
+  createFusionComputeConnector,
+  type FcReaderOptions,
+  FcSnapshotReader,
+  HostLimits,
+} from '@syncproxy/connector-fusioncompute';
 import type { CbtResetCause } from '@syncproxy/connector-fusioncompute/mock';
 import { type ConnectorSession, createManualClock, type SnapshotRef, SyncproxyError } from '@syncproxy/core';
 import { afterEach, describe, expect, it } from 'vitest';
@@ -42,6 +47,15 @@ describe('full and incremental syncs', () => {
     expect(incremental.result.bytesRead).toBe(3 * 65_536);
     expect(await imageEquals(path, volumes[0]!)).toBe(true);
     expect(rig.fc.backupResourceCount).toBe(0);
+  });
+
+  it('declares a full read without a base and an incremental with one (hints.incremental)', () => {
+    // The session passes `incremental: base !== undefined`; the constructor touches nothing else.
+    const options = { diskId: 'd', diskSize: MIB, granularity: 512, extents: [], warnings: [] };
+    const open = (incremental: boolean) =>
+      new FcSnapshotReader({ ...options, incremental } as unknown as FcReaderOptions);
+    expect(open(false).hints?.incremental).toBe(false);
+    expect(open(true).hints?.incremental).toBe(true);
   });
 
   it('a test-only gbBytes the volumes do not have is refused with integrity once getcbt shows where the volume ends', async () => {

@@ -2,6 +2,7 @@ import {
   abortError,
   type ChangedBlockReader,
   type Extent,
+  type ReaderHints,
   type ReadOptions,
   SyncproxyError,
   type SyncWarning,
@@ -30,6 +31,8 @@ export class ExportReader implements ChangedBlockReader {
   readonly diskSize: number;
   readonly granularity: number;
   readonly warnings: readonly SyncWarning[];
+  /** The export holds the whole volume: ranges no object covers read as zeroes. */
+  readonly hints: ReaderHints = { incremental: false };
   readonly #bucket: ObsBucket;
   readonly #objects: readonly ExportedObject[];
   readonly #onClose: (() => Promise<void>) | undefined;

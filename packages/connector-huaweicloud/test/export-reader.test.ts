@@ -58,6 +58,11 @@ describe('ExportReader', () => {
     );
   });
 
+  it('declares a full read, having no base (hints.incremental)', () => {
+    const { bucket } = fakeBucket(new Uint8Array(10), []);
+    expect(new ExportReader({ bucket, diskSize: 10, objects: [] }).hints?.incremental).toBe(false);
+  });
+
   it('a read that leaves the disk is refused with a typed error', async () => {
     const { bucket } = fakeBucket(new Uint8Array(10), []);
     const reader = new ExportReader({ bucket, diskSize: 10, objects: [] });

@@ -5,6 +5,7 @@ import {
   type ChangedBlockReader,
   type DiskManifest,
   type Extent,
+  type ReaderHints,
   type ReadOptions,
   SyncproxyError,
   type SyncWarning,
@@ -32,6 +33,7 @@ export class ManifestReader implements ChangedBlockReader {
   readonly diskSize: number;
   readonly granularity: number;
   readonly warnings: readonly SyncWarning[];
+  readonly hints: ReaderHints;
   readonly #options: ManifestReaderOptions;
   #closed = false;
 
@@ -39,6 +41,7 @@ export class ManifestReader implements ChangedBlockReader {
     this.#options = options;
     this.diskSize = options.manifest.diskSize;
     this.granularity = options.manifest.chunkSizeBytes;
+    this.hints = { incremental: options.base !== undefined };
     const warnings: SyncWarning[] = [
       {
         code: 'hash-diff',

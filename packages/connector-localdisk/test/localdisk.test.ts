@@ -1,6 +1,7 @@
-import { localdisk } from '@syncproxy/connector-localdisk';
+import type { FileHandle } from 'node:fs/promises';
+import { localdisk, ManifestReader } from '@syncproxy/connector-localdisk';
 import { createLocalDiskPlatform, type LocalDiskPlatform } from '@syncproxy/connector-localdisk/mock';
-import { type ConnectorSession, type Host, SyncproxyError } from '@syncproxy/core';
+import { type ConnectorSession, DiskManifest, type Host, SyncproxyError } from '@syncproxy/core';
 import { afterEach, describe, expect, it } from 'vitest';
 
 const KIB = 1024;
@@ -49,6 +50,13 @@ describe('connector-localdisk', () => {
     ]);
     expect(incremental.warnings?.map((w) => w.code)).toEqual(['hash-diff']);
     await incremental.close();
+  });
+
+  it('declares a full read without a base and an incremental with one (hints.incremental)', () => {
+    const manifest = DiskManifest.create({ diskSize: 64 * KIB, chunkSizeBytes: 64 * KIB });
+    const options = { file: {} as FileHandle, path: 'disk.img', snapshotId: 's', manifest };
+    expect(new ManifestReader(options).hints?.incremental).toBe(false);
+    expect(new ManifestReader({ ...options, base: manifest }).hints?.incremental).toBe(true);
   });
 
   it('a disk written after its snapshot fails the read with an integrity error, not a torn image', async () => {

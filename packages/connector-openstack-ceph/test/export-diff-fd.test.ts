@@ -435,6 +435,21 @@ describe('openRbdReader started ahead of its first listing', () => {
     await reader.close();
   });
 
+  it('declares a full read without a base and an incremental with one (hints.incremental)', async () => {
+    const full = await openRbdReader({ cli, pool: 'pool', image: 'img', snapshot: 's1' });
+    expect(full.hints?.incremental).toBe(false);
+    await full.close();
+    const incremental = await openRbdReader({
+      cli,
+      pool: 'pool',
+      image: 'img',
+      snapshot: 's1',
+      fromSnapshot: 's0',
+    });
+    expect(incremental.hints?.incremental).toBe(true);
+    await incremental.close();
+  });
+
   it('closes a reader whose listing nobody read', async () => {
     const reader = await openRbdReader({ cli, pool: 'pool', image: 'img', snapshot: 's1' });
     await reader.close();

@@ -2,6 +2,7 @@ import {
   abortError,
   type ChangedBlockReader,
   type Extent,
+  type ReaderHints,
   type ReadOptions,
   SyncproxyError,
   type SyncWarning,
@@ -71,6 +72,11 @@ export interface VmwareDiskReaderOptions {
   nbd: NbdReader;
   endpoint: DataEndpoint;
   capacityBytes: number;
+  /**
+   * The extents are CBT's changes since a base's changeId (true), or the disk's allocated areas,
+   * changeId `*` (false). The NBD reader cannot tell: it takes both as given changed extents.
+   */
+  incremental: boolean;
   warnings?: SyncWarning[];
   /** Told once the reader has closed (the session's bookkeeping). */
   onClose?: () => void;
@@ -85,6 +91,7 @@ export class VmwareDiskReader implements ChangedBlockReader {
   readonly diskSize: number;
   readonly granularity = SECTOR_BYTES;
   readonly warnings: readonly SyncWarning[];
+  readonly hints: ReaderHints;
   readonly #nbd: NbdReader;
   readonly #endpoint: DataEndpoint;
   readonly #onClose: (() => void) | undefined;
@@ -96,6 +103,7 @@ export class VmwareDiskReader implements ChangedBlockReader {
     this.#onClose = options.onClose;
     this.diskSize = options.capacityBytes;
     this.warnings = options.warnings ?? [];
+    this.hints = { ...options.nbd.hints, incremental: options.incremental };
     if (options.nbd.diskSize !== options.capacityBytes) {
       throw new SyncproxyError(
         `the NBD export of the disk is ${options.nbd.diskSize} bytes but vSphere says its capacity is ${options.capacityBytes}`,

@@ -317,6 +317,7 @@ export class VmwareSession implements ConnectorSession {
         nbd,
         endpoint,
         capacityBytes: device.capacityBytes,
+        incremental: changeId !== '*',
         warnings,
         onClose: () => this.#readers.delete(reader),
       });

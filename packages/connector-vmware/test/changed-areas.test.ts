@@ -1,7 +1,8 @@
+import type { NbdReader } from '@syncproxy/nbd';
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import type { DiskChangeInfo } from '../src/client.js';
-import { changedAreaExtents, SECTOR_BYTES } from '../src/reader.js';
+import { changedAreaExtents, SECTOR_BYTES, VmwareDiskReader } from '../src/reader.js';
 
 /** Sorted, non-overlapping sector-aligned areas inside `capacity`, some touching. */
 const disk = fc
@@ -92,5 +93,20 @@ describe('changedAreaExtents', () => {
       code: 'protocol',
       message: 'QueryChangedDiskAreas window [0, 1024) has area [0, 512) out of order or outside it',
     });
+  });
+});
+
+describe('VmwareDiskReader', () => {
+  it('declares a full read without a base and an incremental with one (hints.incremental)', () => {
+    // The NBD reader, given CBT's extents, says incremental whatever the changeId; its other hints are kept.
+    const nbd = {
+      diskSize: 512,
+      hints: { readBytesInFlight: 4096, incremental: true },
+    } as unknown as NbdReader;
+    const endpoint = { uri: 'nbd+unix:///?socket=/none', close: async () => {} };
+    const open = (incremental: boolean) =>
+      new VmwareDiskReader({ nbd, endpoint, capacityBytes: 512, incremental });
+    expect(open(false).hints).toEqual({ readBytesInFlight: 4096, incremental: false });
+    expect(open(true).hints?.incremental).toBe(true);
   });
 });

@@ -3,6 +3,7 @@ import {
   type ChangedBlockReader,
   type Extent,
   type Logger,
+  type ReaderHints,
   type ReadOptions,
   SyncproxyError,
   silentLogger,
@@ -96,6 +97,7 @@ interface PendingRead {
 
 class RbdReader implements ChangedBlockReader {
   readonly granularity: number;
+  readonly hints: ReaderHints;
   private pending: PendingRead[] = [];
   private stream: RbdExportDiffStream | undefined;
   /** The stream started ahead of the first read (see {@link extents}). */
@@ -126,6 +128,8 @@ class RbdReader implements ChangedBlockReader {
     // `rbd diff` reports byte ranges (an unaligned write shows as exactly its
     // bytes); only whole-object mode aligns extents, to the RADOS object.
     this.granularity = ref.mode === 'whole-object' ? objectSize : 1;
+    // `rbd diff` without `--from-snap` lists the whole image; with it, the changes since that snapshot.
+    this.hints = { incremental: ref.fromSnapshot !== undefined };
   }
 
   extents(options: ReadOptions = {}): AsyncIterable<Extent> {
