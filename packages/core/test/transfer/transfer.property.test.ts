@@ -131,7 +131,10 @@ describe('transferDisk property: the target equals the source image', () => {
           const newer = base.slice();
           const changed = apply(newer, changes);
           const incremental = await transferDisk({
-            reader: new MemoryReader(newer, changed, g.granularity, { readInto, hints: { incremental: true } }),
+            reader: new MemoryReader(newer, changed, g.granularity, {
+              readInto,
+              hints: { incremental: true },
+            }),
             sink: new FileSink(path),
             chunkSizeBytes,
             concurrency: g.concurrency,
