@@ -18,6 +18,7 @@ export const ROW_ORDER = [
   'ceph-full-1g',
   'ceph-full-2g',
   'aws-inflight',
+  'aws-http-floor',
   'aws-adaptive',
   'demo',
   'rss-16g',

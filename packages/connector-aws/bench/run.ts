@@ -4,6 +4,11 @@
 //  aws-inflight  transferDisk with the engine's defaults (4 MiB chunks, 8 blocks each: 64
 //                GetSnapshotBlock calls in flight) into a null sink, against 1 in flight
 //                (512 KiB chunks, concurrency 1). Runs interleaved; ratio of the medians.
+//  aws-http-floor  (reference) node:http alone, the SDK's request handler, at 64 GETs in flight from
+//                a bare server (bench/floor-server.ts, its own process, the same latency) that
+//                answers 512 KiB and does nothing else; each body is copied into a slot and
+//                SHA-256'd, as the reader must (x-amz-Checksum). No signing, no mock, no engine:
+//                the most `aws-inflight` could reach on this machine, against the same 1 in flight.
 //  aws-adaptive  with 20% of GetSnapshotBlock calls throttled: transferDisk with its defaults
 //                (adaptive reads in flight) against each fixed `concurrency` in BENCH_AWS_FIXED;
 //                ratio: adaptive median / the best fixed median.
@@ -12,6 +17,8 @@
 // smaller volume measures it as well in less time). BENCH_REPS runs each (default 5).
 // BENCH_MOCK_NODE_ARGS passes node flags to the mock process (e.g. --cpu-prof).
 import { spawn } from 'node:child_process';
+import { createHash } from 'node:crypto';
+import { Agent, get as httpGet } from 'node:http';
 import { createInterface } from 'node:readline';
 import { fileURLToPath } from 'node:url';
 import { type BlockSink, type TransferOptions, transferDisk } from '@syncproxy/core';
@@ -25,7 +32,7 @@ const REPS = Number(process.env.BENCH_REPS ?? process.env.BENCH_REPEATS ?? 5);
 const LATENCY_MS = Number(process.env.BENCH_LATENCY_MS ?? 10);
 const THROTTLE_RATIO = Number(process.env.BENCH_AWS_THROTTLE ?? 0.2);
 const FIXED = (process.env.BENCH_AWS_FIXED ?? '8,16,32,64').split(',').map(Number);
-const ROWS = (process.env.BENCH_AWS_ROWS ?? 'aws-inflight,aws-adaptive').split(',');
+const ROWS = (process.env.BENCH_AWS_ROWS ?? 'aws-inflight,aws-http-floor,aws-adaptive').split(',');
 
 /** BENCH_AWS_DEBUG=1: the engine's debug lines (the adaptive limit's changes), with their time. */
 const debugLogger = {
@@ -42,6 +49,37 @@ class NullSink implements BlockSink {
   async writeZeroes(): Promise<void> {}
   async flush(): Promise<void> {}
   async close(): Promise<void> {}
+}
+
+/** One `aws-http-floor` run: MB/s of `blocks` GETs, 64 in flight, each body copied and hashed. */
+async function floorRun(port: number, agent: Agent, blocks: number): Promise<number> {
+  const slots = Buffer.allocUnsafe(64 * BLOCK);
+  const get = (slot: number) =>
+    new Promise<void>((resolve, reject) => {
+      httpGet({ host: '127.0.0.1', port, path: '/block', agent }, (response) => {
+        const hash = createHash('sha256');
+        let at = 0;
+        response.on('data', (chunk: Buffer) => {
+          if (at + chunk.length > BLOCK) reject(new Error('the floor server sent more than a block'));
+          chunk.copy(slots, slot * BLOCK + at);
+          hash.update(chunk);
+          at += chunk.length;
+        });
+        response.on('end', () => {
+          hash.digest();
+          resolve();
+        });
+        response.on('error', reject);
+      }).on('error', reject);
+    });
+  let next = 0;
+  const started = performance.now();
+  await Promise.all(
+    Array.from({ length: 64 }, async (_, slot) => {
+      while (next++ < blocks) await get(slot);
+    }),
+  );
+  return (blocks * BLOCK) / 1e6 / ((performance.now() - started) / 1000);
 }
 
 const child = spawn(
@@ -103,37 +141,86 @@ try {
   };
   const fmt = (values: number[]) => values.map((v) => v.toFixed(1)).join(', ');
 
-  if (ROWS.includes('aws-inflight')) {
+  if (ROWS.includes('aws-inflight') || ROWS.includes('aws-http-floor')) {
     const one: number[] = [];
     const many: number[] = [];
+    const floor: number[] = [];
     const clientCpu: number[] = [];
     const mockCpu: number[] = [];
-    for (let r = 0; r < REPS; r++) {
-      one.push((await transfer(anchor, { chunkSizeBytes: BLOCK, concurrency: 1 })).mbps);
-      const run = await transfer(measured);
-      many.push(run.mbps);
-      clientCpu.push(run.clientCpuMsPerBlock);
-      mockCpu.push(run.mockCpuMsPerBlock);
+    const floorServer = ROWS.includes('aws-http-floor')
+      ? spawn(
+          process.execPath,
+          [
+            '--import',
+            'tsx',
+            fileURLToPath(new URL('./floor-server.ts', import.meta.url)),
+            String(LATENCY_MS),
+          ],
+          { stdio: ['pipe', 'pipe', 'inherit'] },
+        )
+      : undefined;
+    const floorPort =
+      floorServer === undefined
+        ? 0
+        : Number(
+            (await createInterface({ input: floorServer.stdout! })[Symbol.asyncIterator]().next()).value,
+          );
+    const floorAgent = new Agent({ keepAlive: true, maxSockets: 64 });
+    try {
+      if (floorServer !== undefined) await floorRun(floorPort, floorAgent, 64); // connections made, untimed
+      for (let r = 0; r < REPS; r++) {
+        one.push((await transfer(anchor, { chunkSizeBytes: BLOCK, concurrency: 1 })).mbps);
+        if (ROWS.includes('aws-inflight')) {
+          const run = await transfer(measured);
+          many.push(run.mbps);
+          clientCpu.push(run.clientCpuMsPerBlock);
+          mockCpu.push(run.mockCpuMsPerBlock);
+        }
+        if (floorServer !== undefined) floor.push(await floorRun(floorPort, floorAgent, BLOCKS));
+      }
+    } finally {
+      floorAgent.destroy();
+      floorServer?.stdin?.end();
     }
-    const ratio = median(many) / median(one);
-    console.log(
-      `aws-inflight: 64 in flight ${fmt(many)} MB/s; 1 in flight ${fmt(one)} MB/s; client CPU ms/block ${fmt(clientCpu)}; mock ${fmt(mockCpu)}`,
-    );
-    recordRow({
-      id: 'aws-inflight',
-      path: `AWS GetSnapshotBlock +${LATENCY_MS} ms, 64 vs 1 in flight (mock in its own process)`,
-      project: 'transferDisk(EBS reader) -> null sink, engine defaults (64 block reads in flight)',
-      anchor: 'transferDisk, 512 KiB chunks, concurrency 1 (1 block read in flight)',
-      projectRuns: many,
-      anchorRuns: one,
-      unit: 'MB/s',
-      ratio,
-      ratioMeaning: '64 in flight MB/s / 1 in flight MB/s (higher is better)',
-      required: '>= 25',
-      aim: '>= 40',
-      pass: ratio >= 25,
-      note: `${BLOCKS} blocks (64 in flight) and ${ANCHOR_BLOCKS} blocks (1 in flight) of 512 KiB, every other block written; CPU ms per block at 64 in flight: client ${fmt(clientCpu)}, mock ${fmt(mockCpu)}`,
-    });
+    if (floorServer !== undefined) {
+      const ratio = median(floor) / median(one);
+      console.log(`aws-http-floor: ${fmt(floor)} MB/s`);
+      recordRow({
+        id: 'aws-http-floor',
+        path: `node:http alone at 64 GETs in flight, +${LATENCY_MS} ms, each 512 KiB body copied and SHA-256'd (reference: the most aws-inflight can reach here)`,
+        project: 'node:http GETs from a bare server in its own process: no signing, no mock, no engine',
+        anchor: 'transferDisk, 512 KiB chunks, concurrency 1 (the aws-inflight anchor)',
+        projectRuns: floor,
+        anchorRuns: one,
+        unit: 'MB/s',
+        ratio,
+        ratioMeaning: 'floor MB/s / 1 in flight MB/s (higher is better)',
+        required: 'none (reference)',
+        pass: true,
+        note: `${BLOCKS} GETs of 512 KiB a run`,
+      });
+    }
+    if (ROWS.includes('aws-inflight')) {
+      const ratio = median(many) / median(one);
+      console.log(
+        `aws-inflight: 64 in flight ${fmt(many)} MB/s; 1 in flight ${fmt(one)} MB/s; client CPU ms/block ${fmt(clientCpu)}; mock ${fmt(mockCpu)}`,
+      );
+      recordRow({
+        id: 'aws-inflight',
+        path: `AWS GetSnapshotBlock +${LATENCY_MS} ms, 64 vs 1 in flight (mock in its own process)`,
+        project: 'transferDisk(EBS reader) -> null sink, engine defaults (64 block reads in flight)',
+        anchor: 'transferDisk, 512 KiB chunks, concurrency 1 (1 block read in flight)',
+        projectRuns: many,
+        anchorRuns: one,
+        unit: 'MB/s',
+        ratio,
+        ratioMeaning: '64 in flight MB/s / 1 in flight MB/s (higher is better)',
+        required: '>= 25',
+        aim: '>= 40',
+        pass: ratio >= 25,
+        note: `${BLOCKS} blocks (64 in flight) and ${ANCHOR_BLOCKS} blocks (1 in flight) of 512 KiB, every other block written; CPU ms per block at 64 in flight: client ${fmt(clientCpu)}, mock ${fmt(mockCpu)}`,
+      });
+    }
   }
 
   if (ROWS.includes('aws-adaptive')) {
