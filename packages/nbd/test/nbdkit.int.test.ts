@@ -76,6 +76,7 @@ async function fileReader(path: string): Promise<ChangedBlockReader> {
   return {
     diskSize: size,
     granularity: 4096,
+    hints: { incremental: false },
     async *extents() {
       yield { offset: 0, length: size, kind: 'data' };
     },
