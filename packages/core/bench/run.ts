@@ -238,6 +238,7 @@ async function benchIncremental(): Promise<void> {
     const reader = new PoolReader(
       c.disk,
       everyNth(c.disk, chunk, Math.max(1, Math.floor(c.every)), largeCount),
+      { incremental: true },
     );
     return { reader, run: () => transferDisk({ reader, sink: new FileSink(c.target), transferId }) };
   };

@@ -1,5 +1,5 @@
 import { randomFillSync } from 'node:crypto';
-import type { ChangedBlockReader, Extent } from '../src/index.js';
+import type { ChangedBlockReader, Extent, ReaderHints } from '../src/index.js';
 
 const POOL_BYTES = 64 << 20;
 let pool: Uint8Array | undefined;
@@ -11,12 +11,16 @@ let pool: Uint8Array | undefined;
  */
 export class PoolReader implements ChangedBlockReader {
   readonly granularity = 4096;
+  readonly hints: ReaderHints;
   bytesRead = 0;
 
+  /** `incremental`: the extents are changes since a base (default false: they describe the whole disk). */
   constructor(
     readonly diskSize: number,
     private readonly list: () => Iterable<Extent>,
+    options: { incremental?: boolean } = {},
   ) {
+    this.hints = { incremental: options.incremental ?? false };
     if (pool === undefined) {
       pool = new Uint8Array(POOL_BYTES);
       randomFillSync(pool);
