@@ -60,7 +60,11 @@ async function floorRun(port: number, agent: Agent, blocks: number): Promise<num
         const hash = createHash('sha256');
         let at = 0;
         response.on('data', (chunk: Buffer) => {
-          if (at + chunk.length > BLOCK) reject(new Error('the floor server sent more than a block'));
+          if (at + chunk.length > BLOCK) {
+            response.destroy();
+            reject(new Error('the floor server sent more than a block'));
+            return;
+          }
           chunk.copy(slots, slot * BLOCK + at);
           hash.update(chunk);
           at += chunk.length;
