@@ -78,6 +78,12 @@ export class NbdSink implements BlockSink {
     return client.read(offset, length, options);
   }
 
+  /** Reads `target.length` bytes of the export at `offset` into `target`. */
+  async readInto(offset: number, target: Uint8Array, options: SinkWriteOptions = {}): Promise<void> {
+    const client = await this.connected();
+    await client.readInto(target, offset, options);
+  }
+
   async flush(): Promise<void> {
     if (!this.client) return;
     await this.client.flush();

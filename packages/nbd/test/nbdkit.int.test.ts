@@ -308,6 +308,21 @@ describe('NbdSink', () => {
   });
 });
 
+describe('NbdSink readInto', () => {
+  it('reads the export back into a given shared buffer, as the engine reads kept bytes', async () => {
+    const server = await nbdkit(['memory', 'size=2M']);
+    const sink = new NbdSink({ uri: server.uri });
+    await sink.open(2 * MiB);
+    const data = randomBytes(MiB);
+    await sink.write(512 * 1024, data);
+    const target = new Uint8Array(new SharedArrayBuffer(MiB + 4096)).fill(9);
+    await sink.readInto(512 * 1024 - 4096, target);
+    await sink.close();
+    expect(Buffer.from(target.subarray(0, 4096)).equals(Buffer.alloc(4096))).toBe(true);
+    expect(Buffer.from(target.subarray(4096)).equals(data)).toBe(true);
+  });
+});
+
 describe('NbdReader with changed extents', () => {
   it('applies only the given extents on top of the previous full image, matching nbdcopy of the new state', async () => {
     const server = await nbdkit(['memory', 'size=16M']);

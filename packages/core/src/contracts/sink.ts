@@ -26,6 +26,12 @@ export interface BlockSink {
   writeZeroes(offset: number, length: number, options?: SinkWriteOptions): Promise<void>;
   /** Reads back what was written (for verification); optional. */
   read?(offset: number, length: number, options?: SinkWriteOptions): Promise<Uint8Array>;
+  /**
+   * Optional, beside `read`: reads `target.length` bytes at `offset` into `target`. The engine reads
+   * the target through it where a sink offers it: into its shared chunk buffers, which its hashing
+   * threads take without a copy. A wrapper of a sink forwards it with `read`.
+   */
+  readInto?(offset: number, target: Uint8Array, options?: SinkWriteOptions): Promise<void>;
   /** Makes everything written so far durable. */
   flush(): Promise<void>;
   close(): Promise<void>;

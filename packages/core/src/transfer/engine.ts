@@ -692,8 +692,14 @@ class TransferRun {
    * hashing would be CPU spent for nothing, and the result's digest is empty.
    */
   readonly hashes: boolean;
-  /** Reused chunk buffers, for readers that can read into one (`readInto`). */
-  private readonly buffers: ChunkBufferPool | undefined;
+  /**
+   * Reused chunk buffers on shared memory: for the source's pieces where the reader can read into one
+   * (`readInto`), and for the target's bytes read back (kept bytes, `verify`), which the hashing threads
+   * then take without a copy.
+   */
+  private readonly buffers: ChunkBufferPool;
+  /** The reader reads into the chunk buffers. */
+  private readonly readsInto: boolean;
   private readonly retry: RetryContext;
   private doneSinceSave = 0;
   /**
@@ -728,13 +734,11 @@ class TransferRun {
             },
           });
     this.hashes = context.stores.manifest !== undefined || options.verify === true;
-    this.buffers =
-      typeof options.reader.readInto === 'function'
-        ? new ChunkBufferPool(
-            settings.chunkSizeBytes,
-            Math.ceil(settings.maxInFlightBytes / settings.chunkSizeBytes),
-          )
-        : undefined;
+    this.buffers = new ChunkBufferPool(
+      settings.chunkSizeBytes,
+      Math.ceil(settings.maxInFlightBytes / settings.chunkSizeBytes),
+    );
+    this.readsInto = typeof options.reader.readInto === 'function';
     this.lastSaveAt = context.clock.now();
     this.retry = {
       policy: context.retryPolicy,
@@ -902,10 +906,10 @@ class TransferRun {
     // hashed or written, and the pool hands back the one released last, still in the CPU cache.
     let chunk: Uint8Array | undefined;
     const pool = this.buffers;
-    const buffer = pool === undefined ? undefined : () => (chunk ??= pool.acquire(job.length));
+    const buffer = this.readsInto ? () => (chunk ??= pool.acquire(job.length)) : undefined;
     const entry = await this.moveChunk(job, buffer);
     // Only a job that succeeded gives its buffer back: after a failure an aborted readInto may still land in it.
-    if (chunk !== undefined) pool!.release(chunk);
+    if (chunk !== undefined) pool.release(chunk);
     return entry;
   }
 
@@ -1076,7 +1080,8 @@ class TransferRun {
         if (data === undefined) zeroFill(keptBytes, at, piece.length);
         else keptBytes.set(data, at);
       }
-      entry = isAllZero(keptBytes) ? 'zero' : hasher.hashHere(keptBytes);
+      entry = await digestOrZero(keptBytes, hasher);
+      this.buffers.release(keptBytes);
     }
     return { entry, written, zeroed };
   }
@@ -1096,14 +1101,25 @@ class TransferRun {
       this.unproven++;
       return undefined;
     }
-    const target = await withRetry(
-      `read chunk ${job.index} of the target`,
-      () => this.options.sink.read!(job.offset, job.length),
-      retry,
-    );
-    const zero = isAllZero(target);
-    if ((zero && manifest.matches(job.index, 'zero')) || manifest.matches(job.index, hasher.hashHere(target)))
-      return target;
+    // Read into a shared chunk buffer and hashed on a hashing thread: a scattered incremental does
+    // this for every chunk it touches, twice (here, then over the new bytes), and on the event loop
+    // the hashes held up every read and write behind them.
+    const target = this.buffers.acquire(job.length);
+    let proven = false;
+    try {
+      await withRetry(
+        `read chunk ${job.index} of the target`,
+        () => this.readTarget(job.offset, target),
+        retry,
+      );
+      proven =
+        (isAllZero(target) && manifest.matches(job.index, 'zero')) ||
+        manifest.matches(job.index, await hasher.hash(target));
+    } finally {
+      // Each read above has settled (fs reads cannot be abandoned), so nothing lands in it later.
+      if (!proven) this.buffers.release(target);
+    }
+    if (proven) return target;
     if (job.index >= exactBelow) {
       this.unproven++;
       return undefined;
@@ -1116,6 +1132,24 @@ class TransferRun {
         details: { chunk: job.index, reason: TARGET_DIFFERS_FROM_MANIFEST },
       },
     );
+  }
+
+  /** Reads the target's bytes at `offset` into `target`: with the sink's `readInto`, else its `read`. */
+  private async readTarget(offset: number, target: Uint8Array, signal?: AbortSignal): Promise<void> {
+    const { sink } = this.options;
+    const options = signal === undefined ? undefined : { signal };
+    if (typeof sink.readInto === 'function') {
+      await sink.readInto(offset, target, options);
+      return;
+    }
+    const data = await sink.read!(offset, target.length, options);
+    if (data.length !== target.length) {
+      throw new SyncproxyError(
+        `the sink returned ${data.length} bytes for [${offset}, ${offset + target.length}) of the target`,
+        { code: 'protocol', retryable: false },
+      );
+    }
+    target.set(data);
   }
 
   async flushSink(): Promise<void> {
@@ -1219,7 +1253,6 @@ class TransferRun {
   /** Re-reads the chunks this run wrote and compares them with the manifest. */
   async verify(): Promise<boolean> {
     const { manifest, ledger, signal } = this.context;
-    const sink = this.options.sink;
     const limit = pLimit(this.settings.concurrency);
     const mismatched: number[] = [];
     const checks: Array<Promise<void>> = [];
@@ -1246,8 +1279,11 @@ class TransferRun {
       await budget.acquire(length, signal);
       checks.push(
         limit(async () => {
-          const data = await sink.read!(offset, length, { signal });
-          const actual: Uint8Array | 'zero' = isAllZero(data) ? 'zero' : this.context.hasher.hashHere(data);
+          const data = this.buffers.acquire(length);
+          await this.readTarget(offset, data, signal);
+          const actual = await digestOrZero(data, this.context.hasher);
+          // Only a read that succeeded gives its buffer back: an aborted one may still land in it.
+          this.buffers.release(data);
           if (!manifest.matches(index, actual)) mismatched.push(index);
           bytesDone += length;
           progress();
@@ -1278,6 +1314,11 @@ interface ChunkOutcome {
   entry: Uint8Array | 'zero' | 'unknown';
   written: number;
   zeroed: number;
+}
+
+/** `'zero'` for a chunk of zeroes, else its digest (on a hashing thread when it lies on shared memory). */
+function digestOrZero(data: Uint8Array, hasher: ChunkHasher): Promise<Uint8Array | 'zero'> {
+  return isAllZero(data) ? Promise.resolve('zero') : hasher.hash(data);
 }
 
 /**

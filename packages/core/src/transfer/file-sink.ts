@@ -289,7 +289,7 @@ export class FileSink implements BlockSink {
       const size = stepEnd - at;
       scratch ??= new Uint8Array(ZERO_CHECK_BYTES);
       const view = scratch.subarray(0, size);
-      await this.readInto(handle, view, at);
+      await this.readFully(handle, view, at);
       const from = at;
       if (!isAllZero(view))
         await this.writeLimit(() => this.writeAll(handle, from, ZERO_BLOCK.subarray(0, size)));
@@ -299,8 +299,13 @@ export class FileSink implements BlockSink {
 
   async read(offset: number, length: number): Promise<Uint8Array> {
     const out = new Uint8Array(length);
-    await this.readInto(this.opened(), out, offset);
+    await this.readFully(this.opened(), out, offset);
     return out;
+  }
+
+  /** Reads `target.length` bytes at `offset` into `target`; past the end of the file, zeroes. */
+  async readInto(offset: number, target: Uint8Array): Promise<void> {
+    await this.readFully(this.opened(), target, offset);
   }
 
   async flush(): Promise<void> {
@@ -322,7 +327,7 @@ export class FileSink implements BlockSink {
     if (handle !== undefined) await this.io(`close ${this.path}`, () => handle.close());
   }
 
-  private async readInto(handle: FileHandle, target: Uint8Array, offset: number): Promise<void> {
+  private async readFully(handle: FileHandle, target: Uint8Array, offset: number): Promise<void> {
     let done = 0;
     while (done < target.length) {
       const { bytesRead } = await this.io(`read ${this.path} at ${offset + done}`, () =>

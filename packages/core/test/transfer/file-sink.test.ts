@@ -46,6 +46,24 @@ describe('FileSink', () => {
     expect(Buffer.compare(now, expected)).toBe(0);
   });
 
+  it('reads into a given buffer with readInto, zeroes past the end of the file', async () => {
+    const path = join(dir.path, 'read-into.img');
+    const old = randomFillSync(new Uint8Array(3000));
+    await writeFile(path, old);
+    const sink = new FileSink(path);
+    await sink.open(3000);
+    const target = new Uint8Array(new SharedArrayBuffer(1000)).fill(9);
+    await sink.readInto(2500, target.subarray(0, 500));
+    expect(Buffer.from(target.subarray(0, 500))).toEqual(Buffer.from(old.subarray(2500)));
+    expect(target[500]).toBe(9);
+    // The file cut short meanwhile (the same inode): past its end the image reads as zeroes.
+    await writeFile(path, old.subarray(0, 2600));
+    const tail = new Uint8Array(200).fill(9);
+    await sink.readInto(2500, tail);
+    expect(Buffer.from(tail)).toEqual(Buffer.concat([old.subarray(2500, 2600), Buffer.alloc(100)]));
+    await sink.close();
+  });
+
   it('grows an existing image to a larger disk, keeping its bytes', async () => {
     const path = join(dir.path, 'grow.img');
     await writeFile(path, new Uint8Array(1000).fill(1));

@@ -84,6 +84,40 @@ describe('chunks an incremental writes in part', () => {
     });
   }
 
+  it("read the target through the sink's readInto where it has one, into shared buffers the hashing threads take; verify does too", async () => {
+    const { path, after } = await syncedTarget('read-into');
+    after.fill(0x77, CHUNK + 10, CHUNK + 30);
+    /** A FileSink whose `read` the engine must not need: it records what `readInto` is given. */
+    class ReadIntoSink extends FileSink {
+      readonly targets: Array<{ offset: number; length: number; shared: boolean }> = [];
+      override read(): Promise<Uint8Array> {
+        return Promise.reject(new Error('read called where readInto serves'));
+      }
+      override readInto(offset: number, target: Uint8Array): Promise<void> {
+        this.targets.push({ offset, length: target.length, shared: target.buffer instanceof SharedArrayBuffer });
+        return super.readInto(offset, target);
+      }
+    }
+    const sink = new ReadIntoSink(path);
+    const result = await transferDisk({
+      reader: new MemoryReader(after, [{ offset: CHUNK + 10, length: 20, kind: 'data' }]),
+      sink,
+      chunkSizeBytes: CHUNK,
+      full: false,
+      checkpoint: false,
+      verify: true,
+    });
+    expect(Buffer.compare(await readFile(path), after)).toBe(0);
+    // The kept bytes of chunk 1, then verify's read-back of it.
+    expect(sink.targets).toEqual([
+      { offset: CHUNK, length: CHUNK, shared: true },
+      { offset: CHUNK, length: CHUNK, shared: true },
+    ]);
+    const manifest = await readManifest(`${path}.manifest`);
+    expect(manifest.matches(1, digestChunk(manifest.hashAlgorithm, after.subarray(CHUNK, 2 * CHUNK)))).toBe(true);
+    expect(result).toMatchObject({ unknownChunks: 0, verified: true, warnings: [] });
+  });
+
   it('whose kept bytes differ from an exact manifest entry reject with integrity naming the chunk, and nothing of it is written', async () => {
     const { path, after } = await syncedTarget('differs');
     await flipByte(path, 2 * CHUNK + 1000);
