@@ -94,7 +94,11 @@ describe('chunks an incremental writes in part', () => {
         return Promise.reject(new Error('read called where readInto serves'));
       }
       override readInto(offset: number, target: Uint8Array): Promise<void> {
-        this.targets.push({ offset, length: target.length, shared: target.buffer instanceof SharedArrayBuffer });
+        this.targets.push({
+          offset,
+          length: target.length,
+          shared: target.buffer instanceof SharedArrayBuffer,
+        });
         return super.readInto(offset, target);
       }
     }
@@ -114,7 +118,9 @@ describe('chunks an incremental writes in part', () => {
       { offset: CHUNK, length: CHUNK, shared: true },
     ]);
     const manifest = await readManifest(`${path}.manifest`);
-    expect(manifest.matches(1, digestChunk(manifest.hashAlgorithm, after.subarray(CHUNK, 2 * CHUNK)))).toBe(true);
+    expect(manifest.matches(1, digestChunk(manifest.hashAlgorithm, after.subarray(CHUNK, 2 * CHUNK)))).toBe(
+      true,
+    );
     expect(result).toMatchObject({ unknownChunks: 0, verified: true, warnings: [] });
   });
 
