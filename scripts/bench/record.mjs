@@ -23,6 +23,7 @@ export const ROW_ORDER = [
   'demo',
   'rss-16g',
   'incremental-1t',
+  'incremental-partial',
   'hash-blake3',
 ];
 

@@ -94,6 +94,23 @@ describe('checkImageAgainstManifest (verifyTarget: manifest)', () => {
     expect(some).toEqual({ mismatches: 0, bytesHashed: CHUNK, bytesRead: 2 * CHUNK });
   });
 
+  it("stops at an abort with the signal's reason, checking no chunk after it", async () => {
+    const { path, manifest } = await sparseImage('aborted.raw');
+    const controller = new AbortController();
+    const reason = new Error('stop here');
+    let progressAfterAbort = 0;
+    const failure = await checkImageAgainstManifest(path, manifest, {
+      signal: controller.signal,
+      onProgress: (done) => {
+        if (controller.signal.aborted) progressAfterAbort++;
+        if (done >= 2 * CHUNK) controller.abort(reason);
+      },
+    }).catch((error: unknown) => error);
+    expect(failure).toBe(reason);
+    // Chunks already being checked when it came may finish; none starts after it.
+    expect(progressAfterAbort).toBeLessThan(4);
+  });
+
   it('finds a chunk whose digest is of the right bytes in another algorithm', async () => {
     const { path } = await sparseImage('other-algorithm.raw');
     const sha = DiskManifest.create({
