@@ -6,7 +6,9 @@ import type {
   SyncWarning,
 } from '../contracts/reader.js';
 import { SyncproxyError } from '../errors/syncproxy-error.js';
-import { canDigest, digestChunk } from './chunk-hash-algorithm.js';
+import { ChunkBufferPool } from './chunk-buffers.js';
+import { canDigest } from './chunk-hash-algorithm.js';
+import { ChunkHasher } from './chunk-hasher.js';
 import { planChunks } from './chunk-plan.js';
 import type { DiskManifest } from './manifest.js';
 import { isAllZero } from './zero-detection.js';
@@ -55,6 +57,10 @@ export interface HashDiffReader extends ChangedBlockReader {
  *
  * The bytes of a changed chunk, read once to hash it, are kept until the
  * engine reads them (up to `readAhead + 4` chunks), so nothing is read twice.
+ * A reader that can read into a buffer (`readInto`) reads into shared memory,
+ * which a {@link ChunkHasher}'s threads hash without a copy: the `readAhead`
+ * chunks in flight are hashed on every core, not one after another on the
+ * event loop. The buffers of unchanged chunks are reused.
  *
  * An incomplete manifest (of an interrupted transfer) is trusted only below
  * its `pendingFrom` chunk; above it, chunks may be half-written, so they are
@@ -102,6 +108,11 @@ export function createHashDiffReader(options: HashDiffReaderOptions): HashDiffRe
   const stats: HashDiffStats = { chunksScanned: 0, chunksChanged: 0, bytesScanned: 0 };
   const kept = new Map<number, Uint8Array>();
   const keptLimit = readAhead + 4;
+  // Made only when there are digests to take, and stopped by close().
+  const hasher =
+    comparable === undefined ? undefined : new ChunkHasher({ algorithm: comparable.hashAlgorithm });
+  const buffers =
+    typeof reader.readInto === 'function' ? new ChunkBufferPool(chunkSizeBytes, readAhead + 1) : undefined;
 
   // Digests are taken with the algorithm of the manifest they are compared with; with nothing to
   // compare (no base, or past its trusted part) no digest is taken at all: the chunk is sent.
@@ -129,7 +140,13 @@ export function createHashDiffReader(options: HashDiffReaderOptions): HashDiffRe
     if (!hasData) return { index, data: undefined, digest: 'zero' };
     const offset = index * chunkSizeBytes;
     const length = Math.min(chunkSizeBytes, diskSize - offset);
-    const data = await reader.read(offset, length, { signal });
+    let data: Uint8Array;
+    if (buffers !== undefined) {
+      data = buffers.acquire(length);
+      await reader.readInto!(data, offset, { signal });
+    } else {
+      data = await reader.read(offset, length, { signal });
+    }
     if (data.length !== length) {
       throw new SyncproxyError(`reader returned ${data.length} bytes for [${offset}, ${offset + length})`, {
         code: 'protocol',
@@ -137,9 +154,17 @@ export function createHashDiffReader(options: HashDiffReaderOptions): HashDiffRe
       });
     }
     stats.bytesScanned += length;
-    if (isAllZero(data)) return { index, data: undefined, digest: 'zero' };
-    if (!comparedAt(index)) return { index, data, digest: undefined };
-    return { index, data, digest: digestChunk(comparable!.hashAlgorithm, data) };
+    let scanned: Scanned;
+    if (isAllZero(data)) scanned = { index, data: undefined, digest: 'zero' };
+    else if (!comparedAt(index)) return { index, data, digest: undefined };
+    else scanned = { index, data, digest: await hasher!.hash(data) };
+    // A chunk that is not sent gives its buffer back (its read and its digest have settled); a changed
+    // one's bytes go to the engine, which keeps them as long as it needs.
+    if (scanned.data === undefined || unchanged(index, scanned.digest)) {
+      buffers?.release(data);
+      if (scanned.data !== undefined) scanned = { ...scanned, data: undefined };
+    }
+    return scanned;
   };
 
   return {
@@ -190,6 +215,12 @@ export function createHashDiffReader(options: HashDiffReaderOptions): HashDiffRe
       }
       return reader.read(offset, length, readOptions);
     },
-    close: () => reader.close(),
+    async close(): Promise<void> {
+      try {
+        await reader.close();
+      } finally {
+        await hasher?.close();
+      }
+    },
   };
 }

@@ -57,6 +57,42 @@ describe('createHashDiffReader', () => {
     expect(result.bytesRead).toBe(chunk + 100);
   });
 
+  it('reads through readInto into shared buffers where the reader has it, hashed off the event loop, and yields the same changes', async () => {
+    const size = 8 * chunk;
+    const before = randomFillSync(new Uint8Array(size));
+    const stores = new MemoryStores();
+    const sink = new MemorySink();
+    const all: Extent[] = [{ offset: 0, length: size, kind: 'data' }];
+    await transferDisk({
+      reader: new MemoryReader(before, all),
+      sink,
+      chunkSizeBytes: chunk,
+      manifest: stores.manifest,
+      checkpoint: false,
+    });
+    const after = before.slice();
+    after[2 * chunk + 7] = after[2 * chunk + 7]! ^ 0xff;
+    after.fill(0, 5 * chunk, 6 * chunk);
+    const inner = new MemoryReader(after, all, 512, { readInto: true });
+    const readInto = inner.readInto!;
+    const shared: boolean[] = [];
+    Object.defineProperty(inner, 'readInto', {
+      value: (target: Uint8Array, offset: number) => {
+        shared.push(target.buffer instanceof SharedArrayBuffer);
+        return readInto(target, offset);
+      },
+    });
+    const reader = createHashDiffReader({ reader: inner, previousManifest: stores.manifestValue });
+    const result = await transferDisk({ reader, sink, manifest: stores.manifest, checkpoint: false });
+    await reader.close();
+    expect(Buffer.compare(sink.image, after)).toBe(0);
+    expect(shared).toEqual(new Array(8).fill(true));
+    expect(inner.reads.length).toBe(8);
+    expect(reader.stats).toEqual({ chunksScanned: 8, chunksChanged: 2, bytesScanned: size });
+    expect(result.bytesRead).toBe(chunk);
+    expect(stores.manifestValue!.matches(5, 'zero')).toBe(true);
+  });
+
   it('without a previous manifest yields every chunk, and lists unallocated chunks as zero without reading them', async () => {
     const size = 4 * chunk;
     const image = new Uint8Array(size);
