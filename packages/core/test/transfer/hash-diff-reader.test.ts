@@ -13,21 +13,27 @@ async function collect(extents: AsyncIterable<Extent>): Promise<Extent[]> {
   return out;
 }
 
+/** A target synced in full from `image` in chunks of `chunk`, and its manifest, in memory. */
+async function syncedTarget(image: Uint8Array) {
+  const stores = new MemoryStores();
+  const sink = new MemorySink();
+  const all: Extent[] = [{ offset: 0, length: image.length, kind: 'data' }];
+  await transferDisk({
+    reader: new MemoryReader(image, all),
+    sink,
+    chunkSizeBytes: chunk,
+    manifest: stores.manifest,
+    checkpoint: false,
+  });
+  return { stores, sink, all };
+}
+
 describe('createHashDiffReader', () => {
   it('yields exactly the chunks whose SHA-256 changed, zeroed chunks as zero extents, and serves them without reading twice', async () => {
     const size = 8 * chunk + 100;
     const before = new Uint8Array(size);
     randomFillSync(before.subarray(0, 6 * chunk));
-    const stores = new MemoryStores();
-    const sink = new MemorySink();
-    const all: Extent[] = [{ offset: 0, length: size, kind: 'data' }];
-    await transferDisk({
-      reader: new MemoryReader(before, all),
-      sink,
-      chunkSizeBytes: chunk,
-      manifest: stores.manifest,
-      checkpoint: false,
-    });
+    const { stores, sink, all } = await syncedTarget(before);
 
     const after = before.slice();
     after[chunk + 5] = after[chunk + 5]! ^ 0xff; // chunk 1 changed
@@ -60,16 +66,7 @@ describe('createHashDiffReader', () => {
   it('reads through readInto into shared buffers where the reader has it, hashed off the event loop, and yields the same changes', async () => {
     const size = 8 * chunk;
     const before = randomFillSync(new Uint8Array(size));
-    const stores = new MemoryStores();
-    const sink = new MemorySink();
-    const all: Extent[] = [{ offset: 0, length: size, kind: 'data' }];
-    await transferDisk({
-      reader: new MemoryReader(before, all),
-      sink,
-      chunkSizeBytes: chunk,
-      manifest: stores.manifest,
-      checkpoint: false,
-    });
+    const { stores, sink, all } = await syncedTarget(before);
     const after = before.slice();
     after[2 * chunk + 7] = after[2 * chunk + 7]! ^ 0xff;
     after.fill(0, 5 * chunk, 6 * chunk);
@@ -112,15 +109,7 @@ describe('createHashDiffReader', () => {
     const size = 4 * chunk;
     const image = new Uint8Array(size);
     randomFillSync(image);
-    const stores = new MemoryStores();
-    const all: Extent[] = [{ offset: 0, length: size, kind: 'data' }];
-    await transferDisk({
-      reader: new MemoryReader(image, all),
-      sink: new MemorySink(),
-      chunkSizeBytes: chunk,
-      manifest: stores.manifest,
-      checkpoint: false,
-    });
+    const { stores, all } = await syncedTarget(image);
     const previous = stores.manifestValue!.clone();
     previous.complete = false;
     previous.pendingFrom = 2;
