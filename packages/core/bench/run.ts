@@ -234,12 +234,12 @@ async function benchIncremental(): Promise<void> {
   // The small disk changes exactly as many chunks as the large one: every 6th chunk, cut at the
   // large disk's count (every 6.25th cannot be had, and every 6th alone changes 4% more bytes).
   const largeCount = Math.ceil(cases[0]!.disk / chunk / cases[0]!.every);
-  const incrementalSync = (c: (typeof cases)[number], transferId: string) => {
-    const reader = new PoolReader(
-      c.disk,
-      everyNth(c.disk, chunk, Math.max(1, Math.floor(c.every)), largeCount),
-      { incremental: true },
-    );
+  /** An incremental of `c`'s disk changing `pieceBytes` at the start of every changed chunk. */
+  const incrementalSync = (c: (typeof cases)[number], transferId: string, pieceBytes = chunk) => {
+    const every = Math.max(1, Math.floor(c.every)) * (chunk / pieceBytes);
+    const reader = new PoolReader(c.disk, everyNth(c.disk, pieceBytes, every, largeCount), {
+      incremental: true,
+    });
     return { reader, run: () => transferDisk({ reader, sink: new FileSink(c.target), transferId }) };
   };
   // One untimed run per disk first: it writes a new image (allocating its blocks), which is not an
@@ -253,13 +253,6 @@ async function benchIncremental(): Promise<void> {
   const small = cases[1]!;
   const partialPiece = 64 * 1024;
   const partial = { times: [] as number[], changed: 0 };
-  const partialSync = (transferId: string) => {
-    const every = Math.max(1, Math.floor(small.every)) * (chunk / partialPiece);
-    const reader = new PoolReader(small.disk, everyNth(small.disk, partialPiece, every, largeCount), {
-      incremental: true,
-    });
-    return { reader, run: () => transferDisk({ reader, sink: new FileSink(small.target), transferId }) };
-  };
   // Interleaved, the order swapped every repetition. Each run starts with nothing left to write back
   // (`sync`: the other disk's writes, and the discards of the files removed before, on a file
   // system mounted with discard), so none is charged with another's I/O.
@@ -270,7 +263,7 @@ async function benchIncremental(): Promise<void> {
       c.times.push(await timed(run));
       c.changed = reader.bytesRead;
     }
-    const { reader, run } = partialSync(`partial-${i}`);
+    const { reader, run } = incrementalSync(small, `partial-${i}`, partialPiece);
     spawnSync('sync');
     partial.times.push(await timed(run));
     partial.changed = reader.bytesRead;
