@@ -7,6 +7,7 @@ import type { ChangedBlockReader, SyncWarning } from '../contracts/reader.js';
 import { SyncproxyError } from '../errors/syncproxy-error.js';
 import { toSyncproxyError } from '../errors/to-syncproxy-error.js';
 import { ChunkLedger, FileCheckpointStore } from '../transfer/checkpoint.js';
+import { intentsPathOf, readChunkIntents } from '../transfer/chunk-intents.js';
 import {
   TARGET_DIFFERS_FROM_MANIFEST,
   type TransferOptions,
@@ -667,6 +668,16 @@ class HostSync {
       }
       if (manifest !== undefined) {
         const ledger = resumable ? new ChunkLedger(resumable) : undefined;
+        // The chunks an incremental's stopped run began writing hold its base, its new bytes, or a torn
+        // mix: the run that follows writes them again and proves what it keeps of them (the engine).
+        const touched =
+          pending.mode === 'incremental'
+            ? await readChunkIntents(
+                intentsPathOf(`${outcome.path}.manifest`),
+                transferId,
+                manifest.hashAlgorithm,
+              )
+            : new Map();
         // A re-hash of many chunks takes a while: the verify step shows it, as before an incremental.
         const check = this.#phase('verify', disk.id);
         let bad: number;
@@ -677,11 +688,13 @@ class HostSync {
             this.#options.signal,
             (done, total) => check.bytes(done, total),
             ledger === undefined
-              ? undefined
+              ? touched.size === 0
+                ? undefined
+                : (i) => !touched.has(i)
               : pending.mode === 'incremental'
                 ? // An incremental writes only its changes: every other chunk must be the base still.
                   // Chunks in flight when it stopped are unknown; it writes them again.
-                  (i) => ledger.isDone(i) || manifest.entry(i).state !== 'unknown'
+                  (i) => ledger.isDone(i) || (manifest.entry(i).state !== 'unknown' && !touched.has(i))
                 : (i) => ledger.isDone(i),
           );
         } finally {

@@ -16,12 +16,25 @@ import {
   type TransferCheckpoint,
 } from './checkpoint.js';
 import { ChunkBufferPool } from './chunk-buffers.js';
-import { canDigest, chooseChunkHashAlgorithm, createChunkDigest } from './chunk-hash-algorithm.js';
+import {
+  type ChunkHashAlgorithm,
+  canDigest,
+  chooseChunkHashAlgorithm,
+  createChunkDigest,
+} from './chunk-hash-algorithm.js';
 import { ChunkHasher } from './chunk-hasher.js';
+import type { ChunkIntentLog } from './chunk-intents.js';
 import { type ChunkJob, type ChunkPiece, planChunks } from './chunk-plan.js';
 import { DEFAULT_CHUNK_SIZE_BYTES } from './hash-diff-reader.js';
 import { InFlightBudget } from './in-flight-budget.js';
-import { DiskManifest, FileManifestStore, type ManifestStore, UNKNOWN_ENTRY } from './manifest.js';
+import {
+  DiskManifest,
+  entryBytes,
+  entryMatches,
+  FileManifestStore,
+  type ManifestStore,
+  UNKNOWN_ENTRY,
+} from './manifest.js';
 import { ProgressMeter, type TransferProgress } from './progress.js';
 import type { TokenBucket } from './token-bucket.js';
 import { isAllZero, ZERO_BLOCK, zeroFill } from './zero-detection.js';
@@ -369,6 +382,7 @@ export async function transferDisk(options: TransferOptions): Promise<TransferRe
   setMaxListeners(0, stop.signal);
   // Made once the manifest is known: chunks are hashed with the algorithm of the manifest they go into.
   let hasher: ChunkHasher | undefined;
+  let intents: ChunkIntentLog | undefined;
   const onCallerAbort = () => stop.abort(abortError(options.signal, 'transfer'));
   options.signal?.addEventListener('abort', onCallerAbort, { once: true });
   const signal = stop.signal;
@@ -408,7 +422,8 @@ export async function transferDisk(options: TransferOptions): Promise<TransferRe
           : 'a checkpoint of another target was found and not resumed: the image was replaced or made anew since it was saved',
       });
     }
-    const manifest = await loadBaseManifest(
+    let manifest: DiskManifest;
+    ({ manifest, intents } = await loadBaseManifest(
       stores.manifest,
       settings,
       resuming,
@@ -416,7 +431,7 @@ export async function transferDisk(options: TransferOptions): Promise<TransferRe
       isFullTransfer(options),
       { transferId: options.transferId, targetId },
       warnings,
-    );
+    ));
     hasher = new ChunkHasher({ algorithm: manifest.hashAlgorithm });
     const ledger = new ChunkLedger(resuming ? previousCheckpoint : undefined);
     for (const warning of warnings) logger?.warn({ code: warning.code }, warning.message);
@@ -434,6 +449,7 @@ export async function transferDisk(options: TransferOptions): Promise<TransferRe
       stores,
       retryPolicy,
       hasher,
+      intents,
     });
     run.progress.setBaseline(ledger.bytesDone, ledger.dataBytes);
     if (totals !== undefined) run.totals = totals;
@@ -452,6 +468,9 @@ export async function transferDisk(options: TransferOptions): Promise<TransferRe
     manifest.pendingFrom = chunkCount;
     await stores.manifest?.save(manifest);
     await stores.checkpoint?.clear();
+    // The manifest now describes every chunk: nothing is left for a later run to prove.
+    await intents?.discard();
+    intents = undefined;
     run.report(true);
     const durationMs = clock.now() - startedAt;
     const moved = run.bytesWritten + run.zeroBytes;
@@ -473,6 +492,7 @@ export async function transferDisk(options: TransferOptions): Promise<TransferRe
   } finally {
     options.signal?.removeEventListener('abort', onCallerAbort);
     await hasher?.close();
+    await intents?.close();
     if (sinkOpened && options.closeSink !== false) {
       await sink.close().catch((error: unknown) => {
         logger?.warn({ error: toSyncproxyError(error).message }, 'closing the sink failed');
@@ -495,7 +515,7 @@ async function loadBaseManifest(
   full: boolean,
   names: { transferId: string | undefined; targetId: string | undefined },
   warnings: SyncWarning[],
-): Promise<DiskManifest> {
+): Promise<{ manifest: DiskManifest; intents: ChunkIntentLog | undefined }> {
   let stored: DiskManifest | undefined;
   try {
     stored = await store?.load();
@@ -515,6 +535,7 @@ async function loadBaseManifest(
     });
   };
   let manifest: DiskManifest;
+  let intents: ChunkIntentLog | undefined;
   if (stored !== undefined && !sameTarget(stored.targetId, names.targetId)) {
     // Its digests describe an image that is gone: the one at the path now was replaced or made anew.
     warnings.push({
@@ -540,9 +561,15 @@ async function loadBaseManifest(
     manifest = fresh();
   } else if (stored?.sameGeometry(settings)) {
     manifest = stored.clone();
-    // An interrupted transfer that is not being resumed may have left half-written chunks from pendingFrom on.
+    intents = await openIntentLog(store, names.transferId, full, manifest.hashAlgorithm);
+    // An interrupted transfer that is not being resumed may have left half-written chunks from
+    // pendingFrom on: any of them, unless it was a run of this very transfer, whose log names every
+    // chunk it began writing.
     if (!manifest.complete && !resuming) {
-      for (let i = manifest.pendingFrom; i < manifest.chunkCount; i++) manifest.set(i, 'unknown');
+      const touched = stored.transferId === names.transferId ? intents?.earlier : undefined;
+      for (let i = manifest.pendingFrom; i < manifest.chunkCount; i++) {
+        if (touched === undefined || touched.has(i)) manifest.set(i, 'unknown');
+      }
     }
     // A resumed checkpoint never names a done chunk at or above the manifest's pendingFrom: the
     // manifest is saved first. If it does (journal batches lost), those chunks' digests are not
@@ -564,7 +591,27 @@ async function loadBaseManifest(
   manifest.complete = false;
   manifest.transferId = names.transferId;
   manifest.targetId = names.targetId;
-  return manifest;
+  intents ??= await openIntentLog(store, names.transferId, full, manifest.hashAlgorithm);
+  return { manifest, intents };
+}
+
+/**
+ * The log in which an incremental named `transferId` records the chunks it begins writing (see
+ * {@link ChunkIntentLog}), with what earlier runs of it recorded. A full transfer writes every chunk
+ * whole and records nothing: it removes a log an earlier run of the same name left, which would
+ * otherwise speak for chunks this one rewrites.
+ */
+async function openIntentLog(
+  store: ManifestStore | undefined,
+  transferId: string | undefined,
+  full: boolean,
+  hashAlgorithm: ChunkHashAlgorithm,
+): Promise<ChunkIntentLog | undefined> {
+  if (transferId === undefined || store?.openIntents === undefined) return undefined;
+  const log = await store.openIntents(transferId, hashAlgorithm);
+  if (!full) return log;
+  await log.discard();
+  return undefined;
 }
 
 /**
@@ -647,6 +694,12 @@ interface RunContext {
   stores: { checkpoint?: CheckpointStore; manifest?: ManifestStore };
   retryPolicy: ReturnType<typeof resolveRetryPolicy>;
   hasher: ChunkHasher;
+  /**
+   * Where an incremental records what each chunk may hold before it writes the chunk, with what
+   * earlier runs of the same transfer recorded. Undefined for a full transfer, and where the
+   * manifest store keeps no such log.
+   */
+  intents: ChunkIntentLog | undefined;
 }
 
 /** One call of transferDisk: the pipeline, its counters and its checkpoints. */
@@ -1011,8 +1064,14 @@ class TransferRun {
 
   private async moveChunk(job: ChunkJob, buffer: (() => Uint8Array) | undefined): Promise<ChunkOutcome> {
     const { sink } = this.options;
-    const { signal, hasher } = this.context;
+    const { signal, hasher, manifest, intents } = this.context;
     const writeRetry: RetryContext = { ...this.retry, signal: undefined };
+    // Before anything of the chunk is written: the entry it holds now. A later run of this transfer
+    // may find the chunk so, written, or torn by a crash; this record tells it that the stopped run
+    // touched the chunk, and what it may hold.
+    // (An unknown entry is recorded too: it matches nothing, and says the chunk was touched.)
+    const noted = intents?.note(job.index, manifest.raw(job.index));
+    noted?.catch(() => {});
     // A chunk the extents cover in part keeps the target's bytes around its pieces: read (and proven)
     // while the pieces are read, before anything of the chunk is written.
     const kept =
@@ -1049,6 +1108,22 @@ class TransferRun {
       else hashing = hashPieces(writes, hasher);
     }
     hashing?.catch(() => {});
+    // A chunk written in part: the chunk as it will be on the target, its proven bytes with the
+    // pieces laid over them. Its entry is known before anything of it is written, and recorded.
+    let after: Uint8Array | 'zero' | undefined;
+    if (keptBytes !== undefined) {
+      for (const { piece, data } of writes) {
+        const at = piece.offset - job.offset;
+        if (data === undefined) zeroFill(keptBytes, at, piece.length);
+        else keptBytes.set(data, at);
+      }
+      after = await digestOrZero(keptBytes, hasher);
+      this.buffers.release(keptBytes);
+    }
+    if (intents !== undefined) {
+      await noted;
+      if (after !== undefined) await intents.note(job.index, entryBytes(after));
+    }
     let written = 0;
     let zeroed = 0;
     await Promise.all(
@@ -1072,17 +1147,8 @@ class TransferRun {
       ),
     );
 
-    let entry: Uint8Array | 'zero' | 'unknown' = hashing === undefined ? 'unknown' : await hashing;
-    if (keptBytes !== undefined) {
-      // The chunk as it now is on the target: its proven bytes with the pieces written over them.
-      for (const { piece, data } of writes) {
-        const at = piece.offset - job.offset;
-        if (data === undefined) zeroFill(keptBytes, at, piece.length);
-        else keptBytes.set(data, at);
-      }
-      entry = await digestOrZero(keptBytes, hasher);
-      this.buffers.release(keptBytes);
-    }
+    const entry: Uint8Array | 'zero' | 'unknown' =
+      after ?? (hashing === undefined ? 'unknown' : await hashing);
     return { entry, written, zeroed };
   }
 
@@ -1096,11 +1162,16 @@ class TransferRun {
    * run's writes): undefined, and the chunk's entry becomes `unknown`.
    */
   private async keptBytes(job: ChunkJob, retry: RetryContext): Promise<Uint8Array | undefined> {
-    const { manifest, hasher, exactBelow } = this.context;
-    if (manifest.entry(job.index).state === 'unknown') {
+    const { manifest, hasher, exactBelow, intents } = this.context;
+    // What an earlier run of this transfer recorded before it wrote the chunk: it holds one of these,
+    // or its manifest entry, unless a crash tore it.
+    const earlier = intents?.earlier.get(job.index);
+    if (manifest.entry(job.index).state === 'unknown' && earlier === undefined) {
       this.unproven++;
       return undefined;
     }
+    const holds = (actual: Uint8Array | 'zero') =>
+      manifest.matches(job.index, actual) || (earlier?.some((entry) => entryMatches(entry, actual)) ?? false);
     // Read into a shared chunk buffer and hashed on a hashing thread: a scattered incremental does
     // this for every chunk it touches, twice (here, then over the new bytes), and on the event loop
     // the hashes held up every read and write behind them.
@@ -1112,15 +1183,13 @@ class TransferRun {
         () => this.readTarget(job.offset, target),
         retry,
       );
-      proven =
-        (isAllZero(target) && manifest.matches(job.index, 'zero')) ||
-        manifest.matches(job.index, await hasher.hash(target));
+      proven = (isAllZero(target) && holds('zero')) || holds(await hasher.hash(target));
     } finally {
       // Each read above has settled (fs reads cannot be abandoned), so nothing lands in it later.
       if (!proven) this.buffers.release(target);
     }
     if (proven) return target;
-    if (job.index >= exactBelow) {
+    if (job.index >= exactBelow || earlier !== undefined) {
       this.unproven++;
       return undefined;
     }

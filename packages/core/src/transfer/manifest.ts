@@ -4,6 +4,7 @@ import { writeFileAtomic } from '../atomic-file.js';
 import { SyncproxyError } from '../errors/syncproxy-error.js';
 import { toSyncproxyError } from '../errors/to-syncproxy-error.js';
 import { type ChunkHashAlgorithm, isChunkHashAlgorithm } from './chunk-hash-algorithm.js';
+import { ChunkIntentLog, intentsPathOf } from './chunk-intents.js';
 import {
   applyManifestJournal,
   baseChecksumOf,
@@ -21,6 +22,17 @@ const MAGIC_V2 = 'SYNCPROXY-MANIFEST/2\n';
 const ZERO_ENTRY = new Uint8Array(MANIFEST_ENTRY_BYTES);
 /** The stored bytes of an `unknown` entry. */
 export const UNKNOWN_ENTRY = new Uint8Array(MANIFEST_ENTRY_BYTES).fill(0xff);
+
+/** The 32 stored bytes of an entry: the digest itself, or the zero marker. */
+export function entryBytes(entry: Uint8Array | 'zero'): Uint8Array {
+  return entry === 'zero' ? ZERO_ENTRY : entry;
+}
+
+/** True when the stored entry `raw` is known and equals `digest` (a digest of the same algorithm, or the zero marker). */
+export function entryMatches(raw: Uint8Array, digest: Uint8Array | 'zero'): boolean {
+  if (equalBytes(raw, UNKNOWN_ENTRY)) return false;
+  return equalBytes(raw, entryBytes(digest));
+}
 
 /**
  * What the manifest knows of one chunk: its digest (hex, with the manifest's
@@ -160,11 +172,8 @@ export class DiskManifest {
     digest: Uint8Array | 'zero',
     algorithm: ChunkHashAlgorithm = this.hashAlgorithm,
   ): boolean {
-    const raw = this.raw(index);
-    if (equalBytes(raw, UNKNOWN_ENTRY)) return false;
-    if (digest === 'zero') return equalBytes(raw, ZERO_ENTRY);
-    if (algorithm !== this.hashAlgorithm) return false;
-    return equalBytes(raw, digest);
+    if (digest !== 'zero' && algorithm !== this.hashAlgorithm) return false;
+    return entryMatches(this.raw(index), digest);
   }
 
   /** True when `other` describes the same disk size and chunk size. */
@@ -361,6 +370,13 @@ export interface ManifestStore {
    * changes applied.
    */
   saveChanges?(changes: ManifestChanges): Promise<void>;
+  /**
+   * Optional: the log in which a transfer named `transferId` records what each chunk may hold
+   * before it writes the chunk ({@link ChunkIntentLog}), with what earlier runs of the same
+   * transfer recorded. A store without it: a resumed incremental proves only the chunks the stopped
+   * run did not touch, and the others make it start over in full.
+   */
+  openIntents?(transferId: string, hashAlgorithm: ChunkHashAlgorithm): Promise<ChunkIntentLog>;
 }
 
 /**
@@ -400,5 +416,10 @@ export class FileManifestStore implements ManifestStore {
       );
     }
     await this.#journal.append(changes);
+  }
+
+  /** The log at `<path>.intents`. */
+  openIntents(transferId: string, hashAlgorithm: ChunkHashAlgorithm): Promise<ChunkIntentLog> {
+    return ChunkIntentLog.open(intentsPathOf(this.path), transferId, hashAlgorithm);
   }
 }
