@@ -73,8 +73,10 @@ export async function readChunkIntents(
  * cannot tell a chunk the stopped run wrote after its last checkpoint from one changed behind its
  * back, and a resumed incremental had to prove nothing and start over in full.
  *
- * Appends go to the page cache, not to disk: a process killed keeps them, and where power is lost
- * first, a chunk whose record is missing matches nothing and is synced again, as before.
+ * Appends go to the page cache, not to disk: a process killed keeps them. Where power is lost
+ * first, a chunk may be written and its record gone; the next run writes it again (it is among the
+ * transfer's changes, as a resume already relies on) and, finding its bytes match no entry, proves
+ * nothing of it: its entry becomes unknown, or the transfer rejects with `integrity`.
  */
 export class ChunkIntentLog {
   readonly path: string;
