@@ -25,6 +25,7 @@ import {
 } from '@aws-sdk/client-ec2';
 import { NodeHttpHandler } from '@smithy/node-http-handler';
 import {
+  ChunkHasher,
   type Clock,
   type ErrorCode,
   type Logger,
@@ -127,6 +128,12 @@ export class AwsClient {
   readonly #clock: Clock;
   readonly #logger: Logger | undefined;
   readonly #ebsEndpointUrl: URL;
+  /**
+   * SHA-256 of blocks read into shared memory (the engine's chunk buffers), on hashing threads: at
+   * 64 blocks in flight the event loop is what limits a sync, and the checksum was a third of its
+   * time per block.
+   */
+  #blockHasher: ChunkHasher | undefined;
   #ebsSigner: ReturnType<EBSClient['config']['signer']> | undefined;
   #retries = 0;
 
@@ -386,6 +393,13 @@ export class AwsClient {
         'ebs',
         async () => {
           const answer = await this.#sendBlockRequest(path, input);
+          if (input.into?.buffer instanceof SharedArrayBuffer) {
+            const data = await readBodyInto(answer.body, input.into, input);
+            this.#blockHasher ??= new ChunkHasher({ algorithm: 'sha256' });
+            const digest = await this.#blockHasher.hash(data);
+            verifyBlock(input, data, answer, Buffer.from(digest).toString('base64'));
+            return data;
+          }
           const hash = createHash('sha256');
           const data =
             input.into !== undefined
@@ -457,6 +471,7 @@ export class AwsClient {
 
   /** Releases sockets. */
   close(): void {
+    void this.#blockHasher?.close();
     this.#ec2.destroy();
     this.#ebs.destroy();
     for (const agent of this.#agents) agent.destroy();
@@ -674,7 +689,7 @@ async function readBodyInto(
   body: AsyncIterable<Uint8Array>,
   target: Uint8Array,
   input: GetBlockInput,
-  hash: Hash,
+  hash?: Hash,
 ): Promise<Uint8Array> {
   let at = 0;
   for await (const chunk of body) {
@@ -682,7 +697,7 @@ async function readBodyInto(
       throw integrityError(input, `the body has more than the ${target.length} bytes asked for`);
     }
     target.set(chunk, at);
-    hash.update(chunk);
+    hash?.update(chunk);
     at += chunk.length;
   }
   return target.subarray(0, at);

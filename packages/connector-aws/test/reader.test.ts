@@ -245,6 +245,19 @@ describe('faults', () => {
     expect(aws.state.stats.corruptedBlocks).toBe(3);
   });
 
+  test('a block whose checksum is always wrong, read into shared memory (its SHA-256 taken on the hashing threads), fails with the same integrity error', async () => {
+    const { aws, session, host } = await setup({ connector: { retry: { attempts: 3, baseDelayMs: 1 } } });
+    const reader = await session.openReader(host.disks[0]!, { snapshot: await session.createSnapshot(host) });
+    aws.corruptChecksums(Number.POSITIVE_INFINITY);
+    const target = new Uint8Array(new SharedArrayBuffer(BLOCK_SIZE));
+    const error = await reader.readInto!(target, 0).catch((e: unknown) => e);
+    expect(error).toMatchObject({ code: 'integrity', retryable: false, platform: 'aws' });
+    expect((error as Error).message).toMatch(
+      /^GetSnapshotBlock snap-[0-9a-f]+ block 0 failed verification: SHA-256 of the body is \S+, x-amz-Checksum says \S+; still wrong after 3 attempts$/,
+    );
+    expect(aws.state.stats.corruptedBlocks).toBe(3);
+  });
+
   test('a GetSnapshotBlock that always answers 503 is requested exactly 6 times (the client owns the retries), then fails for good', async () => {
     const { aws, session, host } = await setup();
     const reader = await session.openReader(host.disks[0]!, { snapshot: await session.createSnapshot(host) });
