@@ -117,10 +117,7 @@ it(`SIGKILL in the middle of an incremental whose changes are smaller than a chu
       stayedIncremental++;
     } else {
       // A kill that lands inside a write can tear a chunk: that disk is synced in full, as it must be.
-      expect(
-        [...new Set(resumed.warnings.map((w) => w.code))],
-        `round ${round}`,
-      ).toEqual(['target-changed']);
+      expect([...new Set(resumed.warnings.map((w) => w.code))], `round ${round}`).toEqual(['target-changed']);
     }
   }
   // A torn chunk needs the kill inside one 64 KiB write: at most one round of these.
