@@ -1,10 +1,10 @@
 import { open, truncate, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { DiskManifest } from '@syncproxy/core';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { checkImageAgainstManifest } from '../../src/host-sync/manifest-check.js';
 import { digestChunk } from '../../src/transfer/chunk-hash-algorithm.js';
-import { tempDir } from '../transfer/fixtures/temp-dir.js';
+import { useTempDir } from '../transfer/fixtures/temp-dir.js';
 
 const MiB = 1024 ** 2;
 const CHUNK = 4 * MiB;
@@ -12,13 +12,7 @@ const DISK = 16 * CHUNK;
 /** Chunks 3 and 10 hold data; every other chunk is a hole. */
 const DATA_CHUNKS = [3, 10];
 
-let dir: { path: string; remove: () => Promise<void> };
-beforeAll(async () => {
-  dir = await tempDir('syncproxy-manifest-check-');
-});
-afterAll(async () => {
-  await dir.remove();
-});
+const dir = useTempDir('syncproxy-manifest-check-');
 
 function chunkData(index: number): Uint8Array {
   const data = new Uint8Array(CHUNK);

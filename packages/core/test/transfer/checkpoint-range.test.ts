@@ -1,17 +1,11 @@
 import { readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { FileSink, transferDisk } from '@syncproxy/core';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { MemoryReader, patternBytes } from './fixtures/readers.js';
-import { tempDir } from './fixtures/temp-dir.js';
+import { useTempDir } from './fixtures/temp-dir.js';
 
-let dir: { path: string; remove: () => Promise<void> };
-beforeAll(async () => {
-  dir = await tempDir();
-});
-afterAll(async () => {
-  await dir.remove();
-});
+const dir = useTempDir();
 
 const CHUNK = 64 << 10;
 

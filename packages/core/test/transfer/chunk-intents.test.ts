@@ -3,22 +3,16 @@ import { existsSync } from 'node:fs';
 import { appendFile, readFile, stat, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { type Extent, FileSink, readManifest, SyncproxyError, transferDisk } from '@syncproxy/core';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { digestChunk } from '../../src/transfer/chunk-hash-algorithm.js';
 import { ChunkIntentLog, intentsPathOf, readChunkIntents } from '../../src/transfer/chunk-intents.js';
 import { MemoryReader } from './fixtures/readers.js';
-import { tempDir } from './fixtures/temp-dir.js';
+import { useTempDir } from './fixtures/temp-dir.js';
 
 const CHUNK = 64 << 10;
 const SIZE = 4 * CHUNK;
 
-let dir: { path: string; remove: () => Promise<void> };
-beforeAll(async () => {
-  dir = await tempDir();
-});
-afterAll(async () => {
-  await dir.remove();
-});
+const dir = useTempDir();
 
 const entry = (fill: number) => new Uint8Array(32).fill(fill);
 

@@ -2,18 +2,12 @@ import { randomFillSync } from 'node:crypto';
 import { readFile, stat, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { FileSink } from '@syncproxy/core';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { tempDir } from './fixtures/temp-dir.js';
+import { describe, expect, it } from 'vitest';
+import { useTempDir } from './fixtures/temp-dir.js';
 import { countWritesInFlight } from './fixtures/write-spy.js';
 
 const MiB = 1024 * 1024;
-let dir: { path: string; remove: () => Promise<void> };
-beforeAll(async () => {
-  dir = await tempDir();
-});
-afterAll(async () => {
-  await dir.remove();
-});
+const dir = useTempDir();
 
 describe('FileSink', () => {
   it('creates a sparse file of the disk size and leaves holes where it is asked for zeroes', async () => {

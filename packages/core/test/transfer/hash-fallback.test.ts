@@ -1,11 +1,11 @@
 import { writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
+import { describe, expect, it, vi } from 'vitest';
 import { checkImageAgainstManifest } from '../../src/host-sync/manifest-check.js';
 import { createHashDiffReader, DiskManifest, type Extent, transferDisk } from '../../src/index.js';
 import { MemorySink, MemoryStores } from './fixtures/memory-sink.js';
 import { MemoryReader } from './fixtures/readers.js';
-import { tempDir } from './fixtures/temp-dir.js';
+import { useTempDir } from './fixtures/temp-dir.js';
 
 // A platform where the BLAKE3 binding does not load: every require of it fails.
 vi.mock('node:module', async (original) => {
@@ -42,13 +42,7 @@ function blake3Manifest(): DiskManifest {
   return manifest;
 }
 
-let dir: { path: string; remove: () => Promise<void> };
-beforeAll(async () => {
-  dir = await tempDir();
-});
-afterAll(async () => {
-  await dir.remove();
-});
+const dir = useTempDir();
 
 describe('without the BLAKE3 binding', () => {
   it('a new manifest is SHA-256 and the result says why (hash-fallback)', async () => {

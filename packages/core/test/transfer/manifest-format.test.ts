@@ -9,11 +9,11 @@ import {
   readManifest,
   transferDisk,
 } from '@syncproxy/core';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { createChunkDigest, digestChunk } from '../../src/transfer/chunk-hash-algorithm.js';
 import { MemorySink, MemoryStores } from './fixtures/memory-sink.js';
 import { MemoryReader } from './fixtures/readers.js';
-import { tempDir } from './fixtures/temp-dir.js';
+import { useTempDir } from './fixtures/temp-dir.js';
 
 // test/fixtures/format-1.manifest was written by the code before format 2 (SHA-256 entries, magic
 // "SYNCPROXY-MANIFEST/1", no algorithm in the header), for the image fixtureImage() makes.
@@ -39,13 +39,7 @@ async function collect(extents: AsyncIterable<Extent>): Promise<Extent[]> {
   return out;
 }
 
-let dir: { path: string; remove: () => Promise<void> };
-beforeAll(async () => {
-  dir = await tempDir();
-});
-afterAll(async () => {
-  await dir.remove();
-});
+const dir = useTempDir();
 
 describe('manifest format 1 (written before the hash algorithm was recorded)', () => {
   it('is read as a SHA-256 manifest with its entries, bookkeeping and digest', async () => {

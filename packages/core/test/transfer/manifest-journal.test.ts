@@ -11,19 +11,13 @@ import {
   transferDisk,
   writeFileAtomic,
 } from '@syncproxy/core';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { digestChunk } from '../../src/transfer/chunk-hash-algorithm.js';
 import { MemorySink, MemoryStores } from './fixtures/memory-sink.js';
 import { PatternReader } from './fixtures/readers.js';
-import { manifestDigestOf, tempDir } from './fixtures/temp-dir.js';
+import { manifestDigestOf, useTempDir } from './fixtures/temp-dir.js';
 
-let dir: { path: string; remove: () => Promise<void> };
-beforeAll(async () => {
-  dir = await tempDir();
-});
-afterAll(async () => {
-  await dir.remove();
-});
+const dir = useTempDir();
 
 const digest = (text: string) => createHash('sha256').update(text).digest();
 const ZERO = new Uint8Array(32);

@@ -2,16 +2,10 @@ import { createHash } from 'node:crypto';
 import { readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { DiskManifest, FileManifestStore, readManifest } from '@syncproxy/core';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { tempDir } from './fixtures/temp-dir.js';
+import { describe, expect, it } from 'vitest';
+import { useTempDir } from './fixtures/temp-dir.js';
 
-let dir: { path: string; remove: () => Promise<void> };
-beforeAll(async () => {
-  dir = await tempDir();
-});
-afterAll(async () => {
-  await dir.remove();
-});
+const dir = useTempDir();
 
 const sha = (text: string) => createHash('sha256').update(text).digest();
 

@@ -11,23 +11,17 @@ import {
   TARGET_DIFFERS_FROM_MANIFEST,
   transferDisk,
 } from '@syncproxy/core';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { digestChunk } from '../../src/transfer/chunk-hash-algorithm.js';
 import { MemoryReader } from './fixtures/readers.js';
-import { tempDir } from './fixtures/temp-dir.js';
+import { useTempDir } from './fixtures/temp-dir.js';
 
 // An incremental that changes part of a chunk keeps the target's bytes around its changes; the chunk's
 // new manifest entry is a digest over them, so they must be proven against the manifest first.
 const CHUNK = 64 << 10;
 const SIZE = 4 * CHUNK;
 
-let dir: { path: string; remove: () => Promise<void> };
-beforeAll(async () => {
-  dir = await tempDir();
-});
-afterAll(async () => {
-  await dir.remove();
-});
+const dir = useTempDir();
 
 const whole: Extent[] = [{ offset: 0, length: SIZE, kind: 'data' }];
 

@@ -1,20 +1,14 @@
 import { open, stat } from 'node:fs/promises';
 import { join } from 'node:path';
 import { type Extent, FileSink, transferDisk } from '@syncproxy/core';
-import { afterAll, beforeAll, expect, it } from 'vitest';
+import { expect, it } from 'vitest';
 import { PatternReader, patternBytes } from './fixtures/readers.js';
-import { tempDir } from './fixtures/temp-dir.js';
+import { useTempDir } from './fixtures/temp-dir.js';
 
 const GiB = 1024 ** 3;
 const MiB = 1024 ** 2;
 
-let dir: { path: string; remove: () => Promise<void> };
-beforeAll(async () => {
-  dir = await tempDir();
-});
-afterAll(async () => {
-  await dir.remove();
-});
+const dir = useTempDir();
 
 it('a 64 GiB disk holding 100 MiB of data leaves a target with at most 110 MiB allocated', async () => {
   // 100 MiB of data in 50 extents of 2 MiB spread over the disk, and 3000 MiB of zero extents between some of them.

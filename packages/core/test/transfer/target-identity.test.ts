@@ -2,17 +2,11 @@ import { createHash } from 'node:crypto';
 import { readFile, rename, rm, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { FileSink, readManifest, type TransferOptions, transferDisk } from '@syncproxy/core';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { PatternReader } from './fixtures/readers.js';
-import { manifestDigestOf, tempDir } from './fixtures/temp-dir.js';
+import { manifestDigestOf, useTempDir } from './fixtures/temp-dir.js';
 
-let dir: { path: string; remove: () => Promise<void> };
-beforeAll(async () => {
-  dir = await tempDir();
-});
-afterAll(async () => {
-  await dir.remove();
-});
+const dir = useTempDir();
 
 const MiB = 1 << 20;
 const DISK = 64 * MiB;
