@@ -173,6 +173,7 @@ export {
   digestChunk,
 } from './transfer/chunk-hash-algorithm.js';
 export { ChunkHasher } from './transfer/chunk-hasher.js';
+export { ChunkIntentLog, type ChunkIntents } from './transfer/chunk-intents.js';
 // Transfer engine (issue 3): transferDisk, FileSink, hash-diff reader
 export {
   TARGET_DIFFERS_FROM_MANIFEST,
