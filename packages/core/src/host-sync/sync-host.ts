@@ -677,7 +677,7 @@ class HostSync {
                 transferId,
                 manifest.hashAlgorithm,
               )
-            : new Map();
+            : new Map<number, readonly Uint8Array[]>();
         // A re-hash of many chunks takes a while: the verify step shows it, as before an incremental.
         const check = this.#phase('verify', disk.id);
         let bad: number;
