@@ -1,5 +1,5 @@
-import { createHash } from 'node:crypto';
-import { type FileHandle, open, readFile, rm } from 'node:fs/promises';
+import { hash } from 'node:crypto';
+import { type FileHandle, open, rm } from 'node:fs/promises';
 import { SyncproxyError } from '../errors/syncproxy-error.js';
 import { toSyncproxyError } from '../errors/to-syncproxy-error.js';
 import { type ChunkHashAlgorithm, isChunkHashAlgorithm } from './chunk-hash-algorithm.js';
@@ -21,47 +21,193 @@ export function intentsPathOf(manifestPath: string): string {
 }
 
 function checkOf(record: Uint8Array): Buffer {
-  return createHash('sha256').update(record).digest().subarray(0, CHECK_BYTES);
+  return hash('sha256', record, 'buffer').subarray(0, CHECK_BYTES);
 }
 
 function headerOf(transferId: string, hashAlgorithm: ChunkHashAlgorithm): Buffer {
   return Buffer.from(`${MAGIC}${hashAlgorithm} ${transferId}\n`, 'utf8');
 }
 
-/** What chunks may hold, by chunk index: the entries recorded for them. */
-export type ChunkIntents = ReadonlyMap<number, readonly Uint8Array[]>;
+/**
+ * What chunks may hold, by chunk index: the entries recorded for them, in the order they were
+ * recorded, each once. Iteration runs in ascending chunk order.
+ */
+export interface ChunkIntents {
+  /** Chunks with a record. */
+  readonly size: number;
+  has(index: number): boolean;
+  get(index: number): readonly Uint8Array[] | undefined;
+  keys(): IterableIterator<number>;
+  [Symbol.iterator](): IterableIterator<[number, readonly Uint8Array[]]>;
+}
 
-const NONE: ChunkIntents = new Map();
+const NONE: ChunkIntents = new Map<number, readonly Uint8Array[]>();
+
+/** Records read per file read: about 1 MiB. */
+const READ_RECORDS = 22_795;
 
 /**
  * The records of `path` when it belongs to `transferId` and its digests are of `hashAlgorithm`;
- * none otherwise (another transfer's, no file, or not this format).
+ * none otherwise (another transfer's, no file, or not this format). The file is read in pieces of
+ * about 1 MiB, and what it holds is kept compact (32 bytes an entry, 12 a chunk): a resume of an
+ * incremental that touched every chunk of a 1 TiB disk reads a million records.
  */
 export async function readChunkIntents(
   path: string,
   transferId: string,
   hashAlgorithm: ChunkHashAlgorithm,
 ): Promise<ChunkIntents> {
-  let bytes: Buffer;
+  let handle: FileHandle;
   try {
-    bytes = await readFile(path);
+    handle = await open(path, 'r');
   } catch (error) {
     if ((error as NodeJS.ErrnoException).code === 'ENOENT') return NONE;
     throw toSyncproxyError(error, { operation: `read ${path}` });
   }
-  const header = headerOf(transferId, hashAlgorithm);
-  if (bytes.length < header.length || !bytes.subarray(0, header.length).equals(header)) return NONE;
-  const intents = new Map<number, Uint8Array[]>();
-  for (let at = header.length; at + RECORD_BYTES <= bytes.length; at += RECORD_BYTES) {
-    const body = bytes.subarray(at, at + 6 + ENTRY_BYTES);
-    if (!checkOf(body).equals(bytes.subarray(at + 6 + ENTRY_BYTES, at + RECORD_BYTES))) continue;
-    const index = body.readUIntBE(0, 6);
-    const entry = Uint8Array.from(body.subarray(6));
-    const known = intents.get(index);
-    if (known === undefined) intents.set(index, [entry]);
-    else if (!known.some((e) => Buffer.compare(e, entry) === 0)) known.push(entry);
+  try {
+    const header = headerOf(transferId, hashAlgorithm);
+    const head = Buffer.alloc(header.length);
+    const { bytesRead: headBytes } = await handle.read(head, 0, header.length, 0);
+    if (headBytes < header.length || !head.equals(header)) return NONE;
+    const { size } = await handle.stat();
+    const records = new RecordList(Math.floor((size - header.length) / RECORD_BYTES));
+    const buffer = Buffer.allocUnsafe(READ_RECORDS * RECORD_BYTES);
+    for (let position = header.length; ; ) {
+      const { bytesRead } = await handle.read(buffer, 0, buffer.length, position);
+      const whole = Math.floor(bytesRead / RECORD_BYTES);
+      // Fewer bytes than a record: the end, or a torn tail.
+      if (whole === 0) break;
+      for (let at = 0; at < whole * RECORD_BYTES; at += RECORD_BYTES) {
+        const body = buffer.subarray(at, at + 6 + ENTRY_BYTES);
+        if (checkOf(body).equals(buffer.subarray(at + 6 + ENTRY_BYTES, at + RECORD_BYTES)))
+          records.push(body);
+      }
+      position += whole * RECORD_BYTES;
+    }
+    return records.intents();
+  } catch (error) {
+    throw toSyncproxyError(error, { operation: `read ${path}` });
+  } finally {
+    await handle.close().catch(() => {});
   }
-  return intents;
+}
+
+/** Records as read, in file order: chunk indices and their 32-byte entries. */
+class RecordList {
+  #count = 0;
+  readonly #indices: Float64Array;
+  readonly #entries: Uint8Array;
+
+  /** `capacity`: the whole records the file holds (a record that grew the file since is not read). */
+  constructor(capacity: number) {
+    this.#indices = new Float64Array(capacity);
+    this.#entries = new Uint8Array(capacity * ENTRY_BYTES);
+  }
+
+  /** Appends a record's body (u48 index, entry). */
+  push(body: Buffer): void {
+    if (this.#count === this.#indices.length) return;
+    this.#indices[this.#count] = body.readUIntBE(0, 6);
+    this.#entries.set(body.subarray(6, 6 + ENTRY_BYTES), this.#count * ENTRY_BYTES);
+    this.#count++;
+  }
+
+  /** The records by chunk, in ascending chunk order, each chunk's entries in file order and once. */
+  intents(): ChunkIntents {
+    const count = this.#count;
+    if (count === 0) return NONE;
+    const indices = this.#indices;
+    const entries = this.#entries;
+    // Runs append their records in about chunk order: the sort mostly finds runs already in order.
+    const order = new Uint32Array(count);
+    for (let i = 0; i < count; i++) order[i] = i;
+    order.sort((a, b) => indices[a]! - indices[b]! || a - b);
+    const chunks: number[] = [];
+    const starts: number[] = [];
+    const kept = new Uint8Array(count * ENTRY_BYTES);
+    let keptCount = 0;
+    for (const record of order) {
+      const index = indices[record]!;
+      const entry = entries.subarray(record * ENTRY_BYTES, (record + 1) * ENTRY_BYTES);
+      if (chunks[chunks.length - 1] !== index) {
+        chunks.push(index);
+        starts.push(keptCount);
+      } else if (holdsEntry(kept, starts[starts.length - 1]!, keptCount, entry)) {
+        continue;
+      }
+      kept.set(entry, keptCount * ENTRY_BYTES);
+      keptCount++;
+    }
+    starts.push(keptCount);
+    return new CompactChunkIntents(
+      Float64Array.from(chunks),
+      Uint32Array.from(starts),
+      // Records repeated (a chunk noted twice with one entry) leave room at the end: given back.
+      keptCount === count ? kept : kept.slice(0, keptCount * ENTRY_BYTES),
+    );
+  }
+}
+
+/** Whether entries `from` to `to` of `slab` include `entry`. */
+function holdsEntry(slab: Uint8Array, from: number, to: number, entry: Uint8Array): boolean {
+  for (let i = from; i < to; i++) {
+    if (Buffer.compare(slab.subarray(i * ENTRY_BYTES, (i + 1) * ENTRY_BYTES), entry) === 0) return true;
+  }
+  return false;
+}
+
+/** {@link ChunkIntents} in three typed arrays: sorted chunk indices, where each one's entries start, and the entries. */
+class CompactChunkIntents implements ChunkIntents {
+  readonly #chunks: Float64Array;
+  /** Entry numbers: chunk `i`'s entries are `#starts[i]` to `#starts[i + 1]`. */
+  readonly #starts: Uint32Array;
+  readonly #entries: Uint8Array;
+
+  constructor(chunks: Float64Array, starts: Uint32Array, entries: Uint8Array) {
+    this.#chunks = chunks;
+    this.#starts = starts;
+    this.#entries = entries;
+  }
+
+  get size(): number {
+    return this.#chunks.length;
+  }
+
+  has(index: number): boolean {
+    return this.#find(index) >= 0;
+  }
+
+  get(index: number): readonly Uint8Array[] | undefined {
+    const at = this.#find(index);
+    return at < 0 ? undefined : this.#entriesAt(at);
+  }
+
+  *keys(): IterableIterator<number> {
+    yield* this.#chunks;
+  }
+
+  *[Symbol.iterator](): IterableIterator<[number, readonly Uint8Array[]]> {
+    for (let at = 0; at < this.#chunks.length; at++) yield [this.#chunks[at]!, this.#entriesAt(at)];
+  }
+
+  #entriesAt(at: number): Uint8Array[] {
+    const out: Uint8Array[] = [];
+    for (let i = this.#starts[at]!; i < this.#starts[at + 1]!; i++)
+      out.push(this.#entries.subarray(i * ENTRY_BYTES, (i + 1) * ENTRY_BYTES));
+    return out;
+  }
+
+  /** The position of `index` in `#chunks`, or -1. */
+  #find(index: number): number {
+    let lo = 0;
+    let hi = this.#chunks.length;
+    while (lo < hi) {
+      const mid = (lo + hi) >>> 1;
+      if (this.#chunks[mid]! < index) lo = mid + 1;
+      else hi = mid;
+    }
+    return lo < this.#chunks.length && this.#chunks[lo] === index ? lo : -1;
+  }
 }
 
 /**
@@ -180,6 +326,8 @@ export class ChunkIntentLog {
 
   /** Closes the log, keeping it for a later run of the same transfer. */
   async close(): Promise<void> {
+    // Records noted in this turn are written first (their batch joins the tail in a microtask).
+    await this.#batch?.written.catch(() => {});
     await this.#tail;
     await this.#handle.close().catch(() => {});
   }

@@ -1,7 +1,10 @@
-import { randomFillSync } from 'node:crypto';
+import { execFile } from 'node:child_process';
+import { createHash, randomFillSync } from 'node:crypto';
 import { existsSync } from 'node:fs';
 import { appendFile, readFile, stat, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { promisify } from 'node:util';
 import { type Extent, FileSink, readManifest, SyncproxyError, transferDisk } from '@syncproxy/core';
 import { describe, expect, it } from 'vitest';
 import { digestChunk } from '../../src/transfer/chunk-hash-algorithm.js';
@@ -66,6 +69,52 @@ describe('ChunkIntentLog', () => {
       [5, [entry(5)]],
     ]);
   });
+  it('writes on close the records noted in the same turn', async () => {
+    const path = join(dir.path, 'log-c.intents');
+    const log = await ChunkIntentLog.open(path, 't', 'blake3');
+    const noted = log.note(4, entry(4));
+    await log.close();
+    await noted;
+    expect([...(await readChunkIntents(path, 't', 'blake3'))]).toEqual([[4, [entry(4)]]]);
+  });
+
+  it('reads a log of 400,000 records in a 64 MiB heap: each chunk once, in ascending order, its entries in the order recorded and each once', async () => {
+    // 200,000 chunks, written in two runs (the second in descending chunk order), each chunk
+    // with its entry before and after; every tenth chunk noted twice with one entry.
+    const chunks = 200_000;
+    const header = Buffer.from('SYNCPROXY-CHUNK-INTENTS/1\nblake3 big\n');
+    const record = (index: number, entry: Uint8Array) => {
+      const out = Buffer.alloc(46);
+      out.writeUIntBE(index, 0, 6);
+      out.set(entry, 6);
+      createHash('sha256').update(out.subarray(0, 38)).digest().copy(out, 38, 0, 8);
+      return out;
+    };
+    const before = (i: number) => new Uint8Array(32).fill(i & 255);
+    const after = (i: number) => before(i).fill(~i & 255, 0, 1);
+    const records: Buffer[] = [header];
+    const expected = createHash('sha256');
+    for (let i = 0; i < chunks; i++) {
+      expected.update(`${i}:`).update(before(i)).update(after(i));
+      records.push(record(i, before(i)));
+      if (i % 10 === 0) records.push(record(i, before(i)));
+    }
+    for (let i = chunks - 1; i >= 0; i--) records.push(record(i, after(i)));
+    const path = join(dir.path, 'log-big.intents');
+    await writeFile(path, Buffer.concat(records));
+    const child = fileURLToPath(new URL('./fixtures/read-intents-child.ts', import.meta.url));
+    const { stdout } = await promisify(execFile)(
+      process.execPath,
+      ['--max-old-space-size=64', '--import', 'tsx', child, path, 'big'],
+      { cwd: fileURLToPath(new URL('../..', import.meta.url)) },
+    );
+    expect(JSON.parse(stdout)).toEqual({
+      chunks,
+      entries: 2 * chunks,
+      ascending: true,
+      digest: expected.digest('hex'),
+    });
+  }, 60_000);
 });
 
 describe('an incremental run again after a run of it stopped', () => {
