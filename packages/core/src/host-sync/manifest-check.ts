@@ -1,15 +1,19 @@
+import { constants } from 'node:fs';
 import { type FileHandle, open } from 'node:fs/promises';
 import { toSyncproxyError } from '../errors/to-syncproxy-error.js';
+import { ChunkBufferPool, DIRECT_IO_ALIGNMENT, isDirectIoAligned } from '../transfer/chunk-buffers.js';
 import { canDigest } from '../transfer/chunk-hash-algorithm.js';
 import { ChunkHasher } from '../transfer/chunk-hasher.js';
+import { isInvalidArgument, openDirect } from '../transfer/direct-io.js';
 import type { DiskManifest } from '../transfer/manifest.js';
 import { isAllZero } from '../transfer/zero-detection.js';
 
 /**
- * Reads of chunks the manifest says are zero: 1 MiB, so the buffer stays in
- * the CPU's cache while the kernel fills it (a hole reads as zeroes several
- * times faster this way than in 4 MiB reads), and a non-zero byte stops the
- * chunk's check at the piece that holds it.
+ * Reads of chunks the manifest says are zero, through the page cache: 1 MiB,
+ * so the buffer stays in the CPU's cache while the kernel fills it (a hole
+ * reads as zeroes several times faster this way than in 4 MiB reads), and a
+ * non-zero byte stops the chunk's check at the piece that holds it. Past the
+ * page cache (O_DIRECT) a chunk is read whole.
  */
 const ZERO_PROOF_READ_BYTES = 1 << 20;
 
@@ -38,6 +42,13 @@ export interface ManifestCheckResult {
   bytesHashed: number;
   /** Bytes read: the hashed ones, plus those of zero chunks read to prove them zero. */
   bytesRead: number;
+  /**
+   * Bytes of zero chunks read past the page cache (`O_DIRECT`, on Linux file systems that take it;
+   * not tmpfs): a hole then reads as zeroes without a page of cache made for it. Measured on ext4,
+   * 16 GiB of holes: 8 to 15 GB/s, where through the cache the first check read 0.8 GB/s and left
+   * 16 GiB of zero pages in the cache.
+   */
+  bytesReadPastCache: number;
 }
 
 /**
@@ -46,9 +57,10 @@ export interface ManifestCheckResult {
  * - a chunk the manifest gives a digest is read and hashed with the
  *   manifest's algorithm (SHA-256 or BLAKE3);
  * - a chunk the manifest says reads as zeroes is read and compared with
- *   zeroes, never hashed: a sparse image costs a read of its holes (the kernel
- *   fills them, Node has no SEEK_DATA to skip them) but no hash of them, and a
- *   byte written into a hole is still found;
+ *   zeroes, never hashed: a sparse image costs a read of its holes (Node has
+ *   no SEEK_DATA to skip them), past the page cache where the file system
+ *   allows it, but no hash of them, and a byte written into a hole is still
+ *   found (a direct read writes back the range's dirty pages first);
  * - a chunk the manifest does not know is a mismatch, not read.
  */
 export async function checkImageAgainstManifest(
@@ -57,19 +69,24 @@ export async function checkImageAgainstManifest(
   options: ManifestCheckOptions = {},
 ): Promise<ManifestCheckResult> {
   const { signal, onProgress, only } = options;
-  const result: ManifestCheckResult = { mismatches: 0, bytesHashed: 0, bytesRead: 0 };
+  const result: ManifestCheckResult = { mismatches: 0, bytesHashed: 0, bytesRead: 0, bytesReadPastCache: 0 };
   let handle: FileHandle;
   try {
     handle = await open(path, 'r');
   } catch (error) {
     throw toSyncproxyError(error, { operation: `open ${path}` });
   }
+  /** The image again, read past the page cache: zero chunks only, while the kernel takes it. */
+  let direct: FileHandle | undefined;
+  let retired: FileHandle | undefined;
   try {
+    const stat = await handle.stat();
     // A manifest whose digests cannot be taken here proves nothing: every chunk counts as different.
-    if ((await handle.stat()).size !== manifest.diskSize || !canDigest(manifest.hashAlgorithm)) {
+    if (stat.size !== manifest.diskSize || !canDigest(manifest.hashAlgorithm)) {
       result.mismatches = manifest.chunkCount;
       return result;
     }
+    direct = await openDirect(handle, constants.O_RDONLY, stat.isFile());
     let bytesTotal = 0;
     for (let index = 0; index < manifest.chunkCount; index++) {
       if (only === undefined || only(index)) bytesTotal += manifest.chunkLength(index);
@@ -82,21 +99,48 @@ export async function checkImageAgainstManifest(
       // Past the end of the file (it was truncated meanwhile) the image reads as nothing: not zeroes.
       return done === view.length ? view : view.subarray(0, done);
     };
+    /** Whether `view`, at `offset` of the image, reads as zeroes. */
+    const readsAsZeroes = async (view: Uint8Array, offset: number): Promise<boolean> => {
+      const directHandle = direct;
+      if (
+        directHandle !== undefined &&
+        offset % DIRECT_IO_ALIGNMENT === 0 &&
+        view.length % DIRECT_IO_ALIGNMENT === 0 &&
+        isDirectIoAligned(view)
+      ) {
+        try {
+          const done = await readFully(directHandle, view, offset);
+          result.bytesRead += done;
+          result.bytesReadPastCache += done;
+          return done === view.length && isAllZero(view);
+        } catch (error) {
+          // A device of larger blocks than 4 KiB, say: every later read goes through the page cache.
+          if (!isInvalidArgument(error)) throw toSyncproxyError(error, { operation: `read ${path}` });
+          if (direct === directHandle) {
+            direct = undefined;
+            retired = directHandle;
+          }
+        }
+      }
+      for (let at = 0; at < view.length; at += ZERO_PROOF_READ_BYTES) {
+        const piece = Math.min(ZERO_PROOF_READ_BYTES, view.length - at);
+        const read = await readAt(view.subarray(at, at + piece), offset + at);
+        if (read.length !== piece || !isAllZero(read)) return false;
+      }
+      return true;
+    };
     const hasher = new ChunkHasher({ algorithm: manifest.hashAlgorithm });
+    // Page-aligned shared buffers, one per check in flight: the hasher's threads take them without a
+    // copy, and a direct read takes them as they are.
+    const inFlight = checksInFlight(manifest.chunkSizeBytes);
+    const buffers = new ChunkBufferPool(manifest.chunkSizeBytes, inFlight);
     /** Whether chunk `index` of the image is what the manifest says, read into `buffer`. */
     const check = async (index: number, buffer: Uint8Array): Promise<boolean> => {
       const length = manifest.chunkLength(index);
       const offset = index * manifest.chunkSizeBytes;
       const expected = manifest.entry(index);
       if (expected.state === 'unknown') return false;
-      if (expected.state === 'zero') {
-        for (let at = 0; at < length; at += ZERO_PROOF_READ_BYTES) {
-          const piece = Math.min(ZERO_PROOF_READ_BYTES, length - at);
-          const view = await readAt(buffer.subarray(0, piece), offset + at);
-          if (view.length !== piece || !isAllZero(view)) return false;
-        }
-        return true;
-      }
+      if (expected.state === 'zero') return readsAsZeroes(buffer.subarray(0, length), offset);
       const view = await readAt(buffer.subarray(0, length), offset);
       result.bytesHashed += view.length;
       return view.length === length && manifest.matches(index, await hasher.hash(view));
@@ -107,8 +151,8 @@ export async function checkImageAgainstManifest(
     let next = 0;
     let stopped = false;
     const settled = await Promise.allSettled(
-      Array.from({ length: checksInFlight(manifest.chunkSizeBytes) }, async () => {
-        const buffer = new Uint8Array(new SharedArrayBuffer(manifest.chunkSizeBytes));
+      Array.from({ length: inFlight }, async () => {
+        const buffer = buffers.acquire(manifest.chunkSizeBytes);
         while (!stopped) {
           while (next < manifest.chunkCount && only !== undefined && !only(next)) next++;
           if (next >= manifest.chunkCount) return;
@@ -128,7 +172,7 @@ export async function checkImageAgainstManifest(
     const failed = settled.find((s): s is PromiseRejectedResult => s.status === 'rejected');
     if (failed !== undefined) throw failed.reason;
   } finally {
-    await handle.close();
+    await Promise.all([handle.close(), direct?.close(), retired?.close()].map((p) => p?.catch(() => {})));
   }
   return result;
 }

@@ -1,11 +1,12 @@
 import { constants } from 'node:fs';
-import { type FileHandle, open, realpath, stat, statfs } from 'node:fs/promises';
+import { type FileHandle, open, realpath, stat } from 'node:fs/promises';
 import pLimit from 'p-limit';
 import { blockDeviceSize } from '../attach/block-device.js';
 import type { BlockSink } from '../contracts/sink.js';
 import { SyncproxyError } from '../errors/syncproxy-error.js';
 import { toSyncproxyError } from '../errors/to-syncproxy-error.js';
 import { DIRECT_IO_ALIGNMENT, isDirectIoAligned } from './chunk-buffers.js';
+import { isInvalidArgument, openDirect } from './direct-io.js';
 import { isAllZero, ZERO_BLOCK } from './zero-detection.js';
 
 export interface FileSinkOptions {
@@ -56,8 +57,6 @@ const FILE_WRITES = 1;
 const DIRECT_WRITES = 2;
 /** Default writes in flight to a block device: its buffered writes take no inode lock (blkdev_write_iter). */
 const DEVICE_WRITES = 2;
-/** statfs(2) f_type of tmpfs (and of shmem behind /dev/shm). */
-const TMPFS_MAGIC = 0x01021994;
 /** Largest read when checking whether a range that must read as zeroes already does. */
 const ZERO_CHECK_BYTES = 256 << 10;
 
@@ -203,27 +202,10 @@ export class FileSink implements BlockSink {
     return this.io('open', () => open(resolved, constants.O_RDWR | constants.O_NOFOLLOW));
   }
 
-  /**
-   * The open image again, with O_DIRECT, through its `/proc/self/fd` link: the same file whatever
-   * its path names by now. Undefined off Linux, with `directIo: false`, or where the file system
-   * refuses the flag (EINVAL).
-   */
+  /** The open image again, with O_DIRECT ({@link openDirect}); undefined with `directIo: false`. */
   private async openDirect(handle: FileHandle, isFile: boolean): Promise<FileHandle | undefined> {
-    const flag = constants.O_DIRECT;
-    if (this.options.directIo === false || process.platform !== 'linux' || flag === undefined)
-      return undefined;
-    const link = `/proc/self/fd/${handle.fd}`;
-    // tmpfs takes the flag and copies into its pages all the same, with more work per write (measured:
-    // 0.44 of nbdcopy's speed instead of 0.62): its pages are the file, there is no cache to bypass.
-    // (A block device's node lives on devtmpfs: the check is for files only.)
-    if (isFile) {
-      const type = await statfs(link).then(
-        (s) => s.type,
-        () => undefined,
-      );
-      if (type === undefined || type === TMPFS_MAGIC) return undefined;
-    }
-    return open(link, constants.O_WRONLY | flag).catch(() => undefined);
+    if (this.options.directIo === false) return undefined;
+    return openDirect(handle, constants.O_WRONLY, isFile);
   }
 
   async write(offset: number, data: Uint8Array): Promise<void> {
@@ -393,8 +375,4 @@ export class FileSink implements BlockSink {
     }
     return mapped;
   }
-}
-
-function isInvalidArgument(error: unknown): boolean {
-  return (error as NodeJS.ErrnoException | undefined)?.code === 'EINVAL';
 }
