@@ -5,7 +5,7 @@ import { blockDeviceSize } from '../attach/block-device.js';
 import type { BlockSink } from '../contracts/sink.js';
 import { SyncproxyError } from '../errors/syncproxy-error.js';
 import { toSyncproxyError } from '../errors/to-syncproxy-error.js';
-import { DIRECT_IO_ALIGNMENT, isDirectIoAligned } from './chunk-buffers.js';
+import { ChunkBufferPool, DIRECT_IO_ALIGNMENT, isDirectIoAligned } from './chunk-buffers.js';
 import { isInvalidArgument, openDirect } from './direct-io.js';
 import { isAllZero, ZERO_BLOCK } from './zero-detection.js';
 
@@ -33,7 +33,8 @@ export interface FileSinkOptions {
    * Write the engine's chunks past the page cache (`O_DIRECT`), on Linux, where the file system or
    * device takes it (default true). Only writes whose memory, offset and length are 4 KiB-aligned go
    * that way: the engine's own chunk buffers are ({@link transferDisk}); anything else is written
-   * through the page cache as before, and reads always are. An image of many GiB then does not
+   * through the page cache as before, and so are reads, but for the zero checks of `writeZeroes`
+   * ({@link FileSink.directBytesRead}). An image of many GiB then does not
    * push everything else out of the page cache, the final flush has little left to write, and the
    * kernel copies nothing (measured, 2 GiB to ext4 on 2 cores: `dd oflag=direct` 1.8–2.8 s and
    * 0.3–1.0 s of system CPU, against 4.4–6.8 s and 3.5–5.7 s through the page cache).
@@ -57,8 +58,14 @@ const FILE_WRITES = 1;
 const DIRECT_WRITES = 2;
 /** Default writes in flight to a block device: its buffered writes take no inode lock (blkdev_write_iter). */
 const DEVICE_WRITES = 2;
-/** Largest read when checking whether a range that must read as zeroes already does. */
+/** Largest read through the page cache when checking whether a range that must read as zeroes already does. */
 const ZERO_CHECK_BYTES = 256 << 10;
+/**
+ * The same check's reads past the page cache, where the image takes them: a hole unit at a time, into
+ * page-aligned buffers, at most this many at once (more wait: the kernel's zeroing of a hole read is
+ * CPU work, and more reads than cores add none).
+ */
+const DIRECT_ZERO_CHECKS = 4;
 
 /**
  * A {@link BlockSink} over a raw image file (kept sparse) or a block device.
@@ -68,9 +75,9 @@ const ZERO_CHECK_BYTES = 256 << 10;
  *   device must be at least `diskSize` bytes.
  * - `writeZeroes` leaves holes: Node cannot punch holes (no fallocate), so a
  *   range the sink knows is still a hole it made is skipped, and any other
- *   range is read first and overwritten with zeroes only where it is not
- *   already zero. An incremental applied on an old image stays byte-exact and
- *   a fresh image stays sparse.
+ *   range is read first (past the page cache where it can) and overwritten
+ *   with zeroes only where it is not already zero. An incremental applied on
+ *   an old image stays byte-exact and a fresh image stays sparse.
  * - Positional I/O on one file handle; calls for disjoint ranges may overlap.
  */
 export class FileSink implements BlockSink {
@@ -82,6 +89,10 @@ export class FileSink implements BlockSink {
   /** The O_DIRECT handle after the kernel refused a write on it: closed with the sink. */
   private retiredDirect: FileHandle | undefined;
   #directBytes = 0;
+  #directBytesRead = 0;
+  /** Page-aligned buffers for reads past the page cache ({@link readsAsZeroes}), made on first use. */
+  readonly #alignedScratch = new ChunkBufferPool(HOLE_UNIT_BYTES, DIRECT_ZERO_CHECKS);
+  readonly #directZeroChecks = pLimit(DIRECT_ZERO_CHECKS);
   private deviceSize: number | undefined;
   private isDevice = false;
   /** Bit set = the unit is a hole this sink made and nothing has been written into it since. */
@@ -124,6 +135,15 @@ export class FileSink implements BlockSink {
    */
   get directBytesWritten(): number {
     return this.#directBytes;
+  }
+
+  /**
+   * Bytes read past the page cache since the sink was made: `writeZeroes` reads what it must zero of
+   * an image it did not make so, to find what is not zero yet (a hole then makes no page of cache).
+   * 0 where the file system refuses `O_DIRECT`, on tmpfs, and with `directIo: false`.
+   */
+  get directBytesRead(): number {
+    return this.#directBytesRead;
   }
 
   /** True when the target is a block device (known after `open`). */
@@ -205,7 +225,8 @@ export class FileSink implements BlockSink {
   /** The open image again, with O_DIRECT ({@link openDirect}); undefined with `directIo: false`. */
   private async openDirect(handle: FileHandle, isFile: boolean): Promise<FileHandle | undefined> {
     if (this.options.directIo === false) return undefined;
-    return openDirect(handle, constants.O_WRONLY, isFile);
+    // Read and write: the zero checks of writeZeroes read past the page cache too.
+    return openDirect(handle, constants.O_RDWR, isFile);
   }
 
   async write(offset: number, data: Uint8Array): Promise<void> {
@@ -228,10 +249,7 @@ export class FileSink implements BlockSink {
           // A device with larger blocks than 4 KiB, say: every later write goes through the page cache.
           // The handle stays open until close(): another write may still be using it.
           if (!SyncproxyError.isInstance(error) || !isInvalidArgument(error.cause)) throw error;
-          if (this.direct === directHandle) {
-            this.direct = undefined;
-            this.retiredDirect = directHandle;
-          }
+          this.#retireDirect(directHandle);
         }
       }
       // In the slot already held: with maxConcurrentWrites both kinds share one limit.
@@ -267,16 +285,61 @@ export class FileSink implements BlockSink {
         at = unitEnd;
         continue;
       }
-      const stepEnd = Math.min(unitEnd, at + ZERO_CHECK_BYTES);
-      const size = stepEnd - at;
-      scratch ??= new Uint8Array(ZERO_CHECK_BYTES);
-      const view = scratch.subarray(0, size);
-      await this.readFully(handle, view, at);
       const from = at;
-      if (!isAllZero(view))
-        await this.writeLimit(() => this.writeAll(handle, from, ZERO_BLOCK.subarray(0, size)));
+      let stepEnd = unitEnd;
+      let zero = await this.readsAsZeroesPastCache(from, unitEnd - from);
+      if (zero === undefined) {
+        stepEnd = Math.min(unitEnd, at + ZERO_CHECK_BYTES);
+        scratch ??= new Uint8Array(ZERO_CHECK_BYTES);
+        const view = scratch.subarray(0, stepEnd - from);
+        await this.readFully(handle, view, from);
+        zero = isAllZero(view);
+      }
+      if (!zero)
+        await this.writeLimit(() => this.writeAll(handle, from, ZERO_BLOCK.subarray(0, stepEnd - from)));
       at = stepEnd;
     }
+  }
+
+  /**
+   * Whether `length` bytes at `offset` read as zeroes, read past the page cache: a hole of an old
+   * image so costs no page of cache (measured, a full sync onto a 16 GiB ext4 image with 1% data: 26 s
+   * through the cache, which it also filled with 16 GiB of zero pages). A direct read writes the
+   * range's dirty pages back first, so it sees every write. Undefined where it cannot be read so (no
+   * direct handle, unaligned, or no aligned buffer to be had): read it through the cache.
+   */
+  private readsAsZeroesPastCache(offset: number, length: number): Promise<boolean | undefined> {
+    if (this.direct === undefined || offset % DIRECT_IO_ALIGNMENT !== 0 || length % DIRECT_IO_ALIGNMENT !== 0)
+      return Promise.resolve(undefined);
+    return this.#directZeroChecks(() => this.#readsAsZeroesPastCache(offset, length));
+  }
+
+  async #readsAsZeroesPastCache(offset: number, length: number): Promise<boolean | undefined> {
+    const direct = this.direct;
+    if (direct === undefined) return undefined;
+    const buffer = this.#alignedScratch.acquire(HOLE_UNIT_BYTES);
+    try {
+      if (!isDirectIoAligned(buffer) || length > buffer.length) return undefined;
+      const view = buffer.subarray(0, length);
+      await this.readFully(direct, view, offset);
+      this.#directBytesRead += length;
+      return isAllZero(view);
+    } catch (error) {
+      // A device with larger blocks than 4 KiB, say: every later read and write goes through the cache.
+      if (!SyncproxyError.isInstance(error) || !isInvalidArgument(error.cause)) throw error;
+      this.#retireDirect(direct);
+      return undefined;
+    } finally {
+      // A plain buffer (the pool's slots all in use) is left to the GC: only aligned ones are kept.
+      if (isDirectIoAligned(buffer)) this.#alignedScratch.release(buffer);
+    }
+  }
+
+  /** Stops using `direct` after the kernel refused it; it stays open until close(), as another call may still use it. */
+  #retireDirect(direct: FileHandle): void {
+    if (this.direct !== direct) return;
+    this.direct = undefined;
+    this.retiredDirect = direct;
   }
 
   async read(offset: number, length: number): Promise<Uint8Array> {

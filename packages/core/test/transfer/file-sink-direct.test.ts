@@ -1,5 +1,5 @@
 import { createHash } from 'node:crypto';
-import { mkdtemp, readFile, rm, statfs, writeFile } from 'node:fs/promises';
+import { mkdtemp, open, readFile, rm, statfs, truncate, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { FileSink, transferDisk } from '@syncproxy/core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -7,7 +7,7 @@ import { ChunkBufferPool, isDirectIoAligned } from '../../src/transfer/chunk-buf
 import { attachLoop, detachLoop } from '../attach/fixtures/loop-device.js';
 import { PatternReader } from './fixtures/readers.js';
 import { tempDir } from './fixtures/temp-dir.js';
-import { countWritesInFlight, spyOnFileHandleWrite } from './fixtures/write-spy.js';
+import { countWritesInFlight, spyOnFileHandle, spyOnFileHandleWrite } from './fixtures/write-spy.js';
 
 const MiB = 1024 * 1024;
 const TMPFS_MAGIC = 0x01021994;
@@ -143,6 +143,56 @@ describe('FileSink past the page cache (O_DIRECT)', () => {
     }
     const expected = new Uint8Array(2 * MiB).fill(6, 0, MiB).fill(8, MiB);
     expect(sha256(await readFile(path))).toBe(sha256(expected));
+  });
+
+  /** An old 8 MiB image: a hole, data at [2, 3) MiB, a hole, and one byte at 5 MiB + 7 still in the page cache. */
+  async function oldImage(name: string): Promise<string> {
+    const path = join(dir.path, name);
+    await writeFile(path, new Uint8Array(0));
+    await truncate(path, 8 * MiB);
+    const handle = await open(path, 'r+');
+    try {
+      await handle.write(new Uint8Array(MiB).fill(0x11), 0, MiB, 2 * MiB);
+      await handle.datasync();
+      // Not written back: a read past the page cache must still see it.
+      await handle.write(new Uint8Array([0x22]), 0, 1, 5 * MiB + 7);
+    } finally {
+      await handle.close();
+    }
+    return path;
+  }
+
+  it('checks an old image for zeroes past the page cache, and zeroes what is not, a byte still in the page cache too', async () => {
+    const path = await oldImage('old-zeroes.img');
+    const sink = new FileSink(path);
+    await sink.open(8 * MiB);
+    await sink.writeZeroes(0, 8 * MiB);
+    expect(sink.directBytesRead).toBe(8 * MiB);
+    await sink.close();
+    expect(sha256(await readFile(path))).toBe(sha256(new Uint8Array(8 * MiB)));
+  });
+
+  it('checks for zeroes through the page cache when the kernel refuses a direct read (EINVAL), and zeroes what is not', async () => {
+    const path = await oldImage('old-refused.img');
+    let refused = 0;
+    const spy = await spyOnFileHandle(dir.path, 'read', async (read, handle, args) => {
+      if (refused === 0) {
+        refused++;
+        throw Object.assign(new Error('EINVAL: invalid argument, read'), { code: 'EINVAL', errno: -22 });
+      }
+      return await read.apply(handle, args);
+    });
+    const sink = new FileSink(path);
+    try {
+      await sink.open(8 * MiB);
+      await sink.writeZeroes(0, 8 * MiB);
+      expect(refused).toBe(1);
+      expect(sink.directBytesRead).toBe(0);
+      await sink.close();
+    } finally {
+      spy.mockRestore();
+    }
+    expect(sha256(await readFile(path))).toBe(sha256(new Uint8Array(8 * MiB)));
   });
 
   it('writes a block device past the page cache, byte-exact (a loop device, or its file where none can be made)', async () => {
