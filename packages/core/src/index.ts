@@ -200,3 +200,4 @@ export type { ManifestChanges } from './transfer/manifest-journal.js';
 export type { TransferProgress } from './transfer/progress.js';
 export { TokenBucket, type TokenBucketOptions } from './transfer/token-bucket.js';
 export { isAllZero, zeroFill } from './transfer/zero-detection.js';
+export { ZeroRangeCheck, type ZeroRangeCheckOptions } from './transfer/zero-range-check.js';

@@ -1,21 +1,10 @@
-import { constants } from 'node:fs';
 import { type FileHandle, open } from 'node:fs/promises';
 import { toSyncproxyError } from '../errors/to-syncproxy-error.js';
-import { ChunkBufferPool, DIRECT_IO_ALIGNMENT, isDirectIoAligned } from '../transfer/chunk-buffers.js';
 import { canDigest } from '../transfer/chunk-hash-algorithm.js';
 import { ChunkHasher } from '../transfer/chunk-hasher.js';
-import { isInvalidArgument, openDirect } from '../transfer/direct-io.js';
+import { localIoError, readFully } from '../transfer/local-file-io.js';
 import type { DiskManifest } from '../transfer/manifest.js';
-import { isAllZero } from '../transfer/zero-detection.js';
-
-/**
- * Reads of chunks the manifest says are zero, through the page cache: 1 MiB,
- * so the buffer stays in the CPU's cache while the kernel fills it (a hole
- * reads as zeroes several times faster this way than in 4 MiB reads), and a
- * non-zero byte stops the chunk's check at the piece that holds it. Past the
- * page cache (O_DIRECT) a chunk is read whole.
- */
-const ZERO_PROOF_READ_BYTES = 1 << 20;
+import { ZeroRangeCheck } from '../transfer/zero-range-check.js';
 
 /**
  * Chunks checked at once: enough for the reads of some to overlap the digests of others on 2 hashing
@@ -76,9 +65,7 @@ export async function checkImageAgainstManifest(
   } catch (error) {
     throw toSyncproxyError(error, { operation: `open ${path}` });
   }
-  /** The image again, read past the page cache: zero chunks only, while the kernel takes it. */
-  let direct: FileHandle | undefined;
-  let retired: FileHandle | undefined;
+  let zeroes: ZeroRangeCheck | undefined;
   try {
     const stat = await handle.stat();
     // A manifest whose digests cannot be taken here proves nothing: every chunk counts as different.
@@ -86,7 +73,8 @@ export async function checkImageAgainstManifest(
       result.mismatches = manifest.chunkCount;
       return result;
     }
-    direct = await openDirect(handle, constants.O_RDONLY, stat.isFile());
+    zeroes = await ZeroRangeCheck.open(handle, { path, isFile: stat.isFile() });
+    const zeroCheck = zeroes;
     let bytesTotal = 0;
     for (let index = 0; index < manifest.chunkCount; index++) {
       if (only === undefined || only(index)) bytesTotal += manifest.chunkLength(index);
@@ -94,53 +82,22 @@ export async function checkImageAgainstManifest(
     let bytesDone = 0;
     onProgress?.(bytesDone, bytesTotal);
     const readAt = async (view: Uint8Array, position: number): Promise<Uint8Array> => {
-      const done = await readFully(handle, view, position);
+      const done = await readFully(handle, view, position).catch((error: unknown) => {
+        throw localIoError(`read ${path} at ${position}`, error);
+      });
       result.bytesRead += done;
       // Past the end of the file (it was truncated meanwhile) the image reads as nothing: not zeroes.
       return done === view.length ? view : view.subarray(0, done);
     };
-    /** Whether `view`, at `offset` of the image, reads as zeroes. */
-    const readsAsZeroes = async (view: Uint8Array, offset: number): Promise<boolean> => {
-      const directHandle = direct;
-      if (
-        directHandle !== undefined &&
-        offset % DIRECT_IO_ALIGNMENT === 0 &&
-        view.length % DIRECT_IO_ALIGNMENT === 0 &&
-        isDirectIoAligned(view)
-      ) {
-        try {
-          const done = await readFully(directHandle, view, offset);
-          result.bytesRead += done;
-          result.bytesReadPastCache += done;
-          return done === view.length && isAllZero(view);
-        } catch (error) {
-          // A device of larger blocks than 4 KiB, say: every later read goes through the page cache.
-          if (!isInvalidArgument(error)) throw toSyncproxyError(error, { operation: `read ${path}` });
-          if (direct === directHandle) {
-            direct = undefined;
-            retired = directHandle;
-          }
-        }
-      }
-      for (let at = 0; at < view.length; at += ZERO_PROOF_READ_BYTES) {
-        const piece = Math.min(ZERO_PROOF_READ_BYTES, view.length - at);
-        const read = await readAt(view.subarray(at, at + piece), offset + at);
-        if (read.length !== piece || !isAllZero(read)) return false;
-      }
-      return true;
-    };
     const hasher = new ChunkHasher({ algorithm: manifest.hashAlgorithm });
-    // Page-aligned shared buffers, one per check in flight: the hasher's threads take them without a
-    // copy, and a direct read takes them as they are.
     const inFlight = checksInFlight(manifest.chunkSizeBytes);
-    const buffers = new ChunkBufferPool(manifest.chunkSizeBytes, inFlight);
     /** Whether chunk `index` of the image is what the manifest says, read into `buffer`. */
     const check = async (index: number, buffer: Uint8Array): Promise<boolean> => {
       const length = manifest.chunkLength(index);
       const offset = index * manifest.chunkSizeBytes;
       const expected = manifest.entry(index);
       if (expected.state === 'unknown') return false;
-      if (expected.state === 'zero') return readsAsZeroes(buffer.subarray(0, length), offset);
+      if (expected.state === 'zero') return zeroCheck.readsAsZeroes(offset, length);
       const view = await readAt(buffer.subarray(0, length), offset);
       result.bytesHashed += view.length;
       return view.length === length && manifest.matches(index, await hasher.hash(view));
@@ -152,7 +109,7 @@ export async function checkImageAgainstManifest(
     let stopped = false;
     const settled = await Promise.allSettled(
       Array.from({ length: inFlight }, async () => {
-        const buffer = buffers.acquire(manifest.chunkSizeBytes);
+        const buffer = new Uint8Array(new SharedArrayBuffer(manifest.chunkSizeBytes));
         while (!stopped) {
           while (next < manifest.chunkCount && only !== undefined && !only(next)) next++;
           if (next >= manifest.chunkCount) return;
@@ -172,24 +129,18 @@ export async function checkImageAgainstManifest(
     const failed = settled.find((s): s is PromiseRejectedResult => s.status === 'rejected');
     if (failed !== undefined) throw failed.reason;
   } finally {
-    await Promise.all([handle.close(), direct?.close(), retired?.close()].map((p) => p?.catch(() => {})));
+    if (zeroes !== undefined) {
+      result.bytesRead += zeroes.bytesRead;
+      result.bytesReadPastCache = zeroes.bytesReadPastCache;
+      await zeroes.close();
+    }
+    await handle.close().catch(() => {});
   }
   return result;
 }
 
 function checksInFlight(chunkSizeBytes: number): number {
   return Math.max(1, Math.min(CHECKS_IN_FLIGHT, Math.floor(CHECK_BYTES_IN_FLIGHT / chunkSizeBytes)));
-}
-
-/** Reads `view.length` bytes at `position`, fewer only at the end of the file; returns the count. */
-async function readFully(handle: FileHandle, view: Uint8Array, position: number): Promise<number> {
-  let done = 0;
-  while (done < view.length) {
-    const { bytesRead } = await handle.read(view, done, view.length - done, position + done);
-    if (bytesRead === 0) break;
-    done += bytesRead;
-  }
-  return done;
 }
 
 /**

@@ -5,9 +5,10 @@ import { blockDeviceSize } from '../attach/block-device.js';
 import type { BlockSink } from '../contracts/sink.js';
 import { SyncproxyError } from '../errors/syncproxy-error.js';
 import { toSyncproxyError } from '../errors/to-syncproxy-error.js';
-import { ChunkBufferPool, DIRECT_IO_ALIGNMENT, isDirectIoAligned } from './chunk-buffers.js';
-import { isInvalidArgument, openDirect } from './direct-io.js';
-import { isAllZero, ZERO_BLOCK } from './zero-detection.js';
+import { DIRECT_IO_ALIGNMENT, isDirectIoAligned } from './chunk-buffers.js';
+import { isInvalidArgument, localIoError, openDirect, readFully } from './local-file-io.js';
+import { ZERO_BLOCK } from './zero-detection.js';
+import { ZeroRangeCheck } from './zero-range-check.js';
 
 export interface FileSinkOptions {
   /** fsync on `flush()` (default true). Only benchmarks and throw-away targets should turn it off. */
@@ -58,14 +59,6 @@ const FILE_WRITES = 1;
 const DIRECT_WRITES = 2;
 /** Default writes in flight to a block device: its buffered writes take no inode lock (blkdev_write_iter). */
 const DEVICE_WRITES = 2;
-/** Largest read through the page cache when checking whether a range that must read as zeroes already does. */
-const ZERO_CHECK_BYTES = 256 << 10;
-/**
- * The same check's reads past the page cache, where the image takes them: a hole unit at a time, into
- * page-aligned buffers, at most this many at once (more wait: the kernel's zeroing of a hole read is
- * CPU work, and more reads than cores add none).
- */
-const DIRECT_ZERO_CHECKS = 4;
 
 /**
  * A {@link BlockSink} over a raw image file (kept sparse) or a block device.
@@ -89,10 +82,8 @@ export class FileSink implements BlockSink {
   /** The O_DIRECT handle after the kernel refused a write on it: closed with the sink. */
   private retiredDirect: FileHandle | undefined;
   #directBytes = 0;
-  #directBytesRead = 0;
-  /** Page-aligned buffers for reads past the page cache ({@link readsAsZeroes}), made on first use. */
-  readonly #alignedScratch = new ChunkBufferPool(HOLE_UNIT_BYTES, DIRECT_ZERO_CHECKS);
-  readonly #directZeroChecks = pLimit(DIRECT_ZERO_CHECKS);
+  /** Whether ranges `writeZeroes` must leave zero already are (made by `open`). */
+  #zeroes: ZeroRangeCheck | undefined;
   private deviceSize: number | undefined;
   private isDevice = false;
   /** Bit set = the unit is a hole this sink made and nothing has been written into it since. */
@@ -143,7 +134,7 @@ export class FileSink implements BlockSink {
    * 0 where the file system refuses `O_DIRECT`, on tmpfs, and with `directIo: false`.
    */
   get directBytesRead(): number {
-    return this.#directBytesRead;
+    return this.#zeroes?.bytesReadPastCache ?? 0;
   }
 
   /** True when the target is a block device (known after `open`). */
@@ -181,11 +172,18 @@ export class FileSink implements BlockSink {
         this.trackHoles(size, diskSize);
       }
       if (stat.isFile() || stat.isBlockDevice()) this.direct = await this.openDirect(handle, stat.isFile());
+      this.#zeroes = await ZeroRangeCheck.open(handle, {
+        path: this.path,
+        isFile: stat.isFile(),
+        cachedOnly: this.options.directIo === false || !(stat.isFile() || stat.isBlockDevice()),
+      });
       if (stat.isFile() && this.options.maxConcurrentWrites === undefined)
         this.writeLimit.concurrency = FILE_WRITES;
     } catch (error) {
       await this.direct?.close().catch(() => {});
       this.direct = undefined;
+      await this.#zeroes?.close();
+      this.#zeroes = undefined;
       await handle.close().catch(() => {});
       throw SyncproxyError.isInstance(error)
         ? error
@@ -225,8 +223,7 @@ export class FileSink implements BlockSink {
   /** The open image again, with O_DIRECT ({@link openDirect}); undefined with `directIo: false`. */
   private async openDirect(handle: FileHandle, isFile: boolean): Promise<FileHandle | undefined> {
     if (this.options.directIo === false) return undefined;
-    // Read and write: the zero checks of writeZeroes read past the page cache too.
-    return openDirect(handle, constants.O_RDWR, isFile);
+    return openDirect(handle, constants.O_WRONLY, isFile);
   }
 
   async write(offset: number, data: Uint8Array): Promise<void> {
@@ -275,63 +272,20 @@ export class FileSink implements BlockSink {
 
   async writeZeroes(offset: number, length: number): Promise<void> {
     const handle = this.opened();
+    const zeroes = this.#zeroes!;
     const end = offset + length;
-    let scratch: Uint8Array | undefined;
     let at = offset;
     while (at < end) {
       const unit = Math.floor(at / HOLE_UNIT_BYTES);
       const unitEnd = Math.min((unit + 1) * HOLE_UNIT_BYTES, end);
-      if (this.isHole(unit)) {
-        at = unitEnd;
-        continue;
+      if (!this.isHole(unit)) {
+        const from = at;
+        // Read first (past the page cache where it can: an old image's holes then fill no cache),
+        // written only where it is not zero yet.
+        if (!(await zeroes.readsAsZeroes(from, unitEnd - from)))
+          await this.writeLimit(() => this.writeAll(handle, from, ZERO_BLOCK.subarray(0, unitEnd - from)));
       }
-      const from = at;
-      let stepEnd = unitEnd;
-      let zero = await this.readsAsZeroesPastCache(from, unitEnd - from);
-      if (zero === undefined) {
-        stepEnd = Math.min(unitEnd, at + ZERO_CHECK_BYTES);
-        scratch ??= new Uint8Array(ZERO_CHECK_BYTES);
-        const view = scratch.subarray(0, stepEnd - from);
-        await this.readFully(handle, view, from);
-        zero = isAllZero(view);
-      }
-      if (!zero)
-        await this.writeLimit(() => this.writeAll(handle, from, ZERO_BLOCK.subarray(0, stepEnd - from)));
-      at = stepEnd;
-    }
-  }
-
-  /**
-   * Whether `length` bytes at `offset` read as zeroes, read past the page cache: a hole of an old
-   * image so costs no page of cache (measured, a full sync onto a 16 GiB ext4 image with 1% data: 26 s
-   * through the cache, which it also filled with 16 GiB of zero pages). A direct read writes the
-   * range's dirty pages back first, so it sees every write. Undefined where it cannot be read so (no
-   * direct handle, unaligned, or no aligned buffer to be had): read it through the cache.
-   */
-  private readsAsZeroesPastCache(offset: number, length: number): Promise<boolean | undefined> {
-    if (this.direct === undefined || offset % DIRECT_IO_ALIGNMENT !== 0 || length % DIRECT_IO_ALIGNMENT !== 0)
-      return Promise.resolve(undefined);
-    return this.#directZeroChecks(() => this.#readsAsZeroesPastCache(offset, length));
-  }
-
-  async #readsAsZeroesPastCache(offset: number, length: number): Promise<boolean | undefined> {
-    const direct = this.direct;
-    if (direct === undefined) return undefined;
-    const buffer = this.#alignedScratch.acquire(HOLE_UNIT_BYTES);
-    try {
-      if (!isDirectIoAligned(buffer) || length > buffer.length) return undefined;
-      const view = buffer.subarray(0, length);
-      await this.readFully(direct, view, offset);
-      this.#directBytesRead += length;
-      return isAllZero(view);
-    } catch (error) {
-      // A device with larger blocks than 4 KiB, say: every later read and write goes through the cache.
-      if (!SyncproxyError.isInstance(error) || !isInvalidArgument(error.cause)) throw error;
-      this.#retireDirect(direct);
-      return undefined;
-    } finally {
-      // A plain buffer (the pool's slots all in use) is left to the GC: only aligned ones are kept.
-      if (isDirectIoAligned(buffer)) this.#alignedScratch.release(buffer);
+      at = unitEnd;
     }
   }
 
@@ -368,23 +322,14 @@ export class FileSink implements BlockSink {
     this.retiredDirect = undefined;
     this.closed = true;
     this.holes = new Uint8Array(0);
-    await Promise.all(direct.map((d) => d?.close().catch(() => {})));
+    await Promise.all([...direct.map((d) => d?.close().catch(() => {})), this.#zeroes?.close()]);
     if (handle !== undefined) await this.io(`close ${this.path}`, () => handle.close());
   }
 
   private async readFully(handle: FileHandle, target: Uint8Array, offset: number): Promise<void> {
-    let done = 0;
-    while (done < target.length) {
-      const { bytesRead } = await this.io(`read ${this.path} at ${offset + done}`, () =>
-        handle.read(target, done, target.length - done, offset + done),
-      );
-      if (bytesRead === 0) {
-        // Past the end of the file everything reads as zeroes.
-        target.fill(0, done);
-        return;
-      }
-      done += bytesRead;
-    }
+    const done = await this.io(`read ${this.path} at ${offset}`, () => readFully(handle, target, offset));
+    // Past the end of the file everything reads as zeroes.
+    if (done < target.length) target.fill(0, done);
   }
 
   private trackHoles(previousSize: number, diskSize: number): void {
@@ -431,11 +376,6 @@ export class FileSink implements BlockSink {
   }
 
   private mapIo(operation: string, error: unknown): SyncproxyError {
-    const mapped = toSyncproxyError(error, { operation });
-    // Local disk errors do not heal by waiting (unlike a network sink).
-    if (mapped.code === 'internal') {
-      return new SyncproxyError(mapped.message, { code: 'io', retryable: false, cause: error });
-    }
-    return mapped;
+    return localIoError(operation, error);
   }
 }
