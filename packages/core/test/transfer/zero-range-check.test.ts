@@ -23,51 +23,50 @@ async function image(name: string, dataAt: number): Promise<string> {
   return path;
 }
 
+/** Runs `body` with a check over the file at `path`, then closes both. */
+async function withCheck(
+  path: string,
+  options: { cachedOnly?: boolean },
+  body: (check: ZeroRangeCheck) => Promise<void>,
+): Promise<void> {
+  const handle = await open(path, 'r');
+  const check = await ZeroRangeCheck.open(handle, { path, ...options });
+  try {
+    await body(check);
+  } finally {
+    await check.close();
+    await handle.close();
+  }
+}
+
 describe('ZeroRangeCheck', () => {
   it('proves holes zero past the page cache, finds a byte not yet written back, and reads unaligned ranges through the cache', async () => {
     const path = await image('one-byte.raw', 9 * MiB + 123);
-    const handle = await open(path, 'r');
-    const check = await ZeroRangeCheck.open(handle, { path });
-    try {
+    const direct = (await takesDirectIo()) ? 12 * MiB : 0;
+    await withCheck(path, {}, async (check) => {
       expect(await check.readsAsZeroes(0, 8 * MiB)).toBe(true);
       expect(await check.readsAsZeroes(8 * MiB, 4 * MiB)).toBe(false);
       // Unaligned at both ends: through the page cache.
       expect(await check.readsAsZeroes(12 * MiB + 100, 3 * MiB)).toBe(true);
       expect(await check.readsAsZeroes(9 * MiB + 100, 100)).toBe(false);
-      const direct = (await takesDirectIo()) ? 12 * MiB : 0;
       expect(check.bytesReadPastCache).toBe(direct);
       expect(check.bytesRead).toBe(12 * MiB + 3 * MiB + 100);
-    } finally {
-      await check.close();
-      await handle.close();
-    }
+    });
   });
 
   it('does not call a range zero where the file ends before it (it reads as nothing, not as zeroes)', async () => {
-    const path = await image('short.raw', 0);
-    const handle = await open(path, 'r');
-    const check = await ZeroRangeCheck.open(handle, { path });
-    try {
+    await withCheck(await image('short.raw', 0), {}, async (check) => {
       expect(await check.readsAsZeroes(12 * MiB, 8 * MiB)).toBe(false);
       expect(await check.readsAsZeroes(16 * MiB - 4096, 8192)).toBe(false);
       expect(await check.readsAsZeroes(16 * MiB + 100, 50)).toBe(false);
-    } finally {
-      await check.close();
-      await handle.close();
-    }
+    });
   });
 
   it('reads only through the page cache when told to', async () => {
-    const path = await image('cached.raw', 0);
-    const handle = await open(path, 'r');
-    const check = await ZeroRangeCheck.open(handle, { path, cachedOnly: true });
-    try {
+    await withCheck(await image('cached.raw', 0), { cachedOnly: true }, async (check) => {
       expect(await check.readsAsZeroes(4 * MiB, 8 * MiB)).toBe(true);
       expect(check.bytesReadPastCache).toBe(0);
       expect(check.bytesRead).toBe(8 * MiB);
-    } finally {
-      await check.close();
-      await handle.close();
-    }
+    });
   });
 });
