@@ -32,6 +32,14 @@ export interface BlockSink {
    * threads take without a copy. A wrapper of a sink forwards it with `read`.
    */
   readInto?(offset: number, target: Uint8Array, options?: SinkWriteOptions): Promise<void>;
+  /**
+   * Optional, beside `read`: whether `[offset, offset + length)` of the target reads as zeroes, found
+   * by reading it, where the sink can do that for less than a read into memory (a FileSink reads past
+   * the page cache: a sparse image's hole then makes no page of cache). The engine asks it first of
+   * the bytes an incremental keeps around its changes in a chunk its manifest says is zero. A wrapper
+   * of a sink forwards it with `read`.
+   */
+  readsAsZeroes?(offset: number, length: number, options?: SinkWriteOptions): Promise<boolean>;
   /** Makes everything written so far durable. */
   flush(): Promise<void>;
   close(): Promise<void>;

@@ -1172,6 +1172,23 @@ class TransferRun {
     }
     const holds = (actual: Uint8Array | 'zero') =>
       manifest.matches(job.index, actual) || (earlier?.some((entry) => entryMatches(entry, actual)) ?? false);
+    // A chunk that should read as zeroes (changes written into a sparse image's hole) is proven so by
+    // the sink where it can do that cheaply: a FileSink reads it past the page cache, where a read into
+    // memory made 4 MiB of zero pages in the cache for each such chunk. Its kept bytes are then zeroes.
+    const { sink } = this.options;
+    if (typeof sink.readsAsZeroes === 'function' && holds('zero')) {
+      const zero = await withRetry(
+        `read chunk ${job.index} of the target`,
+        () => sink.readsAsZeroes!(job.offset, job.length),
+        retry,
+      );
+      if (zero) {
+        const target = this.buffers.acquire(job.length);
+        zeroFill(target, 0, job.length);
+        return target;
+      }
+      // Not zero: read, and proven against the other entries or not at all, below.
+    }
     // Read into a shared chunk buffer and hashed on a hashing thread: a scattered incremental does
     // this for every chunk it touches, twice (here, then over the new bytes), and on the event loop
     // the hashes held up every read and write behind them.

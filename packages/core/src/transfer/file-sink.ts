@@ -296,6 +296,12 @@ export class FileSink implements BlockSink {
     this.retiredDirect = direct;
   }
 
+  /** See {@link BlockSink.readsAsZeroes}: read past the page cache where the image takes it ({@link ZeroRangeCheck}). */
+  async readsAsZeroes(offset: number, length: number): Promise<boolean> {
+    this.opened();
+    return this.#zeroes!.readsAsZeroes(offset, length);
+  }
+
   async read(offset: number, length: number): Promise<Uint8Array> {
     const out = new Uint8Array(length);
     await this.readFully(this.opened(), out, offset);

@@ -118,6 +118,55 @@ describe('chunks an incremental writes in part', () => {
     expect(result).toMatchObject({ unknownChunks: 0, verified: true, warnings: [] });
   });
 
+  it("whose manifest entry is zero are proven zero by the sink's readsAsZeroes, not read into memory; a byte written there since rejects with integrity", async () => {
+    /** A FileSink that records what the engine asks of the target. */
+    class SpySink extends FileSink {
+      readonly asked: string[] = [];
+      override readInto(offset: number, target: Uint8Array): Promise<void> {
+        this.asked.push(`readInto ${offset / CHUNK}`);
+        return super.readInto(offset, target);
+      }
+      override readsAsZeroes(offset: number, length: number): Promise<boolean> {
+        this.asked.push(`readsAsZeroes ${offset / CHUNK} ${length / CHUNK}`);
+        return super.readsAsZeroes(offset, length);
+      }
+    }
+    const changes: Extent[] = [{ offset: 3 * CHUNK + 100, length: 100, kind: 'data' }];
+    const { path, after } = await syncedTarget('zero-entry');
+    after.fill(0x66, 3 * CHUNK + 100, 3 * CHUNK + 200);
+    const sink = new SpySink(path);
+    const result = await transferDisk({
+      reader: new MemoryReader(after, changes, 512, { readInto: true }),
+      sink,
+      chunkSizeBytes: CHUNK,
+      full: false,
+      checkpoint: false,
+    });
+    expect(sink.asked).toEqual(['readsAsZeroes 3 1']);
+    expect(Buffer.compare(await readFile(path), after)).toBe(0);
+    const manifest = await readManifest(`${path}.manifest`);
+    expect(manifest.matches(3, digestChunk(manifest.hashAlgorithm, after.subarray(3 * CHUNK)))).toBe(true);
+    expect(result).toMatchObject({ unknownChunks: 0, warnings: [] });
+
+    const other = await syncedTarget('zero-entry-written');
+    await flipByte(other.path, 3 * CHUNK + 5000);
+    other.after.fill(0x66, 3 * CHUNK + 100, 3 * CHUNK + 200);
+    const spy = new SpySink(other.path);
+    const failure = await transferDisk({
+      reader: new MemoryReader(other.after, changes),
+      sink: spy,
+      chunkSizeBytes: CHUNK,
+      full: false,
+      checkpoint: false,
+    }).catch((error: unknown) => error);
+    expect(failure).toMatchObject({
+      code: 'integrity',
+      details: { chunk: 3, reason: TARGET_DIFFERS_FROM_MANIFEST },
+    });
+    // Not zero: read whole, and found to match no entry.
+    expect(spy.asked).toEqual(['readsAsZeroes 3 1', 'readInto 3']);
+  });
+
   it('whose kept bytes differ from an exact manifest entry reject with integrity naming the chunk, and nothing of it is written', async () => {
     const { path, after } = await syncedTarget('differs');
     await flipByte(path, 2 * CHUNK + 1000);
