@@ -245,7 +245,7 @@ export class FileSink implements BlockSink {
         } catch (error) {
           // A device with larger blocks than 4 KiB, say: every later write goes through the page cache.
           // The handle stays open until close(): another write may still be using it.
-          if (!SyncproxyError.isInstance(error) || !isInvalidArgument(error.cause)) throw error;
+          if (!isInvalidArgument(error)) throw error;
           this.#retireDirect(directHandle);
         }
       }
